@@ -1,0 +1,80 @@
+"""`triptych <domain> <verb>`: a thin argparse front over library functions.
+
+Each domain declares its verbs in `triptych/<domain>/commands.py`
+(`register(subparsers)`), which imports nothing heavy at module level, so
+`triptych --help` answers without importing torch. A verb's handler gets
+the parsed arguments and returns an exit status; bad input raises
+`UserError`, which becomes one line on stderr and exit status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import sys
+
+from triptych import __version__
+from triptych.errors import EXIT_USER_ERROR, UserError
+
+# Domains whose commands module exists are offered; a domain lands by adding
+# its `commands.py` and a line here.
+COMMAND_MODULES = [
+    "triptych.text.commands",
+    "triptych.vision.commands",
+    "triptych.video.commands",
+    "triptych.serve.commands",
+    "triptych.demo",
+]
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports a usage error as one line (exit status 2)."""
+
+    def error(self, message):  # noqa: D401 - argparse's signature
+        self.exit(EXIT_USER_ERROR, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def emit_json(obj) -> None:
+    """The single JSON object a `--json` command prints on stdout."""
+    sys.stdout.write(json.dumps(obj, ensure_ascii=False) + "\n")
+    sys.stdout.flush()
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="triptych",
+        description="Images, video and text: build, train, evaluate and serve the classic deep-learning systems.",
+    )
+    parser.add_argument("--version", action="version", version=f"triptych {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    sub.required = True
+    for name in COMMAND_MODULES:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as e:
+            if e.name == name:
+                continue
+            raise
+        module.register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except UserError as e:
+        sys.stdout.flush()
+        print(f"triptych: error: {e}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except KeyboardInterrupt:
+        print("triptych: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
