@@ -120,13 +120,23 @@ def _coerce(value: Any, tp: Any, source: str, key: str) -> Any:
 def from_dict(cls: type, data: dict, source: str = "config", prefix: str = ""):
     """Build dataclass `cls` from a nested dict; unknown keys are UserErrors."""
     hints = typing.get_type_hints(cls)
-    names = {f.name for f in dataclasses.fields(cls)}
+    fields = {f.name: f for f in dataclasses.fields(cls)}
     kwargs = {}
     for key, value in data.items():
-        if key not in names:
-            known = ", ".join(sorted(names))
+        if key not in fields:
+            known = ", ".join(sorted(fields))
             raise UserError(f"{source}: unknown config key '{prefix}{key}' (known here: {known})")
-        kwargs[key] = _coerce(value, hints[key], source, f"{prefix}{key}")
+        tp = hints[key]
+        default_factory = fields[key].default_factory
+        if isinstance(value, dict) and default_factory is not dataclasses.MISSING:
+            # A partial section overrides the parent's default for it (e.g. the
+            # text domain's train.metric=rougeL), not the section class's.
+            default = default_factory()
+            if dataclasses.is_dataclass(default):
+                value = {**to_dict(default), **value}
+            elif isinstance(default, dict):
+                value = {**default, **value}
+        kwargs[key] = _coerce(value, tp, source, f"{prefix}{key}")
     return cls(**kwargs)
 
 

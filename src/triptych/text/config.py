@@ -1,0 +1,64 @@
+"""The text domain's config: one dataclass a section, mirrored by the YAML recipes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from triptych.config import TrainConfig
+
+DEBIAN = "data/debian-descriptions"
+
+
+@dataclass
+class DataConfig:
+    train: str = f"{DEBIAN}/train.jsonl.gz"
+    valid: str = f"{DEBIAN}/valid.jsonl.gz"
+    test: str = f"{DEBIAN}/test.jsonl.gz"
+    # JSONL field names; when unset the first known pair present is used
+    # (document/summary, article/highlights, text/summary, source/target).
+    source_field: str | None = None
+    target_field: str | None = None
+    max_source_len: int = 256  # tokens; longer documents are truncated (counted)
+    max_target_len: int = 48
+    batch_tokens: int = 4000  # padded source + target tokens per micro-batch
+    limit_train: int | None = None  # use only the first N training pairs (tests, smoke runs)
+
+
+@dataclass
+class TokenizerConfig:
+    path: str | None = None  # an existing tokenizer.json; otherwise trained on data.train
+    vocab_size: int = 8000
+    lowercase: bool = False
+    min_frequency: int = 2
+
+
+@dataclass
+class DecodeConfig:
+    beam: int = 4
+    max_len: int = 40
+    min_len: int = 1
+    length_penalty: float = 0.6  # GNMT alpha
+    no_repeat_ngram: int = 3
+    batch_size: int = 64
+
+
+@dataclass
+class EvalConfig:
+    valid_rouge_samples: int = 500  # greedy-decoded valid pairs scored at each evaluation
+    stem: bool = True
+
+
+@dataclass
+class TextConfig:
+    task: str = "text"
+    seed: int = 1
+    init_from: str | None = None  # a checkpoint whose weights start the run (fine-tuning)
+    data: DataConfig = field(default_factory=DataConfig)
+    tokenizer: TokenizerConfig = field(default_factory=TokenizerConfig)
+    # `name` picks the family (transformer, ...); the other keys are that
+    # family's config fields, checked by the model registry.
+    model: dict[str, Any] = field(default_factory=lambda: {"name": "transformer"})
+    train: TrainConfig = field(default_factory=lambda: TrainConfig(metric="rougeL", metric_mode="max"))
+    decode: DecodeConfig = field(default_factory=DecodeConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
