@@ -54,6 +54,7 @@ class TextConfig:
     task: str = "text"
     seed: int = 1
     init_from: str | None = None  # a checkpoint whose weights start the run (fine-tuning)
+    label_smoothing: float = 0.1
     data: DataConfig = field(default_factory=DataConfig)
     tokenizer: TokenizerConfig = field(default_factory=TokenizerConfig)
     # `name` picks the family (transformer, ...); the other keys are that

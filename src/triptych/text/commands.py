@@ -1,0 +1,266 @@
+"""`triptych text ...`: argument parsing and output only; the work is in the library.
+
+Nothing heavy is imported at module level so `triptych --help` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from triptych.errors import UserError
+
+
+def register(sub) -> None:
+    text = sub.add_parser("text", help="abstractive summarization: train, evaluate, summarize, score")
+    verbs = text.add_subparsers(dest="verb", metavar="VERB", parser_class=type(text))
+    verbs.required = True
+
+    p = verbs.add_parser("train", help="train a summarizer from a YAML recipe")
+    p.add_argument("config", help="recipe, e.g. configs/text/transformer-debian.yaml")
+    add_train_options(p)
+    p.set_defaults(func=cmd_train)
+
+    p = verbs.add_parser("eval", help="ROUGE of a checkpoint's summaries on a test file")
+    p.add_argument("--checkpoint", required=True, help="a checkpoint directory, e.g. runs/x/best")
+    p.add_argument("--data", required=True, help="JSONL (or .source with its .target), gzip accepted")
+    add_decode_options(p)
+    p.add_argument("--limit", type=int, help="score only the first N pairs")
+    p.add_argument("--output", help="also write the generated summaries, one a line")
+    p.add_argument("--no-stem", dest="stem", action="store_false", help="ROUGE without Porter stemming")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(func=cmd_eval)
+
+    p = verbs.add_parser("summarize", help="summarize a text or a file of documents")
+    p.add_argument("--checkpoint", required=True)
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--text", help="one document")
+    src.add_argument("--input", help="JSONL with a document field, or plain text with one document a line")
+    add_decode_options(p)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_summarize)
+
+    p = verbs.add_parser("rouge", help="ROUGE of predictions against references (one summary a line)")
+    p.add_argument("--pred", required=True)
+    p.add_argument("--ref", required=True)
+    p.add_argument("--stem", action=argparse.BooleanOptionalAction, default=True, help="Porter stemming (default on)")
+    p.add_argument("--cjk", action="store_true", help="score CJK text by characters")
+    p.add_argument("--bootstrap", action="store_true", help="95%% confidence intervals by bootstrap resampling")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_rouge)
+
+    p = verbs.add_parser("baseline", help="extractive baselines")
+    kinds = p.add_subparsers(dest="kind", metavar="KIND", parser_class=type(text))
+    kinds.required = True
+    lead = kinds.add_parser("lead", help="the first N words of the first sentence")
+    lead.add_argument("--data", required=True)
+    lead.add_argument("--words", type=int, default=10)
+    lead.add_argument("--output", help="also write the summaries, one a line")
+    lead.add_argument("--json", action="store_true")
+    lead.set_defaults(func=cmd_lead)
+
+    p = verbs.add_parser("tokenizer", help="subword vocabularies")
+    tverbs = p.add_subparsers(dest="tverb", metavar="VERB", parser_class=type(text))
+    tverbs.required = True
+    tt = tverbs.add_parser("train", help="train a byte-level BPE tokenizer on a corpus")
+    tt.add_argument("--data", required=True, nargs="+", help="corpus files (documents and summaries are both used)")
+    tt.add_argument("--out", required=True, help="tokenizer.json to write")
+    tt.add_argument("--vocab-size", type=int, default=8000)
+    tt.add_argument("--lowercase", action="store_true")
+    tt.add_argument("--min-frequency", type=int, default=2)
+    tt.add_argument("--special", nargs="*", default=[], help="extra special tokens")
+    tt.add_argument("--json", action="store_true")
+    tt.set_defaults(func=cmd_tokenizer_train)
+
+
+def add_train_options(p) -> None:
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help="override a config key, e.g. train.lr=3e-4")
+    p.add_argument("--out", help="run directory (default runs/text/<recipe name>)")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out from its latest checkpoint")
+    p.add_argument("--seed", type=int, help="overrides the recipe's seed")
+    p.add_argument("--device", default="cpu", help="cpu (default) or cuda")
+    p.add_argument("--json", action="store_true", help="print the run summary as one JSON object")
+
+
+def add_decode_options(p) -> None:
+    p.add_argument("--beam", type=int, help="beam size (1 = greedy); default from the checkpoint's config")
+    p.add_argument("--max-len", type=int, help="maximum summary length in tokens")
+    p.add_argument("--min-len", type=int)
+    p.add_argument("--length-penalty", type=float, help="GNMT alpha")
+    p.add_argument("--no-repeat-ngram", type=int)
+    p.add_argument("--batch-size", type=int)
+    p.add_argument("--device", default="cpu")
+
+
+def decode_config(args, base):
+    from dataclasses import replace
+
+    changes = {k: getattr(args, k) for k in ("beam", "max_len", "min_len", "length_penalty", "no_repeat_ngram", "batch_size")}
+    changes = {k: v for k, v in changes.items() if v is not None}
+    for key, value in changes.items():
+        if key != "length_penalty" and value < (1 if key in ("beam", "max_len", "batch_size") else 0):
+            raise UserError(f"--{key.replace('_', '-')} {value}: out of range")
+    return replace(base, **changes)
+
+
+def print_table(rows: list[tuple], header: tuple) -> None:
+    widths = [max(len(str(x)) for x in col) for col in zip(header, *rows)]
+    for row in [header, *rows]:
+        print("  ".join(str(x).ljust(w) for x, w in zip(row, widths)).rstrip())
+
+
+def write_lines(path, lines: list[str]) -> None:
+    from triptych.files import atomic_write_text
+
+    atomic_write_text(path, "".join(line.replace("\n", " ") + "\n" for line in lines))
+
+
+# --- handlers ---------------------------------------------------------------
+
+def cmd_train(args) -> int:
+    from triptych.text.train import run_training
+
+    summary = run_training(args.config, args.overrides, out=args.out, resume=args.resume, seed=args.seed, device=args.device)
+    if args.json:
+        from triptych.cli import emit_json
+
+        emit_json(summary)
+    else:
+        print(f"run: {summary['run_dir']}  steps: {summary.get('steps')}  stopped: {summary.get('stopped_because')}")
+        best = summary.get("best_metric")
+        if best is not None:
+            print(f"best {summary.get('metric')}: {best:.4f} at step {summary.get('best_step')}")
+    return 0
+
+
+def cmd_eval(args) -> int:
+    from triptych.text.evaluate import evaluate_checkpoint
+
+    result = evaluate_checkpoint(args.checkpoint, args.data, decode_args=args, limit=args.limit, output=args.output, stem=args.stem, device=args.device)
+    if args.json:
+        from triptych.cli import emit_json
+
+        emit_json(result)
+    else:
+        print_table([(k, f"{result[k]:.2f}") for k in ("rouge1", "rouge2", "rougeL", "rougeLsum")], ("metric", "F1 x 100"))
+        print(f"{result['pairs']} pairs, beam {result['beam']}, {result['seconds']:.1f} s")
+    return 0
+
+
+def cmd_summarize(args) -> int:
+    from triptych.text.data import drop_empty, read_pairs
+    from triptych.text.inference import Summarizer
+
+    if args.text is not None:
+        if not args.text.strip():
+            raise UserError("--text: the document is empty")
+        documents, source = [args.text], "--text"
+    else:
+        path = Path(args.input)
+        name = path.name[:-3] if path.name.endswith(".gz") else path.name
+        if name.endswith((".jsonl", ".json", ".source")):
+            pairs = read_pairs(path, need_target=False, split="input")
+        else:
+            from triptych.files import read_lines
+            from triptych.text.data import Pair
+
+            pairs = [Pair(text, "") for _, text in read_lines(path)]
+            if not pairs:
+                raise UserError(f"{path}: empty file, no documents")
+        documents, source = [p.source for p in drop_empty(pairs, path, need_target=False)], str(path)
+    summarizer = Summarizer(args.checkpoint, device=args.device)
+    summaries = summarizer.summarize(documents, decode_config(args, summarizer.cfg.decode), source=source)
+    if args.json:
+        from triptych.cli import emit_json
+
+        emit_json({"summaries": summaries})
+    else:
+        for s in summaries:
+            print(s)
+    return 0
+
+
+def read_summary_lines(path) -> list[str]:
+    from triptych.files import read_lines
+
+    lines = [text for _, text in read_lines(path)]
+    if not lines:
+        raise UserError(f"{path}: empty file")
+    return lines
+
+
+def cmd_rouge(args) -> int:
+    from triptych.text import rouge
+
+    preds, refs = read_summary_lines(args.pred), read_summary_lines(args.ref)
+    if len(preds) != len(refs):
+        raise UserError(f"{args.pred} has {len(preds)} lines but {args.ref} has {len(refs)}")
+    per_pair = rouge.score_pairs(preds, refs, stem=args.stem, cjk=args.cjk)
+    means = rouge.mean_scores(per_pair)
+    result = {k: 100 * v.fmeasure for k, v in means.items()}
+    result["pairs"] = len(preds)
+    result["detail"] = {k: {"precision": 100 * v.precision, "recall": 100 * v.recall, "f1": 100 * v.fmeasure} for k, v in means.items()}
+    if args.bootstrap:
+        intervals = rouge.bootstrap_intervals(per_pair)
+        result["intervals"] = {k: {kk: 100 * vv for kk, vv in v.items()} for k, v in intervals.items()}
+    if args.json:
+        from triptych.cli import emit_json
+
+        emit_json(result)
+        return 0
+    rows = []
+    for k, v in means.items():
+        row = [k, f"{100 * v.precision:.2f}", f"{100 * v.recall:.2f}", f"{100 * v.fmeasure:.2f}"]
+        if args.bootstrap:
+            ci = result["intervals"][k]
+            row.append(f"[{ci['low']:.2f}, {ci['high']:.2f}]")
+        rows.append(tuple(row))
+    print_table(rows, ("metric", "P", "R", "F1") + (("F1 95% CI",) if args.bootstrap else ()))
+    print(f"{len(preds)} pairs, stemming {'on' if args.stem else 'off'}")
+    return 0
+
+
+def cmd_lead(args) -> int:
+    from triptych.text.data import drop_empty, read_pairs
+    from triptych.text.extractive import lead
+    from triptych.text.rouge import rouge_f1_x100
+
+    if args.words is not None and args.words < 1:
+        raise UserError(f"--words {args.words}: must be at least 1")
+    pairs = drop_empty(read_pairs(args.data, split="data"), args.data)
+    summaries = [lead(p.source, args.words) for p in pairs]
+    result = rouge_f1_x100(summaries, [p.target for p in pairs], stem=True)
+    result["pairs"] = len(pairs)
+    if args.output:
+        write_lines(args.output, summaries)
+    if args.json:
+        from triptych.cli import emit_json
+
+        emit_json(result)
+    else:
+        print_table([(k, f"{result[k]:.2f}") for k in ("rouge1", "rouge2", "rougeL", "rougeLsum")], ("metric", "F1 x 100"))
+        print(f"lead-{args.words} of the first sentence, {len(pairs)} pairs")
+    return 0
+
+
+def cmd_tokenizer_train(args) -> int:
+    from triptych.text.data import drop_empty, read_pairs
+    from triptych.text.tokenizer import describe, train_bpe
+
+    texts: list[str] = []
+    for path in args.data:
+        for p in drop_empty(read_pairs(path, need_target=False, split="data"), path, need_target=False):
+            texts.append(p.source)
+            if p.target:
+                texts.append(p.target)
+    tokenizer = train_bpe(texts, vocab_size=args.vocab_size, lowercase=args.lowercase, min_frequency=args.min_frequency, extra_special_tokens=args.special)
+    tokenizer.save(args.out)
+    info = {**describe(tokenizer), "path": args.out, "texts": len(texts)}
+    if args.json:
+        from triptych.cli import emit_json
+
+        emit_json(info)
+    else:
+        print(f"wrote {args.out}: {info['vocab_size']} tokens from {len(texts)} texts", file=sys.stderr)
+    return 0

@@ -1,0 +1,145 @@
+"""Where summarization meets the engine: tokenizer, data, model, loss, metrics.
+
+`TextTask` reads and tokenises the corpus once, plans token-budget batches
+for the engine, sums the label-smoothed loss over target tokens, and
+evaluates with the validation loss plus ROUGE of greedy summaries of a
+fixed slice of the validation split (the metric that picks `best/`).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import torch
+
+from triptych.text.config import TextConfig
+from triptych.text.data import Pair, drop_empty, plan_token_batches, read_pairs
+from triptych.text.tokenizer import Tokenizer, train_bpe
+
+
+class EncodedPairs:
+    """Token ids of a corpus, truncated to the model's limits (counted)."""
+
+    def __init__(self, pairs: list[Pair], tokenizer: Tokenizer, max_source: int, max_target: int, name: str):
+        sources = tokenizer.encode_batch([p.source for p in pairs])
+        targets = tokenizer.encode_batch([p.target for p in pairs])
+        long_src = sum(len(s) > max_source for s in sources)
+        long_tgt = sum(len(t) + 1 > max_target for t in targets)
+        if long_src or long_tgt:
+            print(
+                f"triptych: {name}: truncated {long_src} document(s) to {max_source} tokens "
+                f"and {long_tgt} summar(ies) to {max_target} tokens",
+                file=sys.stderr,
+            )
+        self.sources = [s[:max_source] or [tokenizer.unk_id] for s in sources]
+        self.targets = [t[: max_target - 1] for t in targets]
+        self.texts = pairs
+
+    def __len__(self) -> int:
+        return len(self.sources)
+
+
+def pad(rows: list[list[int]], pad_id: int) -> torch.Tensor:
+    width = max(len(r) for r in rows)
+    out = torch.full((len(rows), width), pad_id, dtype=torch.long)
+    for i, r in enumerate(rows):
+        out[i, : len(r)] = torch.tensor(r, dtype=torch.long)
+    return out
+
+
+def build_tokenizer(cfg: TextConfig, run_dir: Path | None, train_pairs: list[Pair]) -> Tokenizer:
+    """The run's tokenizer: the configured file, the run's own, or a new BPE."""
+    if cfg.tokenizer.path:
+        return Tokenizer.load(cfg.tokenizer.path)
+    if run_dir is not None and (run_dir / "tokenizer.json").is_file():
+        return Tokenizer.load(run_dir / "tokenizer.json")
+    texts = (t for p in train_pairs for t in (p.source, p.target))
+    tokenizer = train_bpe(
+        texts,
+        vocab_size=cfg.tokenizer.vocab_size,
+        lowercase=cfg.tokenizer.lowercase,
+        min_frequency=cfg.tokenizer.min_frequency,
+    )
+    if run_dir is not None:
+        tokenizer.save(run_dir / "tokenizer.json")
+    return tokenizer
+
+
+def build_model(cfg: TextConfig, tokenizer: Tokenizer):
+    from triptych.text.models import build_model as build
+
+    spec = dict(cfg.model)
+    name = spec.pop("name", "transformer")
+    return build(name, spec, tokenizer.vocab_size, tokenizer.pad_id)
+
+
+class TextTask:
+    domain = "text"
+    unit_name = "tok"
+
+    def __init__(self, cfg: TextConfig, run_dir: Path | None = None, *, is_main: bool = True):
+        self.cfg = cfg
+        data = cfg.data
+        fields = dict(source_field=data.source_field, target_field=data.target_field)
+        train_pairs = drop_empty(read_pairs(data.train, split="train", **fields), data.train)
+        if data.limit_train:
+            train_pairs = train_pairs[: data.limit_train]
+        valid_pairs = drop_empty(read_pairs(data.valid, split="valid", **fields), data.valid)
+        self.tokenizer = build_tokenizer(cfg, run_dir if is_main else None, train_pairs)
+        encode = lambda pairs, name: EncodedPairs(pairs, self.tokenizer, data.max_source_len, data.max_target_len, name)  # noqa: E731
+        self.train = encode(train_pairs, data.train)
+        self.valid = encode(valid_pairs, data.valid)
+        self.model = build_model(cfg, self.tokenizer)
+
+    # --- the engine's Task protocol -------------------------------------
+    def batch_plan(self, epoch: int) -> list[list[int]]:
+        return plan_token_batches(
+            [len(s) for s in self.train.sources],
+            [len(t) + 1 for t in self.train.targets],
+            max_tokens=self.cfg.data.batch_tokens,
+            seed=self.cfg.seed,
+            epoch=epoch,
+        )
+
+    def collate(self, indices: list[int], device, data: EncodedPairs | None = None) -> dict:
+        data = data or self.train
+        tok = self.tokenizer
+        src = pad([data.sources[i] for i in indices], tok.pad_id)
+        tgt_in = pad([[tok.bos_id] + data.targets[i] for i in indices], tok.pad_id)
+        tgt_out = pad([data.targets[i] + [tok.eos_id] for i in indices], tok.pad_id)
+        return {"src": src.to(device), "tgt_in": tgt_in.to(device), "tgt_out": tgt_out.to(device)}
+
+    def batch_units(self, batch: dict) -> int:
+        return int((batch["tgt_out"] != self.tokenizer.pad_id).sum())
+
+    def loss(self, model, batch: dict):
+        loss_sum, _ = model.loss(batch["src"], batch["tgt_in"], batch["tgt_out"], self.cfg.label_smoothing)
+        return loss_sum, {}
+
+    @torch.no_grad()
+    def evaluate(self, model) -> dict[str, float]:
+        from triptych.text.inference import summarize_ids
+        from triptych.text.rouge import rouge_f1_x100
+
+        was_training = model.training
+        model.eval()
+        device = next(model.parameters()).device
+        total, tokens = 0.0, 0
+        order = sorted(range(len(self.valid)), key=lambda i: len(self.valid.sources[i]))
+        for start in range(0, len(order), 128):
+            batch = self.collate(order[start : start + 128], device, self.valid)
+            loss_sum, n = model.loss(batch["src"], batch["tgt_in"], batch["tgt_out"], 0.0)
+            total += float(loss_sum)
+            tokens += int(n)
+        metrics = {"valid_loss": total / max(tokens, 1)}
+        n = min(self.cfg.eval.valid_rouge_samples, len(self.valid))
+        if n > 0:
+            hyps = summarize_ids(model, self.tokenizer, self.valid.sources[:n], self.cfg.decode, beam=1, device=device)
+            refs = [p.target for p in self.valid.texts[:n]]
+            metrics.update(rouge_f1_x100(hyps, refs, stem=self.cfg.eval.stem))
+        model.train(was_training)
+        return metrics
+
+    def save_artifacts(self, directory: Path) -> None:
+        self.tokenizer.save(Path(directory) / "tokenizer.json")

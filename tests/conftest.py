@@ -1,0 +1,44 @@
+import gzip
+import json
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+DEBIAN = ROOT / "data" / "debian-descriptions"
+
+
+@pytest.fixture
+def run_cli(capsys):
+    """Run `triptych ARGS...` in-process; return (exit status, stdout, stderr)."""
+    from triptych.cli import main
+
+    def run(*args):
+        try:
+            status = main([str(a) for a in args])
+        except SystemExit as e:  # argparse usage errors
+            status = e.code
+        out = capsys.readouterr()
+        return status, out.out, out.err
+
+    return run
+
+
+def write_jsonl(path: Path, records, gz: bool = False) -> Path:
+    lines = "".join((r if isinstance(r, str) else json.dumps(r)) + "\n" for r in records)
+    if gz:
+        with gzip.open(path, "wt", encoding="utf-8") as fh:
+            fh.write(lines)
+    else:
+        path.write_text(lines, encoding="utf-8")
+    return path
+
+
+def debian_pairs(split: str = "test", n: int | None = None) -> list[dict]:
+    out = []
+    with gzip.open(DEBIAN / f"{split}.jsonl.gz", "rt", encoding="utf-8") as fh:
+        for line in fh:
+            out.append(json.loads(line))
+            if n is not None and len(out) >= n:
+                break
+    return out
