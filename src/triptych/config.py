@@ -35,8 +35,9 @@ class TrainConfig:
     # (the schedule is then timed to end with the budget).
     schedule: str = "cosine"
     min_lr_ratio: float = 0.02
-    max_steps: int = 10_000
+    max_steps: int = 10_000  # 0: no step limit (then max_minutes or max_epochs must bound the run)
     max_minutes: float | None = None
+    max_epochs: int | None = None  # stop ("end") after this many passes over the task's batch plan
     clip_norm: float | None = 1.0
     accum_steps: int = 1
     eval_every: int = 500
