@@ -76,13 +76,16 @@ class Score(NamedTuple):
 _ZERO = Score(0.0, 0.0, 0.0)
 
 
+_new_tuple = tuple.__new__  # builds a Score without NamedTuple's Python-level __new__
+
+
 def _score(hits: int, n_pred: int, n_ref: int) -> Score:
     # Same operations, in the same order, as rouge-score: bit-equal floats.
+    if hits <= 0:
+        return _ZERO
     precision = hits / max(n_pred, 1)
     recall = hits / max(n_ref, 1)
-    if precision + recall > 0:
-        return Score(precision, recall, 2 * precision * recall / (precision + recall))
-    return Score(precision, recall, 0.0)
+    return _new_tuple(Score, (precision, recall, 2 * precision * recall / (precision + recall)))
 
 
 class _StemCache(dict):
@@ -200,19 +203,41 @@ def _lsum_hits(ref_lines: list[list[str]], pred_lines: list[list[str]]) -> int:
     return sum(min(n, pred_counts[t]) for t, n in union_tokens.items())
 
 
-def _overlap(a: Counter, b: Counter) -> int:
-    if len(a) > len(b):
-        a, b = b, a
-    get = b.get
-    return sum([min(n, get(k, 0)) for k, n in a.items()])
+def _unigram_overlap(a: list[str], b: list[str], common: set[str]) -> int:
+    """Clipped unigram overlap of two sequences made only of `common` tokens."""
+    if len(a) == len(b) == len(common):  # no repeats on either side
+        return len(common)
+    if len(a) + len(b) < 128:  # list.count runs in C; cheaper than Counters here
+        return sum([min(a.count(t), b.count(t)) for t in common])
+    ca, cb = Counter(a), Counter(b)
+    return sum([min(ca[t], cb[t]) for t in common])
 
 
-def _ngrams(tokens: list[str], n: int) -> Counter:
+def _grams(tokens: list[str], n: int) -> list:
     if n == 1:
-        return Counter(tokens)
+        return tokens
     if n == 2:
-        return Counter(zip(tokens, tokens[1:]))
-    return Counter(zip(*(tokens[i:] for i in range(n))))
+        return list(zip(tokens, tokens[1:]))
+    return list(zip(*(tokens[i:] for i in range(n))))
+
+
+def ngram_overlap(a: list[str], b: list[str], n: int) -> int:
+    """Clipped count of the n-grams that `a` and `b` share (sum of min counts).
+
+    Sets first: most short texts repeat no n-gram, and then the overlap is
+    the size of a set intersection; counting is only done when needed.
+    """
+    x, y = _grams(a, n), _grams(b, n)
+    sx, sy = set(x), set(y)
+    common = sx & sy
+    if not common:
+        return 0
+    if len(sx) == len(x) and len(sy) == len(y):
+        return len(common)
+    if len(x) + len(y) < 128:  # list.count runs in C; cheaper than Counters here
+        return sum([min(x.count(g), y.count(g)) for g in common])
+    cx, cy = Counter(x), Counter(y)
+    return sum([min(cx[g], cy[g]) for g in common])
 
 
 class RougeScorer:
@@ -227,14 +252,16 @@ class RougeScorer:
                  cjk: bool = False, cache_references: bool = False,
                  cache_size: int = 100_000):
         self.types = tuple(types)
-        self.orders = {}
+        # (type, n): n > 0 for ROUGE-N, 0 for ROUGE-L, -1 for ROUGE-Lsum.
+        self._plan = []
         for t in self.types:
-            if t in ("rougeL", "rougeLsum"):
-                continue
             m = re.fullmatch(r"rouge([1-9])", t)
-            if not m:
+            if t in ("rougeL", "rougeLsum"):
+                self._plan.append((t, 0 if t == "rougeL" else -1))
+            elif m:
+                self._plan.append((t, int(m.group(1))))
+            else:
                 raise ValueError(f"unknown ROUGE type {t!r} (rouge1..rouge9, rougeL, rougeLsum)")
-            self.orders[t] = int(m.group(1))
         self.stem = stem
         self.cjk = cjk
         self._stems = _CACHES[bool(stem)]
@@ -244,28 +271,31 @@ class RougeScorer:
 
     def tokenize_lines(self, text: str) -> list[list[str]]:
         """Tokens of each line that has any (lines = ROUGE-Lsum's sentences)."""
+        return self._analyse(text)[0]
+
+    def tokenize(self, text: str) -> list[str]:
+        """The token sequence that ROUGE-N and ROUGE-L compare."""
+        return self._analyse(text)[1]
+
+    def _analyse(self, text: str) -> tuple[list[list[str]], list[str]]:
+        """(tokens of each non-empty line, all tokens in order)."""
         if self.cjk:
             text = unicodedata.normalize("NFKC", text)
         text = text.lower()
         findall = self._pattern.findall
         get = self._stems.__getitem__
-        out = []
-        for line in text.split("\n") if "\n" in text else (text,):
-            toks = findall(line)
+        if "\n" not in text:  # the common case: one line
+            toks = list(map(get, findall(text)))
+            if "" in toks:
+                toks = [t for t in toks if t]
+            return ([toks] if toks else []), toks
+        lines = []
+        for line in text.split("\n"):
+            toks = list(map(get, findall(line)))
+            if "" in toks:
+                toks = [t for t in toks if t]
             if toks:
-                toks = list(map(get, toks))
-                if "" in toks:
-                    toks = [t for t in toks if t]
-                if toks:
-                    out.append(toks)
-        return out
-
-    def tokenize(self, text: str) -> list[str]:
-        """The token sequence that ROUGE-N and ROUGE-L compare."""
-        return [t for line in self.tokenize_lines(text) for t in line]
-
-    def _analyse(self, text: str) -> tuple[list[list[str]], list[str]]:
-        lines = self.tokenize_lines(text)
+                lines.append(toks)
         tokens = lines[0] if len(lines) == 1 else [t for line in lines for t in line]
         return lines, tokens
 
@@ -284,21 +314,27 @@ class RougeScorer:
         """All requested types for one pair (note: prediction first)."""
         p_lines, p_tok = self._analyse(prediction)
         r_lines, r_tok = self._analyse_reference(reference)
+        common = set(p_tok).intersection(r_tok)
+        if not common:  # nothing shared (or an empty side): every type scores 0
+            return dict.fromkeys(self.types, _ZERO)
+        lp, lr = len(p_tok), len(r_tok)
+        # Tokens absent from the other side can be in no common n-gram or
+        # subsequence: unigram overlap and LCS only need the shared ones.
+        p_common = [t for t in p_tok if t in common]
+        r_common = [t for t in r_tok if t in common]
         out = {}
-        lcs = None
-        for t in self.types:
-            if not p_tok or not r_tok:
-                out[t] = _ZERO
-            elif t == "rougeL" or (t == "rougeLsum" and len(p_lines) == 1 and len(r_lines) == 1):
-                if lcs is None:
-                    lcs = lcs_length(r_tok, p_tok)
-                out[t] = _score(lcs, len(p_tok), len(r_tok))
-            elif t == "rougeLsum":
-                out[t] = _score(_lsum_hits(r_lines, p_lines), len(p_tok), len(r_tok))
+        lcs = -1
+        for name, n in self._plan:
+            if n == 1:
+                out[name] = _score(_unigram_overlap(p_common, r_common, common), lp, lr)
+            elif n > 1:
+                out[name] = _score(ngram_overlap(p_tok, r_tok, n), lp - n + 1, lr - n + 1)
+            elif n == 0 or (len(p_lines) == 1 and len(r_lines) == 1):
+                if lcs < 0:  # ROUGE-L, and ROUGE-Lsum of one-line texts
+                    lcs = len(p_common) if p_common == r_common else lcs_length(r_common, p_common)
+                out[name] = _score(lcs, lp, lr)
             else:
-                n = self.orders[t]
-                hits = _overlap(_ngrams(p_tok, n), _ngrams(r_tok, n))
-                out[t] = _score(hits, len(p_tok) - n + 1, len(r_tok) - n + 1)
+                out[name] = _score(_lsum_hits(r_lines, p_lines), lp, lr)
         return out
 
     def score_many(self, predictions: Sequence[str], references: Sequence[str]) -> list[dict[str, Score]]:
