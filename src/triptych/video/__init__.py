@@ -1,0 +1,1 @@
+"""YouTube-8M video classification: TFRecords, learnable pooling, Context Gating, GAP."""

@@ -1,0 +1,132 @@
+"""`triptych video ...`: synth, inspect, metrics, train, eval, predict.
+
+Thin argparse wrappers over library functions; nothing heavy is imported
+until a verb runs, so `triptych --help` stays fast.
+"""
+
+from __future__ import annotations
+
+import sys
+
+
+def _reading_flags(p) -> None:
+    p.add_argument("--classes", type=int, default=None, help="number of classes (3862 for 2018+ data, 4716 for 2017)")
+    p.add_argument("--no-verify", action="store_true", help="skip the CRC checks of the TFRecord framing")
+    p.add_argument("--skip-bad-records", action="store_true", help="skip damaged records and report how many")
+
+
+def register(subparsers) -> None:
+    video = subparsers.add_parser("video", help="YouTube-8M video classification: data, models, GAP")
+    verbs = video.add_subparsers(dest="verb", metavar="VERB", parser_class=type(video))
+    verbs.required = True
+
+    p = verbs.add_parser("synth", help="write synthetic TFRecords in the official YouTube-8M layout")
+    p.add_argument("--out", required=True, help="output directory")
+    p.add_argument("--level", choices=["frame", "video"], default="frame")
+    p.add_argument("--videos", type=int, default=1000, help="training videos")
+    p.add_argument("--valid-videos", type=int, default=None, help="validation videos (default videos/5)")
+    p.add_argument("--classes", type=int, default=3862)
+    p.add_argument("--min-frames", type=int, default=20)
+    p.add_argument("--max-frames", type=int, default=60)
+    p.add_argument("--shards", type=int, default=1)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--gzip", action="store_true", help="write GZIP-compressed TFRecords")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=_synth)
+
+    p = verbs.add_parser("inspect", help="what TFRecord files hold")
+    p.add_argument("files", nargs="+", metavar="FILE", help="files, directories or globs")
+    p.add_argument("--limit", type=int, default=None, help="list at most N videos")
+    _reading_flags(p)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=_inspect)
+
+    p = verbs.add_parser("metrics", help="GAP@20, Hit@1, PERR, mAP of saved predictions")
+    p.add_argument("--predictions", required=True, help=".npz with `predictions` [N, C] and `labels` [N, C]")
+    p.add_argument("--top-k", type=int, default=20)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=_metrics)
+
+
+
+def _synth(args) -> int:
+    from triptych.cli import emit_json
+    from triptych.video.synth import SynthSpec, synthesize
+
+    spec = SynthSpec(
+        videos=args.videos,
+        valid_videos=args.valid_videos,
+        classes=args.classes,
+        level=args.level,
+        min_frames=args.min_frames,
+        max_frames=args.max_frames,
+        shards=args.shards,
+        seed=args.seed,
+        compress=args.gzip,
+    )
+    summary = synthesize(args.out, spec)
+    if args.json:
+        emit_json(summary)
+    else:
+        n = sum(len(v) for v in summary["files"].values())
+        print(f"wrote {n} files to {args.out} ({spec.videos} train, {summary['spec']['valid_videos']} validate videos)")
+    return 0
+
+
+def _inspect(args) -> int:
+    import numpy as np
+
+    from triptych.cli import emit_json
+    from triptych.video.tfrecord import RecordStats
+    from triptych.video.yt8m import DEQUANT_LUT, FRAME_FEATURES, VIDEO_FEATURES, read_videos
+
+    stats = RecordStats()
+    videos, level, count = [], None, 0
+    for v in read_videos(
+        args.files,
+        num_classes=args.classes or 3862,
+        verify=not args.no_verify,
+        skip_bad=args.skip_bad_records,
+        stats=stats,
+    ):
+        count += 1
+        level = level or v.level
+        if args.limit is not None and len(videos) >= args.limit:
+            continue
+        if v.level == "frame":
+            rgb = float(DEQUANT_LUT[v.rgb].mean(dtype=np.float64)) if v.frames else 0.0
+            audio = float(DEQUANT_LUT[v.audio].mean(dtype=np.float64)) if v.frames else 0.0
+        else:
+            rgb, audio = float(v.rgb.mean(dtype=np.float64)), float(v.audio.mean(dtype=np.float64))
+        videos.append(
+            {"id": v.id, "labels": [int(x) for x in v.labels], "frames": v.frames, "rgb_mean": rgb, "audio_mean": audio}
+        )
+    features = dict(FRAME_FEATURES if level == "frame" else VIDEO_FEATURES) if level else {}
+    out = {"records": count, "level": level, "features": features, "videos": videos}
+    if args.skip_bad_records:
+        out["skipped"] = len(stats.skipped)
+    if args.json:
+        emit_json(out)
+    else:
+        print(f"{count} records, {level or 'no'}-level, features " + ", ".join(f"{k}[{d}]" for k, d in features.items()))
+        for v in videos:
+            labels = " ".join(map(str, v["labels"]))
+            print(f"  {v['id']:<12} frames {v['frames']:>3}  rgb {v['rgb_mean']:+.4f}  audio {v['audio_mean']:+.4f}  labels {labels}")
+    if args.skip_bad_records:
+        for line in stats.skipped:
+            print(f"skipped: {line}", file=sys.stderr)
+        print(f"skipped {len(stats.skipped)} bad records", file=sys.stderr)
+    return 0
+
+
+def _metrics(args) -> int:
+    from triptych.cli import emit_json
+    from triptych.video.metrics import evaluate, load_predictions
+
+    predictions, labels = load_predictions(args.predictions)
+    m = evaluate(predictions, labels, top_k=args.top_k)
+    if args.json:
+        emit_json(m)
+    else:
+        print(f"GAP@{args.top_k} {m['gap']:.4f}  Hit@1 {m['hit_at_one']:.4f}  PERR {m['perr']:.4f}  mAP {m['map']:.4f}")
+    return 0

@@ -1,0 +1,132 @@
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from triptych.errors import UserError
+from triptych.video import example as ex
+from triptych.video.tfrecord import RecordStats, write_records
+from triptych.video.yt8m import (
+    DEQUANT_LUT,
+    StreamingVideos,
+    VideoSet,
+    dequantize,
+    quantize,
+    read_videos,
+    sample_frames,
+    shard_selector,
+)
+
+DATA = Path(__file__).parent / "data"
+
+
+def test_dequantize_is_the_official_float32_formula():
+    q = np.arange(256, dtype=np.uint8)
+    scalar = np.float32(4.0 / 255.0)
+    bias = np.float32(4.0 / 512.0 + -2.0)
+    expected = q.astype(np.float32) * scalar + bias
+    assert dequantize(q).dtype == np.float32
+    assert np.array_equal(dequantize(q), expected)
+    assert DEQUANT_LUT[0] == np.float32(-1.9921875) and abs(DEQUANT_LUT[255] - 2.0078125) < 1e-6
+    assert np.array_equal(quantize(dequantize(q)), q)
+
+
+def test_official_frame_fixture():
+    videos = list(read_videos(DATA / "official_frame.tfrecord"))
+    a, b = videos
+    assert (a.id, a.labels.tolist(), a.frames, a.level) == ("vid1", [3, 7], 3, "frame")
+    t, j = 2, 1000
+    assert a.rgb[t, j] == (t * 7 + j) % 256 and a.audio[t, 5] == (255 - t - 5) % 256
+    assert (b.id, b.labels.tolist(), b.frames) == ("été-視頻", [0], 1)
+    gz = list(read_videos(DATA / "official_frame.tfrecord.gz"))
+    assert np.array_equal(gz[0].rgb, a.rgb)
+
+
+def test_official_video_fixture():
+    (v,) = read_videos(DATA / "official_video.tfrecord")
+    assert v.level == "video" and v.labels.tolist() == [1, 2, 3]
+    assert np.array_equal(v.rgb, np.array([j / 1024 - 0.5 for j in range(1024)], np.float32))
+    assert v.audio.shape == (128,)
+
+
+def _frame_record(vid="v", labels=(1,), rgb=None, audio=None, drop=None):
+    rgb = np.zeros((4, 1024), np.uint8) if rgb is None else rgb
+    audio = np.zeros((len(rgb), 128), np.uint8) if audio is None else audio
+    lists = {"rgb": rgb, "audio": audio}
+    if drop:
+        lists.pop(drop)
+    return ex.encode_sequence_example({"id": ("bytes", [vid.encode()]), "labels": ("int64", list(labels))}, lists)
+
+
+@pytest.mark.parametrize(
+    "bad, message",
+    [
+        (b"\xff\xff\xff", "not an Example or SequenceExample"),
+        (_frame_record(drop="rgb"), "missing 'rgb' feature list"),
+        (_frame_record(rgb=np.zeros((2, 1000), np.uint8), audio=np.zeros((2, 128), np.uint8)), "feature list .rgb.: frame 0: 1000 bytes, expected 1024"),
+        (_frame_record(labels=(5, 3862)), "label 3862 outside \\[0, 3862\\)"),
+        (_frame_record(labels=(-1,)), "label -1 outside"),
+        (_frame_record(rgb=np.zeros((3, 1024), np.uint8), audio=np.zeros((2, 128), np.uint8)), "'rgb' has 3 frames but 'audio' has 2"),
+    ],
+)
+def test_bad_records_name_file_and_record(tmp_path, bad, message):
+    p = tmp_path / "bad.tfrecord"
+    write_records(p, [_frame_record("ok"), bad, _frame_record("ok2")])
+    with pytest.raises(UserError, match=rf"bad.tfrecord: record 1: {message}"):
+        list(read_videos(p, level="frame"))
+    stats = RecordStats()
+    got = [v.id for v in read_videos(p, level="frame", skip_bad=True, stats=stats)]
+    assert got == ["ok", "ok2"] and len(stats.skipped) == 1 and stats.records == 2
+
+
+def test_first_300_frames_kept(tmp_path):
+    p = tmp_path / "long.tfrecord"
+    rgb = (np.arange(310)[:, None] % 256 + np.zeros((1, 1024))).astype(np.uint8)
+    write_records(p, [_frame_record(rgb=rgb)])
+    (v,) = read_videos(p)
+    assert v.frames == 300 and v.rgb[299, 0] == 299 % 256
+
+
+def test_sampling_modes():
+    rng = np.random.default_rng(0)
+    assert sample_frames(10, "all", 4, rng).tolist() == list(range(10))
+    r = sample_frames(10, "random", 50, rng)
+    assert len(r) == 50 and r.min() >= 0 and r.max() <= 9
+    assert sample_frames(10, "random", 5, None).tolist() == sample_frames(10, "random", 5, None).tolist()
+    w = sample_frames(100, "window", 8, rng)
+    assert np.array_equal(w, np.arange(w[0], w[0] + 8))
+    assert sample_frames(100, "window", 8, None).tolist() == list(range(46, 54))
+    assert sample_frames(5, "window", 8, rng).tolist() == list(range(5))
+
+
+@pytest.mark.parametrize("files, shards", [(4, 2), (3, 2), (2, 5), (1, 3), (5, 5)])
+def test_shards_cover_every_record_once(files, shards):
+    records = [(f, r) for f in range(files) for r in range(7)]
+    seen = []
+    for s in range(shards):
+        sel = shard_selector(files, s, shards)
+        seen += [fr for fr in records if sel(*fr)]
+    assert sorted(seen) == records
+
+
+def test_streaming_over_workers(tmp_path):
+    for i in range(3):
+        write_records(tmp_path / f"s{i}.tfrecord", [_frame_record(f"{i}-{j}") for j in range(4)])
+    import torch.utils.data
+
+    ds = StreamingVideos(str(tmp_path / "*.tfrecord"), 3862, buffer=3, seed=1)
+    loader = torch.utils.data.DataLoader(ds, batch_size=None, num_workers=2, collate_fn=lambda v: v.id)
+    ids = list(loader)
+    assert sorted(ids) == sorted(f"{i}-{j}" for i in range(3) for j in range(4))
+    ds.set_epoch(1)
+    assert sorted(list(loader)) == sorted(ids)
+
+
+def test_videoset_batch():
+    videos = list(read_videos(DATA / "official_frame.tfrecord"))
+    vs = VideoSet(videos, num_classes=10)
+    b = vs.batch([0, 1])
+    assert b["rgb"].shape == (2, 3, 1024) and b["mask"].tolist() == [[1, 1, 1], [1, 0, 0]]
+    assert b["rgb"][1, 0, 0] == DEQUANT_LUT[128] and b["rgb"][1, 1].sum() == 0
+    assert b["labels"][0].nonzero()[0].tolist() == [3, 7]
+    assert b["num_frames"].tolist() == [3, 1]
