@@ -134,7 +134,7 @@ def make(train: dict | None = None, *, dropout: float = 0.1, batch_size: int = 8
     """A fresh task (same initial weights for the same seed) and its full config."""
     cfg = ToyConfig(model=ToyModelConfig(dropout=dropout), batch_size=batch_size, seed=seed)
     defaults = dict(lr=1e-2, warmup_steps=2, max_steps=20, eval_every=0, save_every=0, log_every=5,
-                    clip_norm=1.0, schedule="cosine")
+                    clip_norm=1.0, schedule="cosine", threads=1)  # 1 thread: tiny ops lose to contention
     defaults.update(train or {})
     cfg.train = TrainConfig(**defaults)
     return ToyTask(cfg, **task_kw), cfg
