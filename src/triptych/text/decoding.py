@@ -1,0 +1,236 @@
+"""Greedy and beam-search decoding, for every model that honours `Seq2Seq`.
+
+Kept apart from the models (as fairseq and OpenNMT do): a decoder only needs
+`encode`, `init_state`, `step` and `reorder` — or, with `use_cache=False`,
+only `forward`, re-run on the whole prefix at every step. The second path is
+slow on purpose: it is the reference the incremental one is tested against.
+
+Both functions are batched over sentences, stop early once every sentence
+is finished, and drop finished sentences from the batch so the work shrinks
+as they end. Conventions shared by both:
+
+- `max_len` bounds the generated tokens; a hypothesis that reaches it ends
+  without eos. `min_len` forbids eos before that many tokens.
+- `no_repeat_ngram=n` forbids any token that would repeat an n-gram already
+  present in the hypothesis (counting generated tokens only).
+- bos and the model's pad are never generated.
+- Returned token lists exclude bos and eos.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+
+import torch
+
+NEG_INF = float("-inf")
+
+
+@dataclass
+class Hypothesis:
+    """One beam-search candidate.
+
+    `logprob` sums the model's log-probabilities of `tokens`, plus that of eos
+    when the hypothesis ended with one (then `len(tokens) < max_len`);
+    `score = logprob / ((5 + n) / 6) ** length_penalty` with n the number of
+    scored tokens (GNMT, Wu et al. 2016): the ranking key.
+    """
+
+    tokens: list[int]
+    score: float
+    logprob: float
+
+
+@contextlib.contextmanager
+def _inference(model):
+    """Eval mode (no dropout) and no autograd bookkeeping, restored afterwards."""
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.inference_mode():
+            yield
+    finally:
+        model.train(was_training)
+
+
+class _Stepper:
+    """Next-token log-probabilities for a set of rows, with or without a cache."""
+
+    def __init__(self, model, src: torch.Tensor, bos: int, use_cache: bool):
+        self.model, self.use_cache = model, use_cache
+        if use_cache:
+            self.enc = model.encode(src)
+            self.state = model.init_state(self.enc)
+        else:
+            self.src = src
+            self.prefix = src.new_empty(src.size(0), 0)  # (N, t): tokens fed so far, bos first
+
+    def step(self, tokens: torch.Tensor) -> torch.Tensor:  # (N,) -> (N, V)
+        if self.use_cache:
+            log_p, self.state = self.model.step(tokens, self.enc, self.state)
+            return log_p
+        self.prefix = torch.cat([self.prefix, tokens[:, None]], 1)
+        return self.model(self.src, self.prefix)[:, -1]
+
+    def reorder(self, index: torch.Tensor, encoder: bool = True):
+        """Keep rows `index`. `encoder=False` when every row stays within its
+        sentence (beam reordering): the encoder's rows are then unchanged."""
+        if self.use_cache:
+            if encoder:
+                self.enc = self.model.reorder_encoder(self.enc, index)
+            self.state = self.model.reorder_state(self.state, index)
+        else:
+            self.src, self.prefix = self.src[index], self.prefix[index]
+
+
+def _constrain(log_p, hist, t: int, never: list[int], eos: int, min_len: int, no_repeat_ngram: int):
+    """In place: forbid the `never` tokens (bos, pad), eos before `min_len`
+    tokens, and repeated n-grams.
+
+    log_p (N,V) for the next token after `t` generated tokens; hist (N,t)
+    those tokens (only read for n-gram blocking).
+    """
+    log_p[:, never] = NEG_INF
+    if t < min_len:
+        log_p[:, eos] = NEG_INF
+    n = no_repeat_ngram
+    if n > 0 and t >= n:
+        grams = hist.unfold(1, n, 1)  # (N, G, n): every n-gram generated so far
+        if n > 1:  # an n-gram is live when its first n-1 tokens equal the last n-1 generated
+            live = (grams[:, :, :-1] == hist[:, None, t - n + 1 :]).all(-1)  # (N, G)
+        else:
+            live = torch.ones(grams.shape[:2], dtype=torch.bool, device=hist.device)
+        # -inf added at each live n-gram's last token; 0 elsewhere leaves log_p unchanged.
+        penalty = torch.zeros(live.shape, dtype=log_p.dtype, device=log_p.device).masked_fill(live, NEG_INF)
+        log_p.scatter_add_(1, grams[:, :, -1], penalty)
+
+
+def _never(model, bos: int) -> list[int]:
+    """Tokens no hypothesis may contain: bos, and the model's pad."""
+    pad = getattr(model, "pad_id", None)
+    return [bos] if pad is None or pad == bos else [bos, pad]
+
+
+def greedy(
+    model,
+    src: torch.Tensor,
+    *,
+    bos: int,
+    eos: int,
+    max_len: int,
+    min_len: int = 0,
+    no_repeat_ngram: int = 0,
+    use_cache: bool = True,
+) -> list[list[int]]:
+    """src (B,S) -> for each sentence, the argmax continuation's tokens."""
+    B, device = src.size(0), src.device
+    out: list[list[int]] = [[] for _ in range(B)]
+    with _inference(model):
+        stepper = _Stepper(model, src, bos, use_cache)
+        never = _never(model, bos)
+        rows = list(range(B))  # sentence of each active row
+        last = torch.full((B,), bos, dtype=torch.long, device=device)
+        hist = torch.empty(B, 0, dtype=torch.long, device=device)
+        for t in range(max_len):
+            log_p = stepper.step(last)  # (N, V)
+            _constrain(log_p, hist, t, never, eos, min_len, no_repeat_ngram)
+            best, tok = log_p.max(-1)  # (N,)
+            ended = (tok == eos) | (best == NEG_INF)  # nothing allowed is left: stop there
+            for r, k, e in zip(rows, tok.tolist(), ended.tolist()):
+                if not e:
+                    out[r].append(k)
+            if ended.any():
+                alive = (~ended).nonzero().squeeze(1)
+                if alive.numel() == 0:
+                    break
+                rows = [rows[i] for i in alive.tolist()]
+                tok, hist = tok[alive], hist[alive]
+                stepper.reorder(alive)
+            if no_repeat_ngram:  # the history is only kept when something reads it
+                hist = torch.cat([hist, tok[:, None]], 1)
+            last = tok
+    return out
+
+
+def beam_search(
+    model,
+    src: torch.Tensor,
+    *,
+    beam: int,
+    bos: int,
+    eos: int,
+    max_len: int,
+    min_len: int = 0,
+    length_penalty: float = 0.6,
+    no_repeat_ngram: int = 0,
+    nbest: int = 1,
+    use_cache: bool = True,
+) -> list[list[Hypothesis]]:
+    """src (B,S) -> for each sentence, its `nbest` hypotheses, best score first.
+
+    Each step scores the K*V continuations of a sentence's K beams and takes
+    the best 2K: eos among the first K closes a hypothesis, the best K that are
+    not eos carry on (at most K of 2K can be eos, one per beam, so K always
+    remain). A sentence is done once K hypotheses are closed (fairseq's rule);
+    at `max_len` the open beams are closed as they are.
+    """
+    if not 1 <= nbest <= beam:
+        raise ValueError(f"nbest must be between 1 and beam ({beam}), got {nbest}")
+    B, K, device = src.size(0), beam, src.device
+    penalty = lambda n: ((5.0 + n) / 6.0) ** length_penalty  # noqa: E731
+    finished: list[list[Hypothesis]] = [[] for _ in range(B)]
+    with _inference(model):
+        stepper = _Stepper(model, src, bos, use_cache)
+        never = _never(model, bos)
+        stepper.reorder(torch.arange(B, device=device).repeat_interleave(K))  # K rows a sentence
+        sent = list(range(B))  # sentence of each active group of K rows
+        scores = torch.zeros(B, K, device=device)
+        scores[:, 1:] = NEG_INF  # the K beams start identical: expand only the first
+        last = torch.full((B * K,), bos, dtype=torch.long, device=device)
+        hist = torch.empty(B * K, 0, dtype=torch.long, device=device)
+        for t in range(max_len):
+            nb = len(sent)
+            log_p = stepper.step(last)  # (nb*K, V)
+            _constrain(log_p, hist, t, never, eos, min_len, no_repeat_ngram)
+            V = log_p.size(1)
+            cand = (scores[:, :, None] + log_p.view(nb, K, V)).view(nb, K * V)
+            top_s, top_i = cand.topk(min(2 * K, K * V), dim=1)  # (nb, 2K), best first
+            from_beam, tok = top_i // V, top_i % V
+            is_eos = tok == eos
+            closing = is_eos[:, :K] & (top_s[:, :K] > NEG_INF)
+            if closing.any():
+                for b, j in closing.nonzero().tolist():
+                    done = finished[sent[b]]
+                    if len(done) < K:
+                        s = top_s[b, j].item()
+                        row = b * K + from_beam[b, j].item()
+                        done.append(Hypothesis(hist[row].tolist(), s / penalty(t + 1), s))
+            scores, pick = top_s.masked_fill(is_eos, NEG_INF).topk(K, dim=1)  # (nb, K)
+            tok = tok.gather(1, pick)
+            rows = torch.arange(0, nb * K, K, device=device)[:, None] + from_beam.gather(1, pick)  # (nb, K)
+            if t == max_len - 1:  # out of length: close the open beams as they are
+                for b, k in (scores > NEG_INF).nonzero().tolist():
+                    s = scores[b, k].item()
+                    tokens = hist[rows[b, k]].tolist() + [tok[b, k].item()]
+                    finished[sent[b]].append(Hypothesis(tokens, s / penalty(t + 1), s))
+                break
+            open_ = [b for b in range(nb) if len(finished[sent[b]]) < K]
+            if not open_:
+                break
+            shrink = len(open_) < nb
+            if shrink:  # drop finished sentences from the batch
+                keep = torch.tensor(open_, device=device)
+                rows, scores, tok = rows[keep], scores[keep], tok[keep]
+                sent = [sent[b] for b in open_]
+            rows = rows.view(-1)
+            if shrink or not torch.equal(rows, torch.arange(rows.numel(), device=device)):
+                stepper.reorder(rows, encoder=shrink)
+                hist = hist[rows]
+            last = tok.view(-1)
+            hist = torch.cat([hist, last[:, None]], 1)
+    results = []
+    for done in finished:
+        done.sort(key=lambda h: h.score, reverse=True)
+        results.append(done[:nbest] or [Hypothesis([], NEG_INF, NEG_INF)])
+    return results

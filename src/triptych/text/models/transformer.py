@@ -1,0 +1,324 @@
+"""The Transformer encoder-decoder (Vaswani et al. 2017), with optional copy attention.
+
+Read top to bottom: config, sinusoidal positions, the two attention modules,
+the feed-forward block, encoder and decoder layers, then the model, which
+implements the `Seq2Seq` contract of `triptych.text.models` (teacher-forced
+`forward`, `encode`/`init_state`/`step` for incremental decoding with a
+key/value cache, `reorder` for beam search).
+
+Shapes: B batch rows, S source and T target positions, C = d_model,
+H heads of size D = C / H, V vocabulary entries. Sequences are RIGHT-padded
+with `pad_id` (positions count from 0 at the first token).
+
+Copy attention (See et al. 2017, "Get To The Point"): with `copy=True` the
+output distribution is  p = g * softmax(logits) + (1 - g) * copy, where
+`copy` scatters a single-head attention over the source positions onto the
+source token ids and the generation probability g = sigmoid(w . [decoder
+output, attention context, decoder input]). The vocabulary is BPE with byte
+fallback, so every source token has an id: copying lands in the fixed
+vocabulary (no extended OOV vocabulary is needed).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from triptych.errors import UserError
+from triptych.text.models import Seq2Seq, register_model, sequence_loss
+
+
+@dataclass
+class TransformerConfig:
+    """The YAML `model:` section of a Transformer recipe maps onto these fields."""
+
+    d_model: int = 256
+    heads: int = 4
+    encoder_layers: int = 3
+    decoder_layers: int = 3
+    ffn: int = 1024  # inner size of the position-wise feed-forward block
+    dropout: float = 0.1  # on embeddings, sub-layer outputs and the FFN's hidden layer
+    attention_dropout: float = 0.0  # on attention weights
+    norm: str = "pre"  # "pre": LN before each sub-layer (stable, no warm-up needed); "post": the 2017 paper
+    copy: bool = False  # pointer-generator copy attention
+    max_positions: int = 1024  # longest source or target the position table covers
+    tie_embeddings: bool = True  # output projection = the (shared source/target) embedding
+
+    def __post_init__(self):
+        if self.norm not in ("pre", "post"):
+            raise UserError(f"model.norm: {self.norm!r} is not allowed; allowed: pre, post")
+        if self.d_model % self.heads:
+            raise UserError(f"model.d_model ({self.d_model}) must be a multiple of model.heads ({self.heads})")
+
+
+def sinusoids(n: int, dim: int) -> torch.Tensor:
+    """(n, dim) table: sin on even channels, cos on odd, wavelengths 2pi..10000*2pi."""
+    pos = torch.arange(n, dtype=torch.float32)[:, None]
+    freq = torch.exp(torch.arange(0, dim, 2, dtype=torch.float32) * (-math.log(10000.0) / dim))
+    table = torch.zeros(n, dim)
+    table[:, 0::2] = torch.sin(pos * freq)
+    table[:, 1::2] = torch.cos(pos * freq[: dim // 2])
+    return table
+
+
+def _attend(q, k, v, bias, dropout: float, causal: bool, need_weights: bool):
+    """Scaled dot-product attention over (B,H,*,D) tensors -> (B,H,Tq,D)[, weights].
+
+    The fast path is PyTorch's fused kernel; the explicit one only runs when the
+    attention pictures ask for the weights.
+    """
+    if not need_weights:
+        return F.scaled_dot_product_attention(q, k, v, attn_mask=bias, dropout_p=dropout, is_causal=causal), None
+    scores = q @ k.transpose(-2, -1) / math.sqrt(q.size(-1))  # (B, H, Tq, Tk)
+    if causal:
+        tq, tk = scores.shape[-2:]
+        scores = scores.masked_fill(torch.ones(tq, tk, dtype=torch.bool, device=q.device).triu(1), float("-inf"))
+    if bias is not None:
+        scores = scores + bias
+    weights = scores.softmax(-1)
+    return F.dropout(weights, dropout) @ v, weights
+
+
+class SelfAttention(nn.Module):
+    """Multi-head self-attention with one fused QKV projection (one matmul, not three)."""
+
+    def __init__(self, cfg: TransformerConfig):
+        super().__init__()
+        self.heads, self.dropout = cfg.heads, cfg.attention_dropout
+        self.qkv = nn.Linear(cfg.d_model, 3 * cfg.d_model)
+        self.out = nn.Linear(cfg.d_model, cfg.d_model)
+
+    def forward(self, x, bias=None, causal=False, cache=None, need_weights=False):
+        """x (B,T,C). With `cache` = (k, v) of the earlier steps (or () at step 0),
+        this step's keys/values are appended and returned for the next step."""
+        B, T, C = x.shape
+        q, k, v = self.qkv(x).view(B, T, 3, self.heads, C // self.heads).permute(2, 0, 3, 1, 4)  # 3 x (B,H,T,D)
+        if cache is not None:
+            if cache:
+                k, v = torch.cat([cache[0], k], 2), torch.cat([cache[1], v], 2)  # (B, H, t+T, D)
+            cache = (k, v)
+        y, w = _attend(q, k, v, bias, self.dropout if self.training else 0.0, causal, need_weights)
+        return self.out(y.transpose(1, 2).reshape(B, T, C)), cache, w
+
+
+class CrossAttention(nn.Module):
+    """Multi-head attention from the decoder to the encoder output ("memory").
+
+    The memory's keys/values are computed once per source (`keys_values`) and
+    reused at every decoding step.
+    """
+
+    def __init__(self, cfg: TransformerConfig):
+        super().__init__()
+        self.heads, self.dropout = cfg.heads, cfg.attention_dropout
+        self.q = nn.Linear(cfg.d_model, cfg.d_model)
+        self.kv = nn.Linear(cfg.d_model, 2 * cfg.d_model)
+        self.out = nn.Linear(cfg.d_model, cfg.d_model)
+
+    def keys_values(self, memory):
+        B, S, C = memory.shape
+        k, v = self.kv(memory).view(B, S, 2, self.heads, C // self.heads).permute(2, 0, 3, 1, 4)  # 2 x (B,H,S,D)
+        return k, v
+
+    def forward(self, x, kv, bias, need_weights=False):
+        B, T, C = x.shape
+        q = self.q(x).view(B, T, self.heads, C // self.heads).transpose(1, 2)  # (B, H, T, D)
+        y, w = _attend(q, kv[0], kv[1], bias, self.dropout if self.training else 0.0, False, need_weights)
+        return self.out(y.transpose(1, 2).reshape(B, T, C)), w
+
+
+class FeedForward(nn.Module):
+    def __init__(self, cfg: TransformerConfig):
+        super().__init__()
+        self.fc1 = nn.Linear(cfg.d_model, cfg.ffn)
+        self.fc2 = nn.Linear(cfg.ffn, cfg.d_model)
+        self.dropout = cfg.dropout
+
+    def forward(self, x):
+        return self.fc2(F.dropout(F.relu(self.fc1(x)), self.dropout, self.training))
+
+
+class EncoderLayer(nn.Module):
+    def __init__(self, cfg: TransformerConfig):
+        super().__init__()
+        self.pre, self.dropout = cfg.norm == "pre", cfg.dropout
+        self.attn, self.ffn = SelfAttention(cfg), FeedForward(cfg)
+        self.ln1, self.ln2 = nn.LayerNorm(cfg.d_model), nn.LayerNorm(cfg.d_model)
+
+    def forward(self, x, bias):  # (B, S, C) -> (B, S, C)
+        drop = lambda y: F.dropout(y, self.dropout, self.training)  # noqa: E731
+        if self.pre:  # x + f(LN(x)): the residual stream stays un-normalised
+            x = x + drop(self.attn(self.ln1(x), bias)[0])
+            return x + drop(self.ffn(self.ln2(x)))
+        x = self.ln1(x + drop(self.attn(x, bias)[0]))  # LN(x + f(x)): the 2017 paper
+        return self.ln2(x + drop(self.ffn(x)))
+
+
+class DecoderLayer(nn.Module):
+    def __init__(self, cfg: TransformerConfig):
+        super().__init__()
+        self.pre, self.dropout = cfg.norm == "pre", cfg.dropout
+        self.self_attn, self.cross, self.ffn = SelfAttention(cfg), CrossAttention(cfg), FeedForward(cfg)
+        self.ln1, self.ln2, self.ln3 = (nn.LayerNorm(cfg.d_model) for _ in range(3))
+
+    def forward(self, x, kv, bias, cache=None, need_weights=False):
+        """x (B,T,C). Training: causal self-attention over all T at once (right
+        padding means no real position ever sees a pad, so no padding mask).
+        Decoding: T=1 and `cache` holds the earlier positions."""
+        drop = lambda y: F.dropout(y, self.dropout, self.training)  # noqa: E731
+        causal = cache is None and x.size(1) > 1
+        if self.pre:
+            y, cache, _ = self.self_attn(self.ln1(x), causal=causal, cache=cache)
+            x = x + drop(y)
+            y, w = self.cross(self.ln2(x), kv, bias, need_weights)
+            x = x + drop(y)
+            return x + drop(self.ffn(self.ln3(x))), cache, w
+        y, cache, _ = self.self_attn(x, causal=causal, cache=cache)
+        x = self.ln1(x + drop(y))
+        y, w = self.cross(x, kv, bias, need_weights)
+        x = self.ln2(x + drop(y))
+        return self.ln3(x + drop(self.ffn(x))), cache, w
+
+
+@register_model("transformer", TransformerConfig)
+class Transformer(Seq2Seq):
+    """Encoder-decoder over one shared vocabulary; returns log-probabilities."""
+
+    def __init__(self, cfg: TransformerConfig, vocab_size: int, pad_id: int):
+        super().__init__()
+        self.cfg, self.vocab_size, self.pad_id = cfg, vocab_size, pad_id
+        C = cfg.d_model
+        self.embed = nn.Embedding(vocab_size, C, padding_idx=pad_id)  # source, target (and output if tied)
+        self.scale = math.sqrt(C)  # embeddings ~ N(0, 1/C), scaled up to match the positions' magnitude
+        self.register_buffer("positions", sinusoids(cfg.max_positions, C), persistent=False)
+        self.encoder = nn.ModuleList(EncoderLayer(cfg) for _ in range(cfg.encoder_layers))
+        self.decoder = nn.ModuleList(DecoderLayer(cfg) for _ in range(cfg.decoder_layers))
+        # Pre-LN leaves the residual stream un-normalised: one final LN per stack.
+        self.enc_norm = nn.LayerNorm(C) if cfg.norm == "pre" else nn.Identity()
+        self.dec_norm = nn.LayerNorm(C) if cfg.norm == "pre" else nn.Identity()
+        self.output = None if cfg.tie_embeddings else nn.Linear(C, vocab_size, bias=False)
+        if cfg.copy:
+            self.copy_q = nn.Linear(C, C, bias=False)
+            self.copy_k = nn.Linear(C, C, bias=False)
+            self.gate = nn.Linear(3 * C, 1)  # [decoder output, copy context, decoder input] -> logit of g
+        self._init_weights()
+
+    def _init_weights(self):
+        for m in self.modules():
+            if isinstance(m, nn.Linear):
+                nn.init.xavier_uniform_(m.weight)
+                if m.bias is not None:
+                    nn.init.zeros_(m.bias)
+        nn.init.normal_(self.embed.weight, 0.0, self.cfg.d_model**-0.5)
+        with torch.no_grad():
+            self.embed.weight[self.pad_id].zero_()
+
+    def num_parameters(self) -> int:
+        return sum(p.numel() for p in self.parameters())
+
+    # ---------------------------------------------------------------- encoder
+
+    def _embed(self, ids, start: int = 0):  # (B, T) -> (B, T, C)
+        T = ids.size(1)
+        if start + T > self.cfg.max_positions:
+            raise ValueError(f"sequence of {start + T} tokens exceeds model.max_positions={self.cfg.max_positions}")
+        x = self.embed(ids) * self.scale + self.positions[start : start + T]
+        return F.dropout(x, self.cfg.dropout, self.training)
+
+    def encode(self, src):
+        """src (B,S) -> dict of batch-first tensors that decoding reuses."""
+        keep = src != self.pad_id  # (B, S)
+        if keep.all():
+            bias = None  # no padding: the fused kernel runs unmasked
+        else:
+            keep[:, 0] |= ~keep.any(1)  # an all-pad row attends to its first slot, not to nothing (NaN)
+            bias = torch.zeros(keep.shape, dtype=self.positions.dtype, device=src.device)
+            bias = bias.masked_fill(~keep, float("-inf"))[:, None, None, :]  # (B, 1, 1, S) additive mask
+        x = self._embed(src)  # (B, S, C)
+        for layer in self.encoder:
+            x = layer(x, bias)
+        memory = self.enc_norm(x)  # (B, S, C)
+        enc = {
+            "memory": memory,
+            "bias": bias,
+            "src": src,
+            "cross": [layer.cross.keys_values(memory) for layer in self.decoder],  # computed once per source
+        }
+        if self.cfg.copy:
+            enc["copy_k"] = self.copy_k(memory)  # (B, S, C)
+        return enc
+
+    # ---------------------------------------------------------------- decoder
+
+    def _decode(self, tgt, enc, caches=None, start=0, need_weights=False):
+        """tgt (B,T) -> decoder output (B,T,C), its input (B,T,C), new caches, attention."""
+        x0 = self._embed(tgt, start)
+        x, new_caches, cross = x0, [], []
+        for i, layer in enumerate(self.decoder):
+            x, cache, w = layer(x, enc["cross"][i], enc["bias"], None if caches is None else caches[i], need_weights)
+            new_caches.append(cache)
+            cross.append(w)
+        return self.dec_norm(x), x0, new_caches, cross
+
+    def _copy_attention(self, h, enc):
+        """Single-head attention of the decoder output over the memory -> (B,T,S) weights."""
+        scores = self.copy_q(h) @ enc["copy_k"].transpose(1, 2) / self.scale  # (B, T, S)
+        if enc["bias"] is not None:
+            scores = scores + enc["bias"][:, 0]  # (B, 1, S) broadcast over T
+        return scores.float().softmax(-1)
+
+    def _log_probs(self, h, x0, enc, keep=None):
+        """Decoder output (B,T,C) -> log-probabilities (B,T,V), or (N,V) for the
+        N positions where `keep` (B,T) is True (training skips pad positions)."""
+        if self.cfg.copy:
+            attn = self._copy_attention(h, enc)  # (B, T, S)
+            context = attn.to(h.dtype) @ enc["memory"]  # (B, T, C)
+            g = self.gate(torch.cat([h, context, x0], -1)).float()  # (B, T, 1)
+            src_ids = enc["src"][:, None, :].expand_as(attn)  # (B, T, S)
+            if keep is not None:
+                attn, g, src_ids = attn[keep], g[keep], src_ids[keep]
+        if keep is not None:
+            h = h[keep]
+        logits = F.linear(h, self.embed.weight) if self.output is None else self.output(h)
+        log_p = logits.float().log_softmax(-1)  # (..., V)
+        if not self.cfg.copy:
+            return log_p
+        copy = torch.zeros_like(log_p).scatter_add_(-1, src_ids, attn)  # (..., V): attention mass per token id
+        # log(g p_vocab + (1-g) p_copy), in log space so tiny p_vocab keep their precision.
+        # The clamp keeps log(0) (tokens not in the source) finite and its gradient zero.
+        return torch.logaddexp(F.logsigmoid(g) + log_p, F.logsigmoid(-g) + copy.clamp_min(1e-30).log())
+
+    def forward(self, src, tgt_in, return_attention: bool = False):
+        """src (B,S), tgt_in (B,T) -> log_probs (B,T,V) [, {"cross": [L x (B,H,T,S)], "copy": (B,T,S)}]."""
+        enc = self.encode(src)
+        h, x0, _, cross = self._decode(tgt_in, enc, need_weights=return_attention)
+        log_p = self._log_probs(h, x0, enc)
+        if not return_attention:
+            return log_p
+        attn = {"cross": cross}
+        if self.cfg.copy:
+            attn["copy"] = self._copy_attention(h, enc)
+        return log_p, attn
+
+    def loss(self, src, tgt_in, tgt_out, label_smoothing: float = 0.0):
+        """Summed label-smoothed NLL; the vocabulary projection (the biggest
+        matmul) only runs on real target positions, not on padding."""
+        enc = self.encode(src)
+        h, x0, _, _ = self._decode(tgt_in, enc)
+        keep = tgt_out != self.pad_id  # (B, T)
+        log_p = self._log_probs(h, x0, enc, keep)  # (N, V)
+        return sequence_loss(log_p, tgt_out[keep], self.pad_id, label_smoothing)
+
+    # ------------------------------------------------------- incremental decoding
+
+    def init_state(self, enc):
+        return {"pos": 0, "self": [() for _ in self.decoder]}
+
+    def step(self, tokens, enc, state):
+        """tokens (B,) -> log_probs (B,V) of the next token, and the grown cache."""
+        h, x0, caches, _ = self._decode(tokens[:, None], enc, state["self"], state["pos"])
+        return self._log_probs(h, x0, enc)[:, 0], {"pos": state["pos"] + 1, "self": caches}

@@ -1,0 +1,247 @@
+"""The Transformer family and the model registry: shapes, masks, cache, copy, training."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from triptych.errors import UserError
+from triptych.text.models import Seq2Seq, build_model, list_models, register_model, sequence_loss
+from triptych.text.models.transformer import Transformer, TransformerConfig
+
+PAD, BOS, EOS = 0, 1, 2
+V = 40
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Tiny models run fastest on one thread, and the CI machine is shared."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def tiny(copy=False, norm="pre", vocab=V, **kw):
+    torch.manual_seed(0)
+    cfg = dict(d_model=32, heads=4, encoder_layers=2, decoder_layers=2, ffn=64, copy=copy, norm=norm)
+    cfg.update(kw)
+    return build_model("transformer", cfg, vocab, PAD).eval()
+
+
+def copy_batch(rows):
+    """Copy task: target = source. Returns src (B,S), tgt_in (B,S+1), tgt_out (B,S+1)."""
+    n, S = len(rows), max(len(r) for r in rows)
+    src = torch.full((n, S), PAD)
+    tin = torch.full((n, S + 1), PAD)
+    tout = torch.full((n, S + 1), PAD)
+    for i, r in enumerate(rows):
+        r = torch.as_tensor(r)
+        src[i, : len(r)] = r
+        tin[i, 0], tin[i, 1 : len(r) + 1] = BOS, r
+        tout[i, : len(r)], tout[i, len(r)] = r, EOS
+    return src, tin, tout
+
+
+def random_rows(g, n, lo, hi, lengths=(4, 8)):
+    return [
+        torch.randint(lo, hi, (int(torch.randint(lengths[0], lengths[1] + 1, (1,), generator=g)),), generator=g)
+        for _ in range(n)
+    ]
+
+
+VARIANTS = [(copy, norm) for copy in (False, True) for norm in ("pre", "post")]
+
+
+# ------------------------------------------------------------------ registry
+
+
+def test_registry_builds_transformer_and_rejects_unknown_names_and_keys():
+    assert "transformer" in list_models()
+    m = build_model("transformer", {"name": "transformer", "d_model": 16, "heads": 2}, 30, PAD)
+    assert isinstance(m, Transformer) and isinstance(m, Seq2Seq) and m.cfg.d_model == 16
+    with pytest.raises(UserError, match="transformer"):
+        build_model("lstm-thing", {}, 30, PAD)
+    with pytest.raises(UserError, match="'layers'.*encoder_layers"):
+        build_model("transformer", {"layers": 3}, 30, PAD)
+    with pytest.raises(UserError, match="pre, post"):
+        build_model("transformer", {"norm": "sandwich"}, 30, PAD)
+    with pytest.raises(ValueError, match="twice"):
+        register_model("transformer", TransformerConfig)(Transformer)
+
+
+def test_parameter_count_of_the_benchmark_size():
+    """d_model 256, 3+3 layers, 4 heads, FFN 1024, vocabulary 8000 (tied): 7.58M."""
+    m = build_model("transformer", {}, 8000, PAD)
+    C, F_, V_ = 256, 1024, 8000
+    enc_layer = (4 * C * C + 4 * C) + (2 * C * F_ + F_ + C) + 2 * 2 * C
+    dec_layer = 2 * (4 * C * C + 4 * C) + (2 * C * F_ + F_ + C) + 3 * 2 * C
+    assert m.num_parameters() == V_ * C + 3 * enc_layer + 3 * dec_layer + 2 * 2 * C == 7_578_624
+    with_copy = build_model("transformer", {"copy": True}, 8000, PAD)
+    assert with_copy.num_parameters() == 7_578_624 + 2 * C * C + 3 * C + 1
+    untied = build_model("transformer", {"tie_embeddings": False}, 8000, PAD)
+    assert untied.num_parameters() == 7_578_624 + V_ * C
+
+
+# ------------------------------------------------------------------ forward
+
+
+@pytest.mark.parametrize("copy,norm", VARIANTS)
+def test_forward_returns_normalised_log_probs(copy, norm):
+    m = tiny(copy, norm)
+    src, tin = torch.randint(3, V, (3, 7)), torch.randint(3, V, (3, 5))
+    lp = m(src, tin)
+    assert lp.shape == (3, 5, V)
+    torch.testing.assert_close(lp.exp().sum(-1), torch.ones(3, 5))
+
+
+@pytest.mark.parametrize("copy,norm", VARIANTS)
+def test_padding_invariance(copy, norm):
+    """A sentence padded inside a batch gets the outputs it gets alone."""
+    m = tiny(copy, norm)
+    g = torch.Generator().manual_seed(1)
+    a, b = torch.randint(3, V, (1, 4), generator=g), torch.randint(3, V, (1, 9), generator=g)
+    tin = torch.randint(3, V, (2, 6), generator=g)
+    batch = torch.full((2, 9), PAD)
+    batch[0, :4], batch[1] = a[0], b[0]
+    together = m(batch, tin)
+    torch.testing.assert_close(together[0], m(a, tin[:1])[0], atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(together[1], m(b, tin[1:])[0], atol=1e-5, rtol=1e-5)
+
+
+def test_dropout_is_active_in_training_only():
+    m = tiny(dropout=0.3)
+    src, tin = torch.randint(3, V, (2, 6)), torch.randint(3, V, (2, 4))
+    torch.testing.assert_close(m(src, tin), m(src, tin))
+    m.train()
+    assert not torch.allclose(m(src, tin), m(src, tin))
+
+
+def test_return_attention_gives_weights_without_changing_outputs():
+    m = tiny(copy=True)
+    src = torch.randint(3, V, (2, 7))
+    src[0, 5:] = PAD
+    tin = torch.randint(3, V, (2, 4))
+    lp, attn = m(src, tin, return_attention=True)
+    torch.testing.assert_close(lp, m(src, tin))
+    assert len(attn["cross"]) == 2
+    for w in attn["cross"] + [attn["copy"][:, None]]:
+        assert w.shape[0] == 2 and w.shape[-2:] == (4, 7)
+        torch.testing.assert_close(w.sum(-1), torch.ones(w.shape[:-1]))
+        assert w[0, ..., 5:].abs().max() == 0  # padding gets no attention
+
+
+# ------------------------------------------------------------------ incremental decoding
+
+
+@pytest.mark.parametrize("copy,norm", VARIANTS)
+def test_step_with_cache_equals_forward_on_the_prefix(copy, norm):
+    m = tiny(copy, norm)
+    src = torch.randint(3, V, (3, 7))
+    src[1, 4:] = PAD
+    tin = torch.randint(3, V, (3, 6))
+    full = m(src, tin)
+    enc = m.encode(src)
+    state = m.init_state(enc)
+    for t in range(tin.size(1)):
+        lp, state = m.step(tin[:, t], enc, state)
+        torch.testing.assert_close(lp, full[:, t], atol=1e-5, rtol=1e-5)
+
+
+def test_reorder_selects_and_duplicates_rows():
+    m = tiny(copy=True)
+    src = torch.randint(3, V, (3, 7))
+    src[2, 3:] = PAD
+    tin = torch.randint(3, V, (3, 4))
+    enc = m.encode(src)
+    state = m.init_state(enc)
+    for t in range(2):
+        _, state = m.step(tin[:, t], enc, state)
+    index = torch.tensor([2, 0, 0])
+    enc, state = m.reorder(enc, state, index)
+    for t in range(2, 4):
+        lp, state = m.step(tin[index, t], enc, state)
+    torch.testing.assert_close(lp, m(src[index], tin[index])[:, 3], atol=1e-5, rtol=1e-5)
+
+
+# ------------------------------------------------------------------ loss
+
+
+def test_sequence_loss_is_the_summed_label_smoothed_cross_entropy():
+    torch.manual_seed(0)
+    logits = torch.randn(2, 5, V)
+    targets = torch.randint(3, V, (2, 5))
+    targets[0, 3:] = PAD
+    for eps in (0.0, 0.1):
+        loss, n = sequence_loss(logits.log_softmax(-1), targets, PAD, eps)
+        ref = F.cross_entropy(logits.view(-1, V), targets.view(-1), ignore_index=PAD, label_smoothing=eps, reduction="sum")
+        assert n == 8
+        torch.testing.assert_close(loss, ref)
+
+
+@pytest.mark.parametrize("copy", [False, True])
+def test_model_loss_skips_padding_and_equals_forward_plus_sequence_loss(copy):
+    m = tiny(copy)
+    src, tin, tout = copy_batch(random_rows(torch.Generator().manual_seed(2), 4, 3, V))
+    loss, n = m.loss(src, tin, tout, 0.1)
+    ref, n_ref = sequence_loss(m(src, tin), tout, PAD, 0.1)
+    assert n == n_ref == int((tout != PAD).sum())
+    torch.testing.assert_close(loss, ref)
+
+
+# ------------------------------------------------------------------ learning
+
+
+def train(m, batches, steps, lr=1e-2):
+    m.train()
+    opt = torch.optim.Adam(m.parameters(), lr)
+    for step in range(steps):
+        src, tin, tout = batches(step)
+        loss, n = m.loss(src, tin, tout)
+        opt.zero_grad()
+        (loss / n).backward()
+        opt.step()
+    return m.eval()
+
+
+@pytest.mark.parametrize("copy", [False, True])
+def test_tiny_overfit_on_a_copy_task(copy):
+    from triptych.text.decoding import greedy
+
+    rows = random_rows(torch.Generator().manual_seed(3), 8, 3, V)
+    m = tiny(copy, dropout=0.0, encoder_layers=1, decoder_layers=1)
+    batch = copy_batch(rows)
+    train(m, lambda step: batch, 150)
+    assert greedy(m, batch[0], bos=BOS, eos=EOS, max_len=10) == [r.tolist() for r in rows]
+
+
+def test_copy_attention_reproduces_tokens_never_seen_as_targets():
+    """Train copying on tokens 3..99; test on sentences holding one token of
+    100..129, which the vocabulary softmax never saw as a target. Only the
+    copy distribution can put it back in place."""
+    hi, rates = 100, {}
+    for copy in (True, False):
+        g = torch.Generator().manual_seed(0)
+        m = tiny(copy, vocab=hi + 30, dropout=0.0, heads=2, encoder_layers=1, decoder_layers=1)
+        train(m, lambda step: copy_batch(random_rows(g, 32, 3, hi)), 300)
+        rows, where = random_rows(g, 64, 3, hi), []
+        for r in rows:
+            where.append(int(torch.randint(0, len(r), (1,), generator=g)))
+            r[where[-1]] = int(torch.randint(hi, hi + 30, (1,), generator=g))
+        src, tin, _ = copy_batch(rows)
+        with torch.no_grad():
+            pred = m(src, tin).argmax(-1)
+        rates[copy] = sum(int(pred[i, p] == rows[i][p]) for i, p in enumerate(where)) / len(rows)
+    assert rates[False] == 0.0
+    assert rates[True] >= 0.3, rates
+
+
+def test_config_fields_are_the_documented_recipe_keys():
+    names = [f.name for f in dataclasses.fields(TransformerConfig)]
+    assert names == [
+        "d_model", "heads", "encoder_layers", "decoder_layers", "ffn", "dropout",
+        "attention_dropout", "norm", "copy", "max_positions", "tie_embeddings",
+    ]  # fmt: skip
