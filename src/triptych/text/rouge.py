@@ -46,6 +46,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections import Counter
+from itertools import chain
 from typing import NamedTuple, Sequence
 
 import numpy as np
@@ -81,10 +82,11 @@ _new_tuple = tuple.__new__  # builds a Score without NamedTuple's Python-level _
 
 def _score(hits: int, n_pred: int, n_ref: int) -> Score:
     # Same operations, in the same order, as rouge-score: bit-equal floats.
+    # With hits > 0 both counts are >= 1, so rouge-score's max(count, 1) is a no-op.
     if hits <= 0:
         return _ZERO
-    precision = hits / max(n_pred, 1)
-    recall = hits / max(n_ref, 1)
+    precision = hits / n_pred
+    recall = hits / n_ref
     return _new_tuple(Score, (precision, recall, 2 * precision * recall / (precision + recall)))
 
 
@@ -113,8 +115,32 @@ class _StemCache(dict):
         return out
 
 
+class _WordCache(dict):
+    """whitespace-separated word -> its tuple of (stemmed) tokens; English mode.
+
+    Whitespace always separates tokens, so tokenising word by word gives
+    rouge-score's tokens; caching per raw word skips lower-casing, the regex
+    and the stem lookups for every word seen before. Bounded: cleared when
+    it holds `limit` words.
+    """
+
+    def __init__(self, stems: _StemCache, limit: int = 1_000_000):
+        super().__init__()
+        self._stems = stems
+        self._limit = limit
+
+    def __missing__(self, word: str) -> tuple[str, ...]:
+        if len(self) >= self._limit:
+            self.clear()
+        stems = self._stems
+        out = tuple(s for s in map(stems.__getitem__, _ASCII_WORD.findall(word.lower())) if s)
+        self[word] = out
+        return out
+
+
 # Shared by every scorer: stemming is a pure function of the token.
 _CACHES = {True: _StemCache(True), False: _StemCache(False)}
+_WORDS = {stem: _WordCache(cache) for stem, cache in _CACHES.items()}
 
 
 def _lcs_rows(a: Sequence[str], b: Sequence[str]) -> list[int]:
@@ -213,12 +239,13 @@ def _unigram_overlap(a: list[str], b: list[str], common: set[str]) -> int:
     return sum([min(ca[t], cb[t]) for t in common])
 
 
-def _grams(tokens: list[str], n: int) -> list:
+def _grams(tokens: list[str], n: int):
+    """Iterator over the n-grams of `tokens` (tuples; the tokens when n == 1)."""
     if n == 1:
-        return tokens
+        return iter(tokens)
     if n == 2:
-        return list(zip(tokens, tokens[1:]))
-    return list(zip(*(tokens[i:] for i in range(n))))
+        return zip(tokens, tokens[1:])
+    return zip(*(tokens[i:] for i in range(n)))
 
 
 def ngram_overlap(a: list[str], b: list[str], n: int) -> int:
@@ -227,14 +254,15 @@ def ngram_overlap(a: list[str], b: list[str], n: int) -> int:
     Sets first: most short texts repeat no n-gram, and then the overlap is
     the size of a set intersection; counting is only done when needed.
     """
-    x, y = _grams(a, n), _grams(b, n)
-    sx, sy = set(x), set(y)
+    sx, sy = set(_grams(a, n)), set(_grams(b, n))
     common = sx & sy
     if not common:
         return 0
-    if len(sx) == len(x) and len(sy) == len(y):
+    nx, ny = len(a) - n + 1, len(b) - n + 1
+    if len(sx) == nx and len(sy) == ny:
         return len(common)
-    if len(x) + len(y) < 128:  # list.count runs in C; cheaper than Counters here
+    x, y = list(_grams(a, n)), list(_grams(b, n))
+    if nx + ny < 128:  # list.count runs in C; cheaper than Counters here
         return sum([min(x.count(g), y.count(g)) for g in common])
     cx, cy = Counter(x), Counter(y)
     return sum([min(cx[g], cy[g]) for g in common])
@@ -265,7 +293,7 @@ class RougeScorer:
         self.stem = stem
         self.cjk = cjk
         self._stems = _CACHES[bool(stem)]
-        self._pattern = _CJK_TOKEN if cjk else _ASCII_WORD
+        self._words = _WORDS[bool(stem)]
         self._ref_cache: dict[str, tuple] | None = {} if cache_references else None
         self._cache_size = cache_size
 
@@ -280,24 +308,29 @@ class RougeScorer:
     def _analyse(self, text: str) -> tuple[list[list[str]], list[str]]:
         """(tokens of each non-empty line, all tokens in order)."""
         if self.cjk:
-            text = unicodedata.normalize("NFKC", text)
-        text = text.lower()
-        findall = self._pattern.findall
-        get = self._stems.__getitem__
+            return self._analyse_cjk(text)
+        words = self._words.__getitem__
         if "\n" not in text:  # the common case: one line
-            toks = list(map(get, findall(text)))
-            if "" in toks:
-                toks = [t for t in toks if t]
+            toks = list(chain.from_iterable(map(words, text.split())))
             return ([toks] if toks else []), toks
         lines = []
         for line in text.split("\n"):
-            toks = list(map(get, findall(line)))
-            if "" in toks:
-                toks = [t for t in toks if t]
+            toks = list(chain.from_iterable(map(words, line.split())))
             if toks:
                 lines.append(toks)
-        tokens = lines[0] if len(lines) == 1 else [t for line in lines for t in line]
+        tokens = lines[0] if len(lines) == 1 else list(chain.from_iterable(lines))
         return lines, tokens
+
+    def _analyse_cjk(self, text: str) -> tuple[list[list[str]], list[str]]:
+        text = unicodedata.normalize("NFKC", text).lower()
+        findall = _CJK_TOKEN.findall
+        get = self._stems.__getitem__
+        lines = []
+        for line in text.split("\n"):
+            toks = [t for t in map(get, findall(line)) if t]
+            if toks:
+                lines.append(toks)
+        return lines, list(chain.from_iterable(lines))
 
     def _analyse_reference(self, text: str):
         cache = self._ref_cache
