@@ -39,12 +39,13 @@ def _launch(run_dir: Path, spec: dict, world: int) -> list[subprocess.Popen]:
     return procs
 
 
-def _final_weights(run_dir: Path, like):
+def _final_weights(run_dir: Path):
     task, _ = make(dropout=0.0)
     ckpt.load_weights(ckpt.latest_checkpoint(run_dir), task.model)
     return weights(task.model)
 
 
+@pytest.mark.slow
 def test_two_processes_equal_one_on_the_global_batch(tmp_path):
     # Batches of 7 split 4/3 over the ranks, the last one (96 = 13*7 + 5) 3/2, and
     # two micro-batches a step: uneven shards, so the loss normalisation must be
@@ -68,7 +69,7 @@ def test_two_processes_equal_one_on_the_global_batch(tmp_path):
 
     task, cfg = make(train_cfg, dropout=0.0, batch_size=7)
     single = train(task, cfg.train, tmp_path / "single", full_config=cfg, seed=0, progress=False)
-    assert max_diff(_final_weights(tmp_path / "ddp", task), weights(task.model)) < 1e-5
+    assert max_diff(_final_weights(tmp_path / "ddp"), weights(task.model)) < 1e-5
     assert summary["best_metric"] == pytest.approx(single["best_metric"], abs=1e-5)
     # only rank 0 wrote: one record per log step and evaluation, as in one process
     ddp_log, one_log = read_metrics(tmp_path / "ddp"), read_metrics(tmp_path / "single")

@@ -20,7 +20,8 @@ from triptych.engine.trainer import train
 def main(argv: list[str]) -> int:
     run_dir, spec = argv[0], json.loads(argv[1])
     task, cfg = make(spec.get("train"), dropout=spec.get("dropout", 0.1), batch_size=spec.get("batch_size", 8),
-                     delay=spec.get("delay", 0.0))
+                     delay=spec.get("delay", 0.0),
+                     signal_after=spec.get("signal_after") if os.environ.get("RANK", "0") == "0" else None)
     torch_threads = spec.get("threads", 1)
     import torch
 

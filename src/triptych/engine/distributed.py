@@ -65,8 +65,12 @@ def setup(device: str | torch.device = "cpu") -> DistInfo:
     if dist.is_available() and dist.is_initialized():
         return DistInfo(dist.get_rank(), dist.get_world_size(), local_rank, dev, False)
     backend = "nccl" if dev.type == "cuda" else "gloo"
-    kwargs = {"device_id": dev} if dev.type == "cuda" else {}
-    dist.init_process_group(backend, rank=rank, world_size=world, timeout=datetime.timedelta(minutes=30), **kwargs)
+    timeout = datetime.timedelta(minutes=30)
+    try:  # device_id (torch >= 2.3) binds NCCL to this rank's GPU up front
+        kwargs = {"device_id": dev} if dev.type == "cuda" else {}
+        dist.init_process_group(backend, rank=rank, world_size=world, timeout=timeout, **kwargs)
+    except TypeError:
+        dist.init_process_group(backend, rank=rank, world_size=world, timeout=timeout)
     return DistInfo(rank, world, local_rank, dev, True)
 
 
