@@ -53,8 +53,7 @@ import numpy as np
 
 ROUGE_TYPES = ("rouge1", "rouge2", "rougeL", "rougeLsum")
 
-_ASCII_WORD = re.compile(r"[a-z0-9]+")
-_VALID_TOKEN = re.compile(r"[a-z0-9]+")
+_ASCII_WORD = re.compile(r"[a-z0-9]+")  # also rouge-score's test of a valid token
 # Han (URO, Ext A, compatibility, Ext B-F and supplements), Hiragana,
 # Katakana (without the punctuation U+30A0 and U+30FB), Katakana phonetic
 # extensions, Hangul Jamo, compatibility Jamo and syllables.
@@ -93,24 +92,29 @@ def _score(hits: int, n_pred: int, n_ref: int) -> Score:
 class _StemCache(dict):
     """token -> stemmed token ('' when the stem is not a valid token).
 
-    A dict whose misses run the stemmer: ``list(map(cache.__getitem__,
-    tokens))`` then costs one C-level lookup per already-seen token.
+    A dict whose misses run the stemmer: ``map(cache.__getitem__, tokens)``
+    then costs one C-level lookup per already-seen token. nltk is imported
+    on the first miss, not with this module. Bounded like `_WordCache`.
     """
 
-    def __init__(self, stem: bool):
+    def __init__(self, stem: bool, limit: int = 1_000_000):
         super().__init__()
+        self._stem = stem
         self._stemmer = None
-        if stem:
-            from nltk.stem.porter import PorterStemmer  # rouge-score's stemmer
-
-            self._stemmer = PorterStemmer()
+        self._limit = limit
 
     def __missing__(self, token: str) -> str:
         out = token
-        if self._stemmer is not None and len(token) > 3:
+        if self._stem and len(token) > 3:
+            if self._stemmer is None:
+                from nltk.stem.porter import PorterStemmer  # rouge-score's stemmer
+
+                self._stemmer = PorterStemmer()
             out = self._stemmer.stem(token)
-            if not _VALID_TOKEN.fullmatch(out):
+            if not _ASCII_WORD.fullmatch(out):
                 out = ""
+        if len(self) >= self._limit:
+            self.clear()
         self[token] = out
         return out
 
@@ -143,27 +147,30 @@ _CACHES = {True: _StemCache(True), False: _StemCache(False)}
 _WORDS = {stem: _WordCache(cache) for stem, cache in _CACHES.items()}
 
 
-def _lcs_rows(a: Sequence[str], b: Sequence[str]) -> list[int]:
-    """Bit-parallel LCS (Hyyro 2004): one bit vector over `b` per prefix of `a`.
+def _lcs_bits(a: Sequence[str], b: Sequence[str], rows: list[int] | None = None) -> int:
+    """Bit-parallel LCS (Hyyro 2004): a bit vector over `b`, updated per token of `a`.
 
-    Bit j of row i is 0 exactly where the LCS table steps up, so
-    ``T[i][j] = j - popcount(row[i] & (2**j - 1))`` and ``len(b) -
-    popcount(row[-1])`` is the LCS length.
+    Bit j of the vector after i tokens of `a` is 0 exactly where row i of
+    the LCS table steps up, so ``T[i][j] = j - popcount(row_i & (2**j - 1))``
+    and the LCS length is ``len(b) - popcount(final)``. Appends every row
+    (``row_0`` first) to `rows` when given.
     """
     masks: dict[str, int] = {}
     for j, tok in enumerate(b):
         masks[tok] = masks.get(tok, 0) | (1 << j)
     full = (1 << len(b)) - 1
     v = full
-    rows = [v]
     get = masks.get
+    if rows is not None:
+        rows.append(v)
     for tok in a:
         m = get(tok)
         if m:
             u = v & m
             v = ((v + u) | (v - u)) & full
-        rows.append(v)
-    return rows
+        if rows is not None:
+            rows.append(v)
+    return v
 
 
 def lcs_length(a: Sequence[str], b: Sequence[str]) -> int:
@@ -172,18 +179,7 @@ def lcs_length(a: Sequence[str], b: Sequence[str]) -> int:
         return 0
     if len(a) > len(b):  # loop over the shorter one, bits over the longer
         a, b = b, a
-    masks: dict[str, int] = {}
-    for j, tok in enumerate(b):
-        masks[tok] = masks.get(tok, 0) | (1 << j)
-    full = (1 << len(b)) - 1
-    v = full
-    get = masks.get
-    for tok in a:
-        m = get(tok)
-        if m:
-            u = v & m
-            v = ((v + u) | (v - u)) & full
-    return len(b) - v.bit_count()
+    return len(b) - _lcs_bits(a, b).bit_count()
 
 
 def _lcs_indices(ref: Sequence[str], can: Sequence[str]) -> list[int]:
@@ -193,7 +189,8 @@ def _lcs_indices(ref: Sequence[str], can: Sequence[str]) -> list[int]:
     when the cell to the left is strictly larger than the cell above, else
     step up. Tie-breaking matters: ROUGE-Lsum unions these index sets.
     """
-    rows = _lcs_rows(ref, can)
+    rows: list[int] = []
+    _lcs_bits(ref, can, rows)
     i, j = len(ref), len(can)
     out = []
     while i > 0 and j > 0:
@@ -297,40 +294,21 @@ class RougeScorer:
         self._ref_cache: dict[str, tuple] | None = {} if cache_references else None
         self._cache_size = cache_size
 
-    def tokenize_lines(self, text: str) -> list[list[str]]:
-        """Tokens of each line that has any (lines = ROUGE-Lsum's sentences)."""
-        return self._analyse(text)[0]
-
     def tokenize(self, text: str) -> list[str]:
         """The token sequence that ROUGE-N and ROUGE-L compare."""
         return self._analyse(text)[1]
 
     def _analyse(self, text: str) -> tuple[list[list[str]], list[str]]:
-        """(tokens of each non-empty line, all tokens in order)."""
+        """(tokens of each line that has any — ROUGE-Lsum's sentences, all tokens)."""
         if self.cjk:
-            return self._analyse_cjk(text)
-        words = self._words.__getitem__
-        if "\n" not in text:  # the common case: one line
-            toks = list(chain.from_iterable(map(words, text.split())))
-            return ([toks] if toks else []), toks
-        lines = []
-        for line in text.split("\n"):
-            toks = list(chain.from_iterable(map(words, line.split())))
-            if toks:
-                lines.append(toks)
-        tokens = lines[0] if len(lines) == 1 else list(chain.from_iterable(lines))
-        return lines, tokens
-
-    def _analyse_cjk(self, text: str) -> tuple[list[list[str]], list[str]]:
-        text = unicodedata.normalize("NFKC", text).lower()
-        findall = _CJK_TOKEN.findall
-        get = self._stems.__getitem__
-        lines = []
-        for line in text.split("\n"):
-            toks = [t for t in map(get, findall(line)) if t]
-            if toks:
-                lines.append(toks)
-        return lines, list(chain.from_iterable(lines))
+            findall, get = _CJK_TOKEN.findall, self._stems.__getitem__
+            text = unicodedata.normalize("NFKC", text).lower()
+            lines = [[t for t in map(get, findall(line)) if t] for line in text.split("\n")]
+        else:
+            words = self._words.__getitem__
+            lines = [list(chain.from_iterable(map(words, line.split()))) for line in text.split("\n")]
+        lines = [line for line in lines if line]
+        return lines, (lines[0] if len(lines) == 1 else list(chain.from_iterable(lines)))
 
     def _analyse_reference(self, text: str):
         cache = self._ref_cache
@@ -404,12 +382,8 @@ def bootstrap_intervals(per_pair: Sequence[dict[str, Score]], *, samples: int = 
     ``{"mean", "low", "high"}`` as fractions plus the settings used.
     Deterministic for a given seed.
     """
-    if not per_pair:
-        raise ValueError("no pairs to bootstrap")
-    if not 0 < confidence < 1:
-        raise ValueError("confidence must be in (0, 1)")
-    if samples < 1:
-        raise ValueError("samples must be positive")
+    if not per_pair or samples < 1 or not 0 < confidence < 1:
+        raise ValueError("bootstrap needs pairs, samples >= 1 and 0 < confidence < 1")
     types = list(per_pair[0])
     f1 = np.array([[s[t].fmeasure for t in types] for s in per_pair], dtype=np.float64)  # (N, T)
     n = len(f1)
