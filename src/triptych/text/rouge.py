@@ -379,7 +379,7 @@ def bootstrap_intervals(per_pair: Sequence[dict[str, Score]], *, samples: int = 
     Resamples the pairs with replacement `samples` times (numpy, in chunks
     that keep memory small) and takes the (1-confidence)/2 and
     (1+confidence)/2 percentiles of the resampled means. Returns, per type,
-    ``{"mean", "low", "high"}`` as fractions plus the settings used.
+    ``{"mean", "low", "high"}``, all fractions (callers scale them alike).
     Deterministic for a given seed.
     """
     if not per_pair or samples < 1 or not 0 < confidence < 1:
@@ -398,8 +398,7 @@ def bootstrap_intervals(per_pair: Sequence[dict[str, Score]], *, samples: int = 
     low, high = np.percentile(means, [tail, 100 - tail], axis=0)
     point = f1.mean(axis=0)
     return {
-        t: {"mean": float(point[k]), "low": float(low[k]), "high": float(high[k]),
-            "confidence": confidence, "samples": samples}
+        t: {"mean": float(point[k]), "low": float(low[k]), "high": float(high[k])}
         for k, t in enumerate(types)
     }
 
