@@ -96,3 +96,21 @@ def test_bad_settings_are_user_errors(tmp_path, override, expect):
     with pytest.raises(UserError, match=expect):
         train(task, cfg.train, tmp_path, full_config=cfg, seed=0, progress=False)
     assert signal.getsignal(signal.SIGINT) is previous
+
+
+def test_a_second_signal_aborts_and_restores_the_handlers():
+    import os
+
+    from triptych.engine.signals import StopSignal
+
+    previous = signal.getsignal(signal.SIGINT)
+    stop = StopSignal()
+    stop.install()
+    try:
+        os.kill(os.getpid(), signal.SIGINT)
+        assert stop.requested
+        with pytest.raises(KeyboardInterrupt):
+            os.kill(os.getpid(), signal.SIGINT)
+        assert signal.getsignal(signal.SIGINT) is previous
+    finally:
+        stop.restore()

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import math
 import signal
-import threading
 import time
 from contextlib import nullcontext
 from pathlib import Path
@@ -29,6 +28,7 @@ from triptych.engine import distributed as dist
 from triptych.engine import schedule
 from triptych.engine.batches import BatchStream
 from triptych.engine.progress import MetricsLog, ProgressBar
+from triptych.engine.signals import StopSignal
 from triptych.engine.state import build_optimizer, rng_state, seed_everything, set_rng_state
 from triptych.errors import UserError
 
@@ -45,34 +45,6 @@ def _check(cfg) -> None:
         raise UserError("train.max_steps: must be > 0 unless train.max_minutes or train.max_epochs bounds the run")
     if cfg.patience is not None and cfg.patience < 1:
         raise UserError(f"train.patience: must be >= 1, got {cfg.patience}")
-
-
-class _StopSignal:
-    """SIGINT/SIGTERM set a flag the loop checks after each step; a second one aborts."""
-
-    def __init__(self, on_first=None):
-        self.requested = False
-        self.on_first = on_first
-        self.previous: dict[int, object] = {}
-
-    def _handler(self, signum, frame):
-        if self.requested:
-            self.restore()
-            raise KeyboardInterrupt
-        self.requested = True
-        if self.on_first is not None:
-            self.on_first(signum)
-
-    def install(self) -> None:
-        if threading.current_thread() is not threading.main_thread():
-            return  # signals can only be caught on the main thread; leave them alone
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            self.previous[sig] = signal.signal(sig, self._handler)
-
-    def restore(self) -> None:
-        for sig, handler in self.previous.items():
-            signal.signal(sig, handler)
-        self.previous = {}
 
 
 def train(task, train_cfg, run_dir, *, full_config=None, seed: int = 0, device: str = "cpu",
@@ -180,7 +152,7 @@ class _Run:
                                force=self.progress_force)
         self.stream = BatchStream(task, epoch=epoch, position=position, rank=self.info.rank,
                                   world_size=self.info.world_size, max_epochs=getattr(cfg, "max_epochs", None))
-        self.stop = _StopSignal(lambda s: self.bar.write(
+        self.stop = StopSignal(lambda s: self.bar.write(
             f"{signal.Signals(s).name}: finishing this step and saving a checkpoint (again to abort)"))
         self.stop.install()
         self.t0, self.elapsed0 = time.monotonic(), self.elapsed
