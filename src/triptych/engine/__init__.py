@@ -43,6 +43,9 @@ class Task(Protocol):
         The engine divides by the units of the whole optimiser step (all
         micro-batches, all ranks), so gradient accumulation and DDP give
         exactly the gradient of single-process training on the global batch.
+        Under `precision: bf16` the forward runs in autocast: compute the sum
+        in float32 (e.g. `logits.float()` before the loss), or a bf16 sum of
+        thousands of terms loses most of its digits.
         """
 
     def evaluate(self, model: nn.Module) -> dict[str, float]:
