@@ -256,12 +256,21 @@ def latest_checkpoint(run_dir: str | os.PathLike) -> Path | None:
             d = resolve(ckpts / name)
             if (d / META).is_file() and (d / STATE).is_file():
                 return d
-    steps = list_step_dirs(ckpts)
-    return steps[-1][1] if steps else None
+    resumable = [d for _, d in list_step_dirs(ckpts) if (d / STATE).is_file()]
+    return resumable[-1] if resumable else None
 
 
 def prune(checkpoints_dir: Path, keep: int) -> None:
     """Delete all but the newest `keep` (at least one) periodic checkpoints."""
+    for stale in checkpoints_dir.glob(".*.deleting"):  # a deletion cut short by a kill
+        shutil.rmtree(stale, ignore_errors=True)
     steps = list_step_dirs(checkpoints_dir)
     for _, d in steps[: max(0, len(steps) - max(1, keep))]:
-        shutil.rmtree(d, ignore_errors=True)
+        # Renamed away first, so a kill mid-delete never leaves a half-deleted
+        # directory under a name that looks like a checkpoint.
+        doomed = d.with_name(f".{d.name}.deleting")
+        try:
+            os.replace(d, doomed)
+        except OSError:
+            doomed = d
+        shutil.rmtree(doomed, ignore_errors=True)
