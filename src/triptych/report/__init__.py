@@ -1,0 +1,1 @@
+"""Pictures of results (matplotlib, headless): confusion matrices, curves, attention maps."""

@@ -1,0 +1,88 @@
+"""Plots written to files with matplotlib's headless Agg backend.
+
+Domain-free: functions take plain arrays and label lists, never models or
+datasets, and write through `atomic_path`, so an interrupted command leaves
+no half-written picture.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from triptych.errors import UserError
+
+_FORMATS = (".png", ".pdf", ".svg", ".jpg", ".jpeg")
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _check_path(path: str | os.PathLike) -> Path:
+    p = Path(path)
+    if p.suffix.lower() not in _FORMATS:
+        raise UserError(f"{p}: unsupported picture format (use {', '.join(_FORMATS)})")
+    if p.is_dir():
+        raise UserError(f"{p}: is a directory, expected a picture file name")
+    return p
+
+
+def confusion_matrix(
+    counts: Sequence[Sequence[int]] | np.ndarray,
+    labels: Sequence[str],
+    path: str | os.PathLike,
+    *,
+    title: str | None = None,
+    normalize: bool = False,
+) -> Path:
+    """Draw a confusion matrix (rows: true class, columns: predicted) to `path`.
+
+    Each cell shows its count (or row fraction with `normalize`); the
+    colour is the row-normalised rate, so rare classes are as readable as
+    common ones. The diagonal is what a perfect classifier fills.
+    """
+    p = _check_path(path)
+    cm = np.asarray(counts, dtype=np.float64)
+    n = len(labels)
+    if cm.shape != (n, n):
+        raise ValueError(f"confusion matrix of shape {cm.shape} for {n} labels")
+    rates = cm / np.maximum(cm.sum(axis=1, keepdims=True), 1)
+    plt = _pyplot()
+    side = min(max(4.0, 0.5 * n + 2.0), 20.0)
+    fig, ax = plt.subplots(figsize=(side + 1.0, side))
+    try:
+        im = ax.imshow(rates, cmap="Blues", vmin=0.0, vmax=1.0)
+        fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04, label="fraction of the true class")
+        ax.set_xticks(range(n), labels=list(labels), rotation=90 if n > 12 else 0)
+        ax.set_yticks(range(n), labels=list(labels))
+        ax.set_xlabel("predicted")
+        ax.set_ylabel("true")
+        if n <= 30:  # beyond that the numbers are unreadable; the colours still speak
+            for i in range(n):
+                for j in range(n):
+                    value = rates[i, j] if normalize else cm[i, j]
+                    if value == 0:
+                        continue
+                    text = f"{value:.2f}" if normalize else f"{int(value)}"
+                    ax.text(j, i, text, ha="center", va="center", fontsize=8,
+                            color="white" if rates[i, j] > 0.5 else "black")
+        total = cm.sum()
+        accuracy = np.trace(cm) / total if total else 0.0
+        ax.set_title(f"{title + ' — ' if title else ''}accuracy {100 * accuracy:.2f}% of {int(total)}")
+        fig.tight_layout()
+        from triptych.files import atomic_path
+
+        with atomic_path(p) as tmp:
+            fig.savefig(tmp, format=p.suffix.lstrip(".").lower().replace("jpg", "jpeg"), dpi=120)
+    finally:
+        plt.close(fig)
+    return p

@@ -1,0 +1,181 @@
+"""`triptych vision ...`: argument parsing and output only; the work is in the library.
+
+Nothing heavy is imported at module level so `triptych --help` stays fast.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from triptych.errors import UserError
+
+
+def register(sub) -> None:
+    vision = sub.add_parser("vision", help="image classification with the ImageNet CNNs (LeNet to ResNet)")
+    verbs = vision.add_subparsers(dest="verb", metavar="VERB", parser_class=type(vision))
+    verbs.required = True
+
+    p = verbs.add_parser("train", help="train a classifier from a YAML recipe")
+    p.add_argument("config", help="recipe, e.g. configs/vision/lenet5-digits.yaml")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config key, e.g. train.lr=3e-4 or model.small_input=true")
+    p.add_argument("--out", help="run directory (default runs/vision/<recipe name>)")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out from its latest checkpoint")
+    p.add_argument("--seed", type=int, help="overrides the recipe's seed")
+    p.add_argument("--device", default="cpu", help="cpu (default) or cuda")
+    p.add_argument("--json", action="store_true", help="print the run summary as one JSON object")
+    p.set_defaults(func=cmd_train)
+
+    p = verbs.add_parser("eval", help="accuracy and confusion matrix of a checkpoint")
+    p.add_argument("--checkpoint", required=True, help="a checkpoint directory, e.g. runs/vision/x/best")
+    p.add_argument("--data", help="digits:test (default for digits runs), digits:valid, or an ImageFolder directory")
+    p.add_argument("--plot", metavar="FILE.png", help="draw the confusion matrix to this picture")
+    p.add_argument("--convert", action="store_true", help="convert grey images to RGB (or RGB to grey) for the model")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(func=cmd_eval)
+
+    p = verbs.add_parser("predict", help="top-5 classes of image files")
+    p.add_argument("--checkpoint", required=True)
+    p.add_argument("images", nargs="+", metavar="IMAGE", help="PNG or JPEG files")
+    p.add_argument("--top", type=int, default=5, help="how many classes to show (default 5)")
+    p.add_argument("--convert", action="store_true", help="convert grey images to RGB (or RGB to grey) for the model")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_predict)
+
+    p = verbs.add_parser("models", help="every model with its parameter count at its reference size")
+    p.add_argument("pattern", nargs="?", help="a glob over names, e.g. 'resnet*'")
+    p.add_argument("--json", action="store_true", help="print a JSON list of {name, params, ...}")
+    p.set_defaults(func=cmd_models)
+
+    p = verbs.add_parser("params", help="fully-connected vs locally-connected vs convolutional parameter counts")
+    p.add_argument("--size", type=int, default=1000, help="input side in pixels (default 1000)")
+    p.add_argument("--channels", type=int, default=1, help="input channels (default 1)")
+    p.add_argument("--filter", type=int, default=10, help="filter side k for a k x k window (default 10)")
+    p.add_argument("--maps", type=int, default=1, help="hidden units per position of the FC/LC layers (default 1)")
+    p.add_argument("--filters", type=int, default=100, help="filters of the convolution (default 100)")
+    p.add_argument("--stride", type=int, default=1)
+    p.add_argument("--bias", action="store_true", help="count biases too (the talk counts weights)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_params)
+
+
+def _emit(obj) -> None:
+    from triptych.cli import emit_json
+
+    emit_json(obj)
+
+
+def _pct(x: float) -> str:
+    return f"{100 * x:.2f}%"
+
+
+def cmd_train(args) -> int:
+    from triptych.vision.train import run_training
+
+    summary = run_training(args.config, args.overrides, out=args.out, resume=args.resume, seed=args.seed,
+                           device=args.device)
+    if args.json:
+        _emit(summary)
+        return 0
+    print(f"run: {summary['run_dir']}  steps: {summary.get('steps')}  stopped: {summary.get('stopped_because')}")
+    if summary.get("best_metric") is not None:
+        print(f"best {summary.get('metric')}: {summary['best_metric']:.4f} at step {summary.get('best_step')}")
+    if "test_accuracy" in summary:
+        print(f"test accuracy of best/: {_pct(summary['test_accuracy'])} on {summary['test_images']} images")
+    return 0
+
+
+def cmd_eval(args) -> int:
+    from triptych.vision.inference import Classifier
+
+    clf = Classifier(args.checkpoint, device=args.device, convert=args.convert or None)
+    images = clf.dataset(args.data)
+    result = clf.evaluate(images)
+    result = {"checkpoint": str(args.checkpoint), "model": clf.name, "data": images.name, **result,
+              "classes": clf.classes}
+    if args.plot:
+        from triptych.report.plots import confusion_matrix
+
+        confusion_matrix(result["confusion"], clf.classes, args.plot, title=f"{clf.name} on {images.name}")
+        result["plot"] = str(args.plot)
+    if args.json:
+        _emit(result)
+        return 0
+    print(f"{clf.name} on {images.name}: accuracy {_pct(result['accuracy'])}, top-5 {_pct(result['top5'])}, "
+          f"loss {result['loss']:.4f} ({result['images']} images)")
+    if args.plot:
+        print(f"confusion matrix: {args.plot}", file=sys.stderr)
+    return 0
+
+
+def cmd_predict(args) -> int:
+    from triptych.vision.inference import Classifier
+
+    if args.top < 1:
+        raise UserError(f"--top {args.top}: must be >= 1")
+    clf = Classifier(args.checkpoint, device=args.device, convert=args.convert or None)
+    predictions = clf.predict_files(args.images, k=args.top)
+    if args.json:
+        _emit({"checkpoint": str(args.checkpoint), "model": clf.name, "predictions": predictions})
+        return 0
+    for pred in predictions:
+        shown = "  ".join(f"{t['label']} {100 * t['prob']:.1f}%" for t in pred["top"])
+        print(f"{pred['image']}: {shown}")
+    return 0
+
+
+def cmd_models(args) -> int:
+    from triptych.vision.models import list_models, model_spec
+
+    rows = []
+    for name in list_models(args.pattern):
+        s = model_spec(name)
+        rows.append({"name": name, "params": s.params, "family": s.family, "num_classes": s.num_classes,
+                     "input": [s.in_channels, s.image_size, s.image_size], "summary": s.summary})
+    if args.pattern and not rows:
+        raise UserError(f"no vision model matches '{args.pattern}'")
+    if args.json:
+        _emit(rows)  # the issue's contract: a JSON list of {"name", "params", ...}
+        return 0
+    width = max(len(r["name"]) for r in rows)
+    print(f"{'model'.ljust(width)}  {'params':>12}  input        description")
+    for r in rows:
+        shape = "x".join(map(str, r["input"]))
+        print(f"{r['name'].ljust(width)}  {r['params']:>12,}  {shape:<11}  {r['summary']}")
+    return 0
+
+
+def cmd_params(args) -> int:
+    from triptych.vision.layers import param_counts
+
+    for flag in ("size", "channels", "filter", "maps", "filters", "stride"):
+        if getattr(args, flag) < 1:
+            raise UserError(f"--{flag} {getattr(args, flag)}: must be >= 1")
+    if args.filter > args.size:
+        raise UserError(f"--filter {args.filter}: larger than the {args.size}x{args.size} input")
+    c = param_counts(args.size, args.channels, args.filter, hidden_maps=args.maps, filters=args.filters,
+                     stride=args.stride, bias=args.bias)
+    if args.json:
+        _emit(c)
+        return 0
+    what = "weights and biases" if args.bias else "weights"
+    print(f"input {args.size}x{args.size}x{args.channels}, {args.filter}x{args.filter} filters, stride {args.stride}; "
+          f"{c['hidden_units']:,} hidden units ({c['output'][1]}x{c['output'][2]}x{args.maps})")
+    rows = [
+        ("fully connected", c["fully_connected"], "every unit sees every pixel"),
+        ("locally connected", c["locally_connected"], f"each unit sees a {args.filter}x{args.filter} window, own weights"),
+        ("convolutional", c["convolutional"], f"{args.filters} filters shared by every position"),
+    ]
+    for name, n, why in rows:
+        print(f"{name:<18} {n:>20,} {what}  ({_sci(n)})  {why}")
+    return 0
+
+
+def _sci(n: int) -> str:
+    if n <= 0:
+        return "0"
+    exp = len(str(n)) - 1
+    mant = n / 10 ** exp
+    return f"10^{exp}" if mant == 1 else f"{mant:.2g}x10^{exp}"

@@ -1,0 +1,123 @@
+"""A trained classifier loaded from its checkpoint: evaluate, predict, extract features.
+
+    clf = Classifier("runs/vision/lenet5-digits/best")
+    clf.predict_files(["three.png"])        # top-5 labels with probabilities
+    clf.features(images)                    # (B, D) penultimate features (video frames)
+
+Everything the model needs comes from the checkpoint directory: the
+resolved config (architecture, options, image size, normalisation) and
+classes.json (label names).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+
+from triptych.errors import UserError
+from triptych.vision import transforms as T
+from triptych.vision.config import VisionConfig
+from triptych.vision.data import FolderImages, ImageSet, digits_set, open_image
+from triptych.vision.task import CLASSES_FILE, build_model, evaluate_set
+
+
+def load_vision_config(checkpoint: str | Path) -> tuple[VisionConfig, list[str]]:
+    from triptych.config import from_dict
+    from triptych.engine.checkpoint import load_checkpoint_meta, resolve
+
+    _, config = load_checkpoint_meta(checkpoint, "vision")
+    cfg = from_dict(VisionConfig, config, source=f"{checkpoint}/config.yaml")
+    path = resolve(checkpoint) / CLASSES_FILE
+    try:
+        classes = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise UserError(f"{checkpoint}: vision checkpoint has no {CLASSES_FILE}") from None
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise UserError(f"{path}: corrupt class list ({e})") from None
+    if not isinstance(classes, list) or not classes or not all(isinstance(c, str) for c in classes):
+        raise UserError(f"{path}: corrupt class list (expected a JSON list of names)")
+    if cfg.data.mean is None or cfg.data.std is None:
+        raise UserError(f"{checkpoint}/config.yaml: no data.mean/data.std (not written by `triptych vision train`)")
+    return cfg, classes
+
+
+class Classifier:
+    """A vision checkpoint ready for inference (eval mode, on `device`)."""
+
+    def __init__(self, checkpoint: str | Path, device: str = "cpu", convert: bool | None = None):
+        from triptych.engine.checkpoint import load_weights
+
+        self.checkpoint = Path(checkpoint)
+        self.cfg, self.classes = load_vision_config(checkpoint)
+        if convert is not None:
+            self.cfg.data.convert = convert
+        self.channels = len(self.cfg.data.mean)
+        self.device = torch.device(device)
+        self.model = build_model(self.cfg, len(self.classes), self.channels)
+        load_weights(checkpoint, self.model)  # a checkpoint of another architecture fails here, in one line
+        self.model.to(self.device).eval()
+
+    @property
+    def name(self) -> str:
+        return str(self.cfg.model.get("name"))
+
+    # `prepare` makes a Classifier usable wherever evaluate_set wants a task.
+    def prepare(self, images: ImageSet, indices, train: bool, device):
+        x, y = images.batch(indices, False)
+        x = T.normalize(x, self.cfg.data.mean, self.cfg.data.std)
+        return x.to(device), y.to(device)
+
+    def dataset(self, spec: str | None) -> ImageSet:
+        """`digits:test` (or :valid, :train), an ImageFolder directory, or None for the run's test split."""
+        data = self.cfg.data
+        if spec is None:
+            if data.name == "digits":
+                spec = "digits:test"
+            elif data.test:
+                spec = data.test
+            else:
+                raise UserError(f"{self.checkpoint}: its run had no test set (data.test); give --data DIR")
+        if spec.startswith("digits"):
+            split = spec.partition(":")[2] or "test"
+            if split not in ("train", "valid", "test"):
+                raise UserError(f"--data {spec}: expected digits:train, digits:valid or digits:test")
+            if self.classes != [str(d) for d in range(10)]:
+                raise UserError(f"--data {spec}: {self.checkpoint} was not trained on the 10 digit classes")
+            return digits_set(split, data)
+        return FolderImages(spec, data, classes=self.classes)
+
+    def evaluate(self, images: ImageSet) -> dict:
+        return evaluate_set(self, self.model, images)
+
+    def load_files(self, paths: list[str | Path]) -> torch.Tensor:
+        """Image files -> (B, C, S, S) normalised, resized and centre-cropped as in evaluation."""
+        data = self.cfg.data
+        tensors = []
+        for p in paths:
+            img = open_image(p, self.channels, convert=data.convert, max_pixels=data.max_pixels)
+            tensors.append(T.to_tensor(T.eval_transform(img, data.image_size)))
+        return T.normalize(torch.stack(tensors), data.mean, data.std)
+
+    @torch.no_grad()
+    def probabilities(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.softmax(self.model(x.to(self.device)).float(), dim=1).cpu()
+
+    @torch.no_grad()
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, C, S, S) normalised images -> (B, D) penultimate features."""
+        from triptych.vision.models import penultimate_features
+
+        return penultimate_features(self.model, x.to(self.device)).float().cpu()
+
+    def predict_files(self, paths: list[str | Path], k: int = 5) -> list[dict]:
+        """[{image, top: [{label, prob}, ...]}] for each file, best first."""
+        probs = self.probabilities(self.load_files(paths))
+        k = min(k, probs.shape[1])
+        top = probs.topk(k, dim=1)
+        return [
+            {"image": str(p), "top": [{"label": self.classes[int(i)], "prob": round(float(v), 6)}
+                                      for v, i in zip(top.values[r], top.indices[r])]}
+            for r, p in enumerate(paths)
+        ]

@@ -1,0 +1,141 @@
+"""Where image classification meets the engine: data, model, loss, metrics.
+
+`VisionTask` builds the splits and the model from a `VisionConfig`, plans
+shuffled batches (a pure function of seed and epoch, as the engine's resume
+needs), sums the cross-entropy over images, and validates with loss and
+accuracy (the metric that picks `best/` by default).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from triptych.errors import UserError
+from triptych.vision import transforms as T
+from triptych.vision.config import VisionConfig
+from triptych.vision.data import ImageSet, Splits, build_splits, measure_normalization
+
+CLASSES_FILE = "classes.json"
+
+
+def build_model(cfg: VisionConfig, num_classes: int, in_channels: int):
+    """The registered model `cfg.model["name"]` with the config's options."""
+    from triptych.vision.models import get_model
+
+    spec = dict(cfg.model)
+    name = spec.pop("name", None)
+    if not name:
+        raise UserError("model.name: missing (see `triptych vision models`)")
+    for key in ("num_classes", "in_channels"):
+        if key in spec:
+            raise UserError(f"model.{key}: set by the data, not the config")
+    try:
+        return get_model(str(name), num_classes=num_classes, in_channels=in_channels, **spec)
+    except TypeError as e:
+        raise UserError(f"model: an option that {name} does not take ({e})") from None
+
+
+def batches(n: int, size: int) -> list[list[int]]:
+    return [list(range(i, min(i + size, n))) for i in range(0, n, size)]
+
+
+class VisionTask:
+    domain = "vision"
+    unit_name = "img"
+
+    def __init__(self, cfg: VisionConfig, splits: Splits | None = None):
+        self.cfg = cfg
+        self.splits = splits or build_splits(cfg.data)
+        data = cfg.data
+        if cfg.data.batch_size < 1:
+            raise UserError(f"data.batch_size: must be >= 1, got {data.batch_size}")
+        if data.mean is None or data.std is None:
+            # Measured once and written into the run's config, so eval and
+            # predict normalise exactly as training did.
+            data.mean, data.std = measure_normalization(self.splits.train)
+        self.channels = self.splits.train.channels
+        if len(data.mean) != self.channels or len(data.std) != self.channels:
+            raise UserError(f"data.mean/data.std: need {self.channels} values, one per channel")
+        self.classes = self.splits.classes
+        self.model = build_model(cfg, len(self.classes), self.channels)
+        self.has_aux = getattr(self.model, "aux1", None) is not None
+
+    # --- the engine's contract ------------------------------------------------
+
+    def batch_plan(self, epoch: int) -> list[list[int]]:
+        g = torch.Generator().manual_seed(self.cfg.seed * 1_000_003 + epoch)
+        order = torch.randperm(len(self.splits.train), generator=g).tolist()
+        plan = [order[i:i + self.cfg.data.batch_size] for i in range(0, len(order), self.cfg.data.batch_size)]
+        # A last batch of one image breaks batch norm; drop a runt below half a batch.
+        if len(plan) > 1 and len(plan[-1]) < max(2, self.cfg.data.batch_size // 2):
+            plan.pop()
+        return plan
+
+    def prepare(self, images: ImageSet, indices: list[int], train: bool, device) -> tuple[torch.Tensor, torch.Tensor]:
+        x, y = images.batch(indices, train)
+        x = T.normalize(x, self.cfg.data.mean, self.cfg.data.std)
+        return x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+
+    def collate(self, indices: list[int], device):
+        return self.prepare(self.splits.train, indices, True, device)
+
+    def batch_units(self, batch) -> int:
+        return int(batch[1].shape[0])
+
+    def loss(self, model, batch):
+        x, y = batch
+        smoothing = self.cfg.label_smoothing
+        if self.has_aux and model.training:
+            logits, aux = model.forward_with_aux(x)
+            loss = F.cross_entropy(logits.float(), y, reduction="sum", label_smoothing=smoothing)
+            for a in aux:  # GoogLeNet's extra gradient paths into the middle of the network
+                loss = loss + self.cfg.aux_weight * F.cross_entropy(a.float(), y, reduction="sum", label_smoothing=smoothing)
+        else:
+            logits = model(x)
+            loss = F.cross_entropy(logits.float(), y, reduction="sum", label_smoothing=smoothing)
+        acc = (logits.argmax(1) == y).float().mean().item()
+        return loss, {"train_acc": acc}
+
+    def evaluate(self, model) -> dict[str, float]:
+        result = evaluate_set(self, model, self.splits.valid)
+        return {"valid_loss": result["loss"], "accuracy": result["accuracy"], "top5": result["top5"]}
+
+    def save_artifacts(self, directory: Path) -> None:
+        (Path(directory) / CLASSES_FILE).write_text(json.dumps(self.classes) + "\n", encoding="utf-8")
+
+
+@torch.no_grad()
+def predict_set(task_like, model, images: ImageSet, batch_size: int = 256) -> tuple[torch.Tensor, torch.Tensor]:
+    """(N, num_classes) logits and (N,) labels of a whole set, un-augmented."""
+    device = next(model.parameters()).device
+    logits, labels = [], []
+    for idx in batches(len(images), batch_size):
+        x, y = task_like.prepare(images, idx, False, device)
+        logits.append(model(x).float().cpu())
+        labels.append(y.cpu())
+    return torch.cat(logits), torch.cat(labels)
+
+
+def evaluate_set(task_like, model, images: ImageSet) -> dict:
+    """Mean loss, accuracy and top-5 accuracy (fractions) and the confusion matrix of a set."""
+    was_training = model.training
+    model.eval()
+    try:
+        logits, labels = predict_set(task_like, model, images)
+    finally:
+        model.train(was_training)
+    k = min(5, logits.shape[1])
+    pred = logits.argmax(1)
+    n = len(task_like.classes)
+    cm = torch.bincount(labels * n + pred, minlength=n * n).reshape(n, n)
+    return {
+        "images": int(labels.numel()),
+        "loss": float(F.cross_entropy(logits, labels)),
+        "accuracy": float((pred == labels).float().mean()),
+        "top5": float((logits.topk(k, 1).indices == labels[:, None]).any(1).float().mean()),
+        "confusion": cm.tolist(),  # rows: true class, columns: predicted
+    }

@@ -1,0 +1,97 @@
+"""Image transforms: the standard ImageNet-style augmentations, written small.
+
+Training: a random crop covering `scale` of the image area with a random
+aspect ratio in [3/4, 4/3], resized to the model's size, and a horizontal
+flip (Szegedy et al. 2014's recipe, used by every ImageNet CNN since).
+Evaluation: resize the short side to size * 8/7 (256 for 224), centre crop.
+For tensors that are already small (the 8x8 digits) a random affine —
+small rotation, scale and shift — plays the part of the crop, since a crop
+of an 8x8 digit would cut the digit.
+
+All randomness comes from torch's global generator, which the engine
+checkpoints, so a resumed run augments exactly as the uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+
+def _uniform(lo: float, hi: float) -> float:
+    return lo + (hi - lo) * float(torch.rand(()))
+
+
+def random_resized_crop_box(width: int, height: int, scale: tuple[float, float],
+                            ratio: tuple[float, float] = (3 / 4, 4 / 3)) -> tuple[int, int, int, int]:
+    """(left, top, right, bottom) of a random crop; falls back to a centre crop after 10 tries."""
+    area = width * height
+    log_ratio = (math.log(ratio[0]), math.log(ratio[1]))
+    for _ in range(10):
+        target = area * _uniform(*scale)
+        aspect = math.exp(_uniform(*log_ratio))
+        w = int(round(math.sqrt(target * aspect)))
+        h = int(round(math.sqrt(target / aspect)))
+        if 0 < w <= width and 0 < h <= height:
+            left = int(torch.randint(0, width - w + 1, ()))
+            top = int(torch.randint(0, height - h + 1, ()))
+            return left, top, left + w, top + h
+    side = min(width, height)
+    left, top = (width - side) // 2, (height - side) // 2
+    return left, top, left + side, top + side
+
+
+def train_transform(img, size: int, scale: tuple[float, float], hflip: bool):
+    """PIL image -> augmented PIL image of size x size."""
+    from PIL import Image
+
+    box = random_resized_crop_box(img.width, img.height, scale)
+    img = img.resize((size, size), Image.BILINEAR, box=box)
+    if hflip and float(torch.rand(())) < 0.5:
+        img = img.transpose(Image.FLIP_LEFT_RIGHT)
+    return img
+
+
+def eval_transform(img, size: int):
+    """PIL image -> resize short side to size * 8/7, centre crop size x size."""
+    from PIL import Image
+
+    short = max(size, int(round(size * 8 / 7)))
+    w, h = img.size
+    if w <= h:
+        nw, nh = short, max(short, int(round(h * short / w)))
+    else:
+        nw, nh = max(short, int(round(w * short / h))), short
+    img = img.resize((nw, nh), Image.BILINEAR)
+    left, top = (nw - size) // 2, (nh - size) // 2
+    return img.crop((left, top, left + size, top + size))
+
+
+def to_tensor(img) -> torch.Tensor:
+    """PIL image (mode L or RGB) -> (C, H, W) float tensor in [0, 1]."""
+    arr = np.asarray(img, dtype=np.uint8)
+    if arr.ndim == 2:
+        arr = arr[:, :, None]
+    return torch.from_numpy(arr.copy()).permute(2, 0, 1).float().div_(255.0)
+
+
+def random_affine(x: torch.Tensor, degrees: float, scale: tuple[float, float], translate: float) -> torch.Tensor:
+    """(B, C, H, W) in [0, 1] with a 0 background -> each image rotated/scaled/shifted at random."""
+    b = x.shape[0]
+    angle = (torch.rand(b) * 2 - 1) * math.radians(degrees)
+    s = scale[0] + (scale[1] - scale[0]) * torch.rand(b)
+    shift = (torch.rand(b, 2) * 2 - 1) * translate * 2  # grid coordinates span [-1, 1]: a width is 2
+    cos, sin = torch.cos(angle) / s, torch.sin(angle) / s
+    theta = torch.stack([torch.stack([cos, -sin, shift[:, 0]], 1), torch.stack([sin, cos, shift[:, 1]], 1)], 1)
+    grid = F.affine_grid(theta.to(x.dtype), list(x.shape), align_corners=False)
+    return F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+
+
+def normalize(x: torch.Tensor, mean: list[float], std: list[float]) -> torch.Tensor:
+    """(B, C, H, W) -> per-channel standardised."""
+    m = torch.tensor(mean, dtype=x.dtype).view(1, -1, 1, 1)
+    s = torch.tensor(std, dtype=x.dtype).view(1, -1, 1, 1)
+    return (x - m) / s
