@@ -59,3 +59,14 @@ def test_large_chunks_equal_small():
     a = metrics.topk_classes(pred, 20, chunk=7)
     b = metrics.topk_classes(pred, 20)
     assert np.array_equal(a[0], b[0])
+
+
+@pytest.mark.parametrize("tied", [False, True])
+def test_topk_fast_path_equals_full_sort(tied):
+    rng = np.random.default_rng(3)
+    pred = rng.integers(0, 30, (300, 500)).astype(np.float64) if tied else rng.random((300, 500))
+    for k in (1, 5, 20):
+        idx, vals = metrics.topk_classes(pred, k, chunk=64)
+        expected = np.lexsort((np.broadcast_to(np.arange(500), pred.shape), -pred), axis=1)[:, :k]
+        assert np.array_equal(idx, expected)
+        assert np.array_equal(vals, np.take_along_axis(pred, expected, 1))

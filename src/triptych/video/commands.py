@@ -47,6 +47,10 @@ def register(subparsers) -> None:
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=_metrics)
 
+    from triptych.video import run_commands
+
+    run_commands.register(verbs)
+
 
 
 def _synth(args) -> int:

@@ -1,0 +1,132 @@
+"""`triptych video train|eval|predict|models`: the verbs that need torch and a model.
+
+Split from commands.py (data and metrics verbs) to keep each file short.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from triptych.errors import UserError
+
+
+def register(verbs) -> None:
+    p = verbs.add_parser("train", help="train a video classifier from a YAML recipe")
+    p.add_argument("config", help="recipe, e.g. configs/video/gated-netvlad-synth.yaml")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config key, e.g. train.lr=1e-3 or model.clusters=32")
+    p.add_argument("--out", help="run directory (default runs/video/<recipe name>)")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out from its latest checkpoint")
+    p.add_argument("--seed", type=int, help="overrides the recipe's seed")
+    p.add_argument("--device", default="cpu", help="cpu (default) or cuda")
+    p.add_argument("--json", action="store_true", help="print the run summary as one JSON object")
+    p.set_defaults(func=cmd_train)
+
+    for verb, helptext in (("eval", "GAP@20, Hit@1, PERR, mAP of checkpoints on labelled TFRecords"),
+                           ("predict", "Kaggle submission (VideoId,LabelConfidencePairs) from checkpoints")):
+        p = verbs.add_parser(verb, help=helptext)
+        p.add_argument("--checkpoint", action="append", required=True, metavar="DIR",
+                       help="a checkpoint directory; give several to average an ensemble")
+        p.add_argument("--data", nargs="+", required=True, metavar="FILE", help="TFRecord files, directories or globs")
+        p.add_argument("--top-k", type=int, default=20)
+        p.add_argument("--no-verify", action="store_true", help="skip the CRC checks of the TFRecord framing")
+        p.add_argument("--skip-bad-records", action="store_true", help="skip damaged records and report how many")
+        p.add_argument("--device", default="cpu")
+        p.add_argument("--json", action="store_true")
+        if verb == "eval":
+            p.add_argument("--save-predictions", metavar="FILE.npz", help="keep what was scored")
+            p.set_defaults(func=cmd_eval)
+        else:
+            p.add_argument("--out", required=True, metavar="FILE.csv", help="the submission file to write")
+            p.set_defaults(func=cmd_predict)
+
+    p = verbs.add_parser("models", help="every registered video model with its parameter count")
+    p.add_argument("pattern", nargs="?", default="*", help="a glob over names, e.g. 'gated-*'")
+    p.add_argument("--classes", type=int, default=3862)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_models)
+
+
+def _emit(obj) -> None:
+    from triptych.cli import emit_json
+
+    emit_json(obj)
+
+
+def cmd_train(args) -> int:
+    from triptych.video.train import run_training
+
+    s = run_training(args.config, args.overrides, out=args.out, resume=args.resume, seed=args.seed, device=args.device)
+    if args.json:
+        _emit(s)
+        return 0
+    print(f"run: {s['run_dir']}  steps: {s.get('steps')}  stopped: {s.get('stopped_because')}")
+    if s.get("best_metric") is not None:
+        print(f"best {s.get('metric')}: {s['best_metric']:.4f} at step {s.get('best_step')}")
+    return 0
+
+
+def _scored(args):
+    from triptych.video.inference import ensemble_predict, load_ensemble, read_set
+
+    if args.top_k < 1:
+        raise UserError(f"--top-k {args.top_k}: must be >= 1")
+    members = load_ensemble(args.checkpoint, args.device)
+    videos, stats = read_set(members, args.data, verify=not args.no_verify, skip_bad=args.skip_bad_records)
+    probs, loss = ensemble_predict(members, videos)
+    if args.skip_bad_records:
+        print(f"skipped {len(stats.skipped)} bad records", file=sys.stderr)
+    return members, videos, stats, probs, loss
+
+
+def cmd_eval(args) -> int:
+    from triptych.video.inference import save_predictions
+    from triptych.video.metrics import evaluate
+
+    members, videos, stats, probs, loss = _scored(args)
+    labels = videos.multi_hot(range(len(videos)))
+    result = {**evaluate(probs, labels, top_k=args.top_k), "loss": loss, "videos": len(videos),
+              "checkpoints": [str(m.directory) for m in members]}
+    if args.skip_bad_records:
+        result["skipped"] = len(stats.skipped)
+    if args.save_predictions:
+        save_predictions(args.save_predictions, videos.ids, probs, labels)
+        result["predictions_file"] = str(args.save_predictions)
+    if args.json:
+        _emit(result)
+    else:
+        print(f"GAP@{args.top_k} {result['gap']:.4f}  Hit@1 {result['hit_at_one']:.4f}  PERR {result['perr']:.4f}  "
+              f"mAP {result['map']:.4f}  loss {loss:.4f}  ({len(videos)} videos, {len(members)} checkpoint(s))")
+    return 0
+
+
+def cmd_predict(args) -> int:
+    from triptych.video.inference import write_submission
+
+    members, videos, stats, probs, _ = _scored(args)
+    rows = write_submission(args.out, videos.ids, probs, args.top_k)
+    result = {"out": str(args.out), "videos": rows, "checkpoints": [str(m.directory) for m in members]}
+    if args.json:
+        _emit(result)
+    else:
+        print(f"wrote {rows} predictions to {args.out}")
+    return 0
+
+
+def cmd_models(args) -> int:
+    from triptych.video.models import get_model, list_models, model_config, parameter_count
+
+    rows = []
+    for name in list_models(args.pattern):
+        cfg = model_config(name, num_classes=args.classes)
+        rows.append({"name": name, "level": cfg.level, "pooling": cfg.pooling, "head": cfg.head,
+                     "params": parameter_count(get_model(name, num_classes=args.classes))})
+    if not rows:
+        raise UserError(f"no video model matches '{args.pattern}'")
+    if args.json:
+        _emit(rows)
+        return 0
+    width = max(len(r["name"]) for r in rows)
+    for r in rows:
+        print(f"{r['name'].ljust(width)}  {r['level']:<5}  {r['pooling']:<16}  {r['head']:<8}  {r['params']:>13,}")
+    return 0

@@ -1,0 +1,149 @@
+"""Where video classification meets the engine: data, model, loss, metrics.
+
+`VideoTask` reads the TFRecords into memory (uint8 frames), builds the model
+from its registered preset plus the config's overrides, plans shuffled
+batches (a pure function of seed and epoch), and validates with GAP@20,
+Hit@1, PERR, mAP and the loss. Frame sampling for a training batch is
+seeded by the batch's own indices, so a resumed run sees the same frames.
+
+Loss: binary cross-entropy summed over classes (the reference's
+CrossEntropyLoss sums over classes and averages over videos; the engine
+divides the sum by the videos of the step). Heads with logits use the
+exact logit form; MoE heads give probabilities, and their loss adds
+epsilon = 1e-5 inside the logs as the reference does.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from triptych.errors import UserError
+from triptych.video import metrics as M
+from triptych.video.config import VideoConfig
+from triptych.video.models import ModelConfig, VideoModel, model_config
+from triptych.video.tfrecord import RecordStats
+from triptych.video.yt8m import VideoSet
+
+EPSILON = 1e-5
+
+
+def split_paths(text: str) -> list[str]:
+    return [p.strip() for p in str(text).split(",") if p.strip()]
+
+
+def resolve_model(cfg: VideoConfig) -> ModelConfig:
+    """The model's full config: preset <- the config's keys <- the data's classes and level."""
+    spec = dict(cfg.model)
+    name = spec.pop("name", None)
+    if not name:
+        raise UserError("model.name: missing (see `triptych video models`)")
+    for key in ("num_classes", "level"):
+        spec.pop(key, None)
+    try:
+        mcfg = model_config(str(name), **spec, num_classes=cfg.data.num_classes)
+    except ValueError as e:
+        raise UserError(f"model.name: {e}") from None
+    except TypeError as e:
+        raise UserError(f"model: an option that video models do not take ({e})") from None
+    if mcfg.level != cfg.data.level:
+        raise UserError(f"model {name} reads {mcfg.level}-level data but data.level is {cfg.data.level}")
+    return mcfg
+
+
+def load_set(paths: str, cfg: VideoConfig, stats: RecordStats | None = None, limit: int | None = None) -> VideoSet:
+    import itertools
+
+    from triptych.video.yt8m import read_videos
+
+    d = cfg.data
+    videos = read_videos(split_paths(paths), num_classes=d.num_classes, level=d.level, verify=d.verify,
+                         skip_bad=d.skip_bad_records, stats=stats, max_frames=d.max_frames)
+    if limit is not None:
+        videos = itertools.islice(videos, limit)
+    return VideoSet(videos, d.num_classes)
+
+
+def to_device(batch: dict, device) -> dict:
+    return {k: torch.from_numpy(v).to(device) for k, v in batch.items()}
+
+
+def bce_sum(out: dict, labels: torch.Tensor) -> torch.Tensor:
+    """Binary cross-entropy summed over videos and classes."""
+    if "logits" in out:
+        return F.binary_cross_entropy_with_logits(out["logits"].float(), labels, reduction="sum")
+    p = out["probs"].float()
+    return -(labels * torch.log(p + EPSILON) + (1 - labels) * torch.log(1 - p + EPSILON)).sum()
+
+
+@torch.no_grad()
+def predict(model: VideoModel, videos: VideoSet, cfg: VideoConfig, device="cpu") -> tuple[np.ndarray, float]:
+    """Probabilities [N, C] (float32) of every video, and the mean loss a video."""
+    model.eval()
+    d = cfg.data
+    out, loss = [], 0.0
+    n = d.frames if d.eval_sampling != "all" else 0
+    for lo in range(0, len(videos), d.eval_batch_size):
+        idx = list(range(lo, min(len(videos), lo + d.eval_batch_size)))
+        batch = to_device(videos.batch(idx, d.eval_sampling, n, None), device)
+        res = model(batch)
+        loss += float(bce_sum(res, batch["labels"]))
+        out.append(res["probs"].float().cpu().numpy())
+    return np.concatenate(out), loss / max(1, len(videos))
+
+
+class VideoTask:
+    domain = "video"
+    unit_name = "video"
+
+    def __init__(self, cfg: VideoConfig, train_set: VideoSet | None = None, valid_set: VideoSet | None = None):
+        self.cfg = cfg
+        d = cfg.data
+        if d.batch_size < 2:
+            raise UserError(f"data.batch_size: must be >= 2 (batch norm), got {d.batch_size}")
+        if not train_set and not d.train:
+            raise UserError("data.train: no training files given")
+        self.stats = RecordStats()
+        self.train_set = train_set or load_set(d.train, cfg, self.stats, d.limit_train)
+        self.valid_set = valid_set or (load_set(d.valid, cfg, self.stats) if d.valid else None)
+        if self.train_set.level != d.level:
+            raise UserError(f"{d.train}: holds {self.train_set.level}-level records but data.level is {d.level}")
+        self.model_cfg = resolve_model(cfg)
+        cfg.model = {k: v for k, v in self.model_cfg.__dict__.items() if k not in ("num_classes", "level")}
+        self.model = VideoModel(self.model_cfg)
+
+    # --- the engine's contract ------------------------------------------------
+
+    def batch_plan(self, epoch: int) -> list[list[int]]:
+        g = torch.Generator().manual_seed(self.cfg.seed * 1_000_003 + epoch)
+        order = torch.randperm(len(self.train_set), generator=g).tolist()
+        size = self.cfg.data.batch_size
+        plan = [order[i : i + size] for i in range(0, len(order), size)]
+        if len(plan) > 1 and len(plan[-1]) < max(2, size // 2):  # a runt batch upsets batch norm
+            plan.pop()
+        return plan
+
+    def collate(self, indices: list[int], device) -> dict:
+        d = self.cfg.data
+        rng = np.random.default_rng([self.cfg.seed, *indices])
+        n = d.frames if d.sampling != "all" else 0
+        return to_device(self.train_set.batch(indices, d.sampling, n, rng), device)
+
+    def batch_units(self, batch: dict) -> int:
+        return int(batch["labels"].shape[0])
+
+    def loss(self, model, batch: dict) -> tuple[torch.Tensor, dict[str, float]]:
+        return bce_sum(model(batch), batch["labels"]), {}
+
+    def evaluate(self, model) -> dict[str, float]:
+        if self.valid_set is None:
+            raise UserError("data.valid: no validation files, so there is nothing to evaluate")
+        device = next(model.parameters()).device
+        probs, loss = predict(model, self.valid_set, self.cfg, device)
+        labels = self.valid_set.multi_hot(range(len(self.valid_set)))
+        scores = M.evaluate(probs, labels, top_k=self.cfg.top_k)
+        return {**scores, "valid_loss": loss}
+
+    def save_artifacts(self, directory) -> None:
+        """Nothing beyond config.yaml: the model is rebuilt from it."""
