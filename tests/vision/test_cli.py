@@ -131,3 +131,12 @@ def test_models_and_params_json(capsys):
     status, out, _ = run(capsys, "vision", "params", "--json")
     c = json.loads(out)
     assert (c["fully_connected"], c["locally_connected"], c["convolutional"]) == (10**12, 10**8, 10**4)
+
+
+def test_demo_part(tmp_path):
+    from triptych.vision.demo import run as demo_run
+
+    result = demo_run(tmp_path / "vision", minutes=0.02)
+    assert result["test_images"] == 359 and 0 <= result["cnn"]["test_accuracy"] <= 1
+    assert result["baseline"]["test_accuracy"] > 0.9  # logistic regression on raw pixels is a strong baseline
+    assert (tmp_path / "vision" / "confusion.png").is_file() and (tmp_path / "vision" / "best").is_dir()
