@@ -140,3 +140,21 @@ def test_demo_part(tmp_path):
     assert result["test_images"] == 359 and 0 <= result["cnn"]["test_accuracy"] <= 1
     assert result["baseline"]["test_accuracy"] > 0.9  # logistic regression on raw pixels is a strong baseline
     assert (tmp_path / "vision" / "confusion.png").is_file() and (tmp_path / "vision" / "best").is_dir()
+
+
+def test_features_for_video_frames(digits_run):
+    import numpy as np
+
+    from triptych.errors import UserError
+    from triptych.vision.data import digits_arrays
+    from triptych.vision.inference import Classifier
+
+    clf = Classifier(digits_run / "best")
+    images, _ = digits_arrays()
+    frames = (images[:6] * 255).astype(np.uint8)  # (6, 8, 8) uint8, as a video's frames
+    feats = clf.features(clf.prepare_array(frames))
+    assert feats.shape == (6, clf.model.embed_dim)
+    same = clf.features(clf.prepare_array(images[:6]))  # floats in [0, 1]: the same frames
+    assert np.allclose(feats.numpy(), same.numpy(), atol=0.05)
+    with pytest.raises(UserError, match="3-channel frames but the model takes 1"):
+        clf.prepare_array(np.zeros((2, 8, 8, 3), dtype=np.uint8), source="v.npy")

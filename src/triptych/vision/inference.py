@@ -100,6 +100,37 @@ class Classifier:
             tensors.append(T.to_tensor(T.eval_transform(img, data.image_size)))
         return T.normalize(torch.stack(tensors), data.mean, data.std)
 
+    def prepare_array(self, frames, source: str = "array") -> torch.Tensor:
+        """Pixels in memory -> (N, C, S, S) normalised model input (for video frames).
+
+        `frames`: (N, H, W), (N, H, W, C) or (N, C, H, W), numpy or torch,
+        uint8 in 0-255 or floats in 0-1. Resized (bilinear) to the model's
+        image size; a channel mismatch follows the same rule as files
+        (an error naming `source`, unless the classifier was built with convert).
+        """
+        import torch.nn.functional as F
+
+        x = torch.as_tensor(frames)
+        if x.ndim == 3:
+            x = x.unsqueeze(1)
+        elif x.ndim == 4 and x.shape[-1] in (1, 3) and x.shape[1] not in (1, 3):
+            x = x.permute(0, 3, 1, 2)
+        if x.ndim != 4 or x.shape[1] not in (1, 3):
+            raise UserError(f"{source}: expected frames of shape (N, H, W), (N, H, W, C) or (N, C, H, W), got {tuple(x.shape)}")
+        x = x.float() / 255.0 if not x.is_floating_point() else x.float()
+        if x.shape[1] != self.channels:
+            if not self.cfg.data.convert:
+                raise UserError(f"{source}: {x.shape[1]}-channel frames but the model takes {self.channels}; "
+                                "use --convert to convert them")
+            if self.channels == 3:
+                x = x.expand(-1, 3, -1, -1)
+            else:  # ITU-R 601 luminance, as PIL's convert("L")
+                x = (x * torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)).sum(1, keepdim=True)
+        size = self.cfg.data.image_size
+        if tuple(x.shape[-2:]) != (size, size):
+            x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
+        return T.normalize(x.clamp(0, 1), self.cfg.data.mean, self.cfg.data.std)
+
     @torch.no_grad()
     def probabilities(self, x: torch.Tensor) -> torch.Tensor:
         return torch.softmax(self.model(x.to(self.device)).float(), dim=1).cpu()
