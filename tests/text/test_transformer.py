@@ -245,3 +245,21 @@ def test_config_fields_are_the_documented_recipe_keys():
         "d_model", "heads", "encoder_layers", "decoder_layers", "ffn", "dropout",
         "attention_dropout", "norm", "copy", "max_positions", "tie_embeddings",
     ]  # fmt: skip
+
+
+def test_fast_dropout_keeps_one_minus_p_scales_and_backpropagates_through_the_mask():
+    from triptych.text.models.dropout import dropout
+
+    x = torch.ones(1001, 257, requires_grad=True)  # an odd size: the last int64 is partly used
+    torch.manual_seed(0)
+    y = dropout(x, 0.1, True)
+    kept = y != 0
+    assert abs(kept.float().mean().item() - 0.9) < 0.003
+    torch.testing.assert_close(y[kept], torch.full_like(y[kept], 1 / 0.9))
+    y.sum().backward()
+    torch.testing.assert_close(x.grad, y.detach())
+    torch.manual_seed(0)
+    torch.testing.assert_close(dropout(x, 0.1, True), y)  # the global seed decides
+    assert dropout(x, 0.1, False) is x
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert dropout(x.bfloat16(), 0.5, True).dtype == torch.bfloat16

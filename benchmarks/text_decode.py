@@ -1,0 +1,105 @@
+"""Decoding sentences/s of triptych's Transformer against Hugging Face `generate`, same run.
+
+The models are those of `text_train.py` (benchmark size: d_model 256, 3+3
+layers, 4 heads, FFN 1024, vocabulary 8000), random weights, in eval mode.
+The inputs are real documents: the first `--batches` x 32 of the Debian
+descriptions validation split, byte-level BPE (trained here, as in
+text_train.py), cut at 256 tokens, batches of 32 in corpus order (so with
+their natural padding). Both sides decode at most 24 new tokens:
+
+- greedy: `triptych.text.decoding.greedy` vs `generate(num_beams=1)`;
+- beam 4: `beam_search(beam=4, length_penalty=0.6)` vs `generate(num_beams=4,
+  length_penalty=0.6)`, one returned sequence a sentence.
+
+An untrained model almost never emits eos (1 of 8,000 ids), so both sides
+run the full 24 steps on nearly every sentence: the same work. Each side
+decodes all batches once per round, rounds alternate which side goes first,
+and each keeps its best round (the one least disturbed by the neighbours on
+a shared machine).
+
+Usage: python benchmarks/text_decode.py [--rounds R] [--batches N] [--threads N]
+Prints a human line per measure on stderr and one JSON line last on stdout,
+with "ratio" = the smaller of the greedy and beam-4 speed-ups (triptych
+sentences/s over HF sentences/s).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+
+import torch
+
+from text_train import BOS, EOS, PAD, SIZE, VOCAB, build_bart, encode_pairs, load_corpus, pad, train_bpe
+
+from triptych.text.decoding import beam_search, greedy  # noqa: E402  (text_train put src/ on the path)
+from triptych.text.models import build_model  # noqa: E402
+
+MAX_NEW, BATCH, LENGTH_PENALTY = 24, 32, 0.6
+
+
+def ours(model, src, beam):
+    if beam == 1:
+        return greedy(model, src, bos=BOS, eos=EOS, max_len=MAX_NEW)
+    return beam_search(model, src, beam=beam, bos=BOS, eos=EOS, max_len=MAX_NEW, length_penalty=LENGTH_PENALTY)
+
+
+def hf(model, src, beam):
+    with torch.inference_mode():
+        return model.generate(
+            input_ids=src, attention_mask=src != PAD, num_beams=beam, do_sample=False,
+            max_new_tokens=MAX_NEW, length_penalty=LENGTH_PENALTY, early_stopping=False,
+            no_repeat_ngram_size=0, num_return_sequences=1, use_cache=True,
+            decoder_start_token_id=BOS, bos_token_id=BOS, eos_token_id=EOS, pad_token_id=PAD,
+            forced_bos_token_id=None, forced_eos_token_id=None,
+        )  # fmt: skip
+
+
+def timed(fn, model, batches, beam) -> float:
+    start = time.perf_counter()
+    for src in batches:
+        fn(model, src, beam)
+    return time.perf_counter() - start
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--batches", type=int, default=3)
+    ap.add_argument("--threads", type=int, default=torch.get_num_threads())
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+
+    rows = load_corpus()
+    tok = train_bpe([r["document"] for r in rows] + [r["summary"] for r in rows])
+    docs = [d for d, _ in encode_pairs(rows[: args.batches * BATCH], tok)]
+    batches = [pad(docs[i : i + BATCH]) for i in range(0, len(docs), BATCH)]
+    n_sent = len(docs)
+
+    sides = {"triptych": (build_model("transformer", SIZE, VOCAB, PAD).eval(), ours), "hf": (build_bart().eval(), hf)}
+    result = {"benchmark": "text_decode", "threads": args.threads, "sentences": n_sent, "max_new_tokens": MAX_NEW}
+    ratios = []
+    for beam, label in ((1, "greedy"), (4, "beam4")):
+        for model, fn in sides.values():
+            fn(model, batches[0][:4], beam)  # warm-up
+        times: dict[str, list[float]] = {name: [] for name in sides}
+        for r in range(args.rounds):
+            for name in list(sides) if r % 2 == 0 else list(sides)[::-1]:
+                model, fn = sides[name]
+                times[name].append(timed(fn, model, batches, beam))
+        speed = {name: n_sent / min(t) for name, t in times.items()}
+        for name in sides:
+            result[f"{label}_{name}_sent_per_s"] = round(speed[name], 1)
+        result[f"{label}_ratio"] = round(speed["triptych"] / speed["hf"], 3)
+        ratios.append(result[f"{label}_ratio"])
+        print(f"{label:7s} triptych {speed['triptych']:7.1f} sent/s  hf {speed['hf']:7.1f} sent/s  "
+              f"ratio {result[f'{label}_ratio']:.2f}", file=sys.stderr)  # fmt: skip
+    result["ratio"] = min(ratios)
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()
