@@ -130,3 +130,13 @@ def test_videoset_batch():
     assert b["rgb"][1, 0, 0] == DEQUANT_LUT[128] and b["rgb"][1, 1].sum() == 0
     assert b["labels"][0].nonzero()[0].tolist() == [3, 7]
     assert b["num_frames"].tolist() == [3, 1]
+
+
+def test_fast_dequantisers_equal_the_table():
+    from triptych.video.yt8m import _dequantize_into, dequantize_tensor
+
+    q = np.arange(256, dtype=np.uint8).reshape(2, 128)
+    out = np.empty(q.shape, np.float32)
+    _dequantize_into(q, out)
+    assert np.array_equal(out, DEQUANT_LUT[q])
+    assert np.array_equal(dequantize_tensor(q).numpy(), DEQUANT_LUT[q])

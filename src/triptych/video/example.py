@@ -275,7 +275,7 @@ def _fixed_stride(buf: bytes, start: int, stop: int, dim: int) -> np.ndarray | N
     h = len(header)
     if not (rows[:, :h] == np.frombuffer(header, dtype=np.uint8)).all():
         return None
-    return rows[:, h:].copy()
+    return rows[:, h:]  # a read-only view into `buf`: no copy until dequantised
 
 
 def parse_sequence_example(buf: bytes) -> tuple[dict[str, Feature], dict[str, FeatureList]]:

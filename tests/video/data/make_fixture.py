@@ -4,7 +4,7 @@ TensorFlow cannot be installed on these machines, so the fixtures are built
 from the specification with code independent of triptych's reader and
 writer: messages by the `protobuf` package (descriptors of TensorFlow's
 example.proto, see triptych/video/protos.py), framing by `struct` and CRCs by
-the `crc32c` package (not `google-crc32c`, which triptych uses). Values are
+the `google-crc32c` package (not `crc32c`, which triptych uses). Values are
 fixed, so the tests can state what must come out:
 
 official_frame.tfrecord  2 SequenceExamples: id "vid1" labels [3, 7], 3
@@ -22,7 +22,7 @@ import gzip
 import struct
 from pathlib import Path
 
-import crc32c
+import google_crc32c
 
 from triptych.video.protos import messages
 
@@ -30,7 +30,7 @@ HERE = Path(__file__).parent
 
 
 def masked(data: bytes) -> int:
-    c = crc32c.crc32c(data)
+    c = google_crc32c.value(data)
     return (((c >> 15) | (c << 17)) + 0xA282EAD8) & 0xFFFFFFFF
 
 
