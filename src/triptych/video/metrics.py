@@ -160,6 +160,12 @@ def gap(predictions: np.ndarray, labels: np.ndarray, top_k: int = 20, *, _kept=N
         return 0.0
     kept_labels = np.take_along_axis(labels, idx, 1).ravel() > 0
     scores = vals.ravel().astype(np.float64)
+    ascending = np.sort(scores)  # a value sort is many times faster than an argsort
+    if len(ascending) and not (ascending[1:] == ascending[:-1]).any():
+        # No ties: the i-th best positive sits at rank 1 + (scores above it).
+        hits = np.sort(scores[kept_labels])[::-1]
+        rank = len(scores) - np.searchsorted(ascending, hits, side="right") + 1
+        return float(np.sum(np.arange(1, len(hits) + 1) / rank) / positives)
     order = np.argsort(-scores, kind="stable")
     total = _expected_ap_sums(np.zeros(len(order), np.int64), scores[order], kept_labels[order], 1)[0]
     return float(total / positives)
