@@ -59,6 +59,7 @@ class _Stepper:
 
     def __init__(self, model, src: torch.Tensor, bos: int, use_cache: bool):
         self.model, self.use_cache = model, use_cache
+        self.grouped = use_cache and getattr(model, "grouped_steps", False)
         if use_cache:
             self.enc = model.encode(src)
             self.state = model.init_state(self.enc)
@@ -73,15 +74,16 @@ class _Stepper:
         self.prefix = torch.cat([self.prefix, tokens[:, None]], 1)
         return self.model(self.src, self.prefix)[:, -1]
 
-    def reorder(self, index: torch.Tensor, encoder: bool = True):
-        """Keep rows `index`. `encoder=False` when every row stays within its
-        sentence (beam reordering): the encoder's rows are then unchanged."""
-        if self.use_cache:
-            if encoder:
-                self.enc = self.model.reorder_encoder(self.enc, index)
-            self.state = self.model.reorder_state(self.state, index)
-        else:
+    def reorder(self, index: torch.Tensor, sentences: torch.Tensor | None = None):
+        """New rows = old rows `index`. `sentences`: the old sentence slots that
+        remain, when that changes; None when every row stays within its
+        sentence (beam reordering), so the encoder's rows are unchanged."""
+        if not self.use_cache:
             self.src, self.prefix = self.src[index], self.prefix[index]
+            return
+        self.state = self.model.reorder_state(self.state, index)
+        if sentences is not None:  # grouped models keep one encoder row a sentence
+            self.enc = self.model.reorder_encoder(self.enc, sentences if self.grouped else index)
 
 
 def _constrain(log_p, hist, t: int, never: list[int], eos: int, min_len: int, no_repeat_ngram: int):
@@ -146,7 +148,7 @@ def greedy(
                     break
                 rows = [rows[i] for i in alive.tolist()]
                 tok, hist = tok[alive], hist[alive]
-                stepper.reorder(alive)
+                stepper.reorder(alive, alive)
             if no_repeat_ngram:  # the history is only kept when something reads it
                 hist = torch.cat([hist, tok[:, None]], 1)
             last = tok
@@ -183,7 +185,8 @@ def beam_search(
     with _inference(model):
         stepper = _Stepper(model, src, bos, use_cache)
         never = _never(model, bos)
-        stepper.reorder(torch.arange(B, device=device).repeat_interleave(K))  # K rows a sentence
+        sentences = torch.arange(B, device=device)
+        stepper.reorder(sentences.repeat_interleave(K), sentences)  # K rows a sentence
         sent = list(range(B))  # sentence of each active group of K rows
         scores = torch.zeros(B, K, device=device)
         scores[:, 1:] = NEG_INF  # the K beams start identical: expand only the first
@@ -218,14 +221,14 @@ def beam_search(
             open_ = [b for b in range(nb) if len(finished[sent[b]]) < K]
             if not open_:
                 break
-            shrink = len(open_) < nb
-            if shrink:  # drop finished sentences from the batch
+            keep = None
+            if len(open_) < nb:  # drop finished sentences from the batch
                 keep = torch.tensor(open_, device=device)
                 rows, scores, tok = rows[keep], scores[keep], tok[keep]
                 sent = [sent[b] for b in open_]
             rows = rows.view(-1)
-            if shrink or not torch.equal(rows, torch.arange(rows.numel(), device=device)):
-                stepper.reorder(rows, encoder=shrink)
+            if keep is not None or not torch.equal(rows, torch.arange(rows.numel(), device=device)):
+                stepper.reorder(rows, keep)
                 hist = hist[rows]
             last = tok.view(-1)
             hist = torch.cat([hist, last[:, None]], 1)

@@ -85,6 +85,10 @@ class Seq2Seq(nn.Module):
     """Base class of the text model families; see the module docstring."""
 
     pad_id: int
+    # True when step() accepts G*B token rows against an `enc` of B rows (row
+    # r reading encoder row r // G): beam search then never copies the
+    # encoder's tensors K times. False: beam search expands `enc` to B*K rows.
+    grouped_steps: bool = False
 
     def forward(self, src: torch.Tensor, tgt_in: torch.Tensor, return_attention: bool = False):
         raise NotImplementedError

