@@ -155,7 +155,8 @@ class CrossAttention(nn.Module):
     def keys_values(self, memory):
         B, S, C = memory.shape
         k, v = self.kv(memory).view(B, S, 2, self.heads, C // self.heads).permute(2, 0, 3, 1, 4)  # 2 x (B,H,S,D)
-        return k, v
+        # Contiguous once here, or every decoding step's matmul would copy them.
+        return k.contiguous(), v.contiguous()
 
     def forward(self, x, kv, bias, need_weights=False):
         B, T, C = x.shape
