@@ -25,6 +25,7 @@ import torch
 
 from triptych.engine import checkpoint as ckpt
 from triptych.engine import distributed as dist
+from triptych.engine import memory
 from triptych.engine import schedule
 from triptych.engine.batches import BatchStream
 from triptych.engine.progress import MetricsLog, ProgressBar
@@ -173,6 +174,7 @@ class _Run:
             "steps": self.step, "epoch": self.stream.epoch, "metric": cfg.metric, "best_metric": self.best,
             "best_step": self.best_step, "stopped_because": stopped, "elapsed": round(self._now(), 3),
             "final_metrics": self.last_metrics, "skipped_steps": self.skipped_steps,
+            "peak_rss_mb": round(memory.peak_rss_mb(), 1),
             "run_dir": str(self.run_dir), "best_dir": str(best_dir) if self.best_step is not None else None,
         }
 

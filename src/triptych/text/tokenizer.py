@@ -40,8 +40,13 @@ class Tokenizer:
     def encode(self, text: str) -> list[int]:
         return self.hf.encode(text).ids
 
-    def encode_batch(self, texts: list[str]) -> list[list[int]]:
-        return [e.ids for e in self.hf.encode_batch(texts)]
+    def encode_batch(self, texts: list[str], chunk: int = 2048) -> list[list[int]]:
+        # In chunks: an HF Encoding also holds tokens, offsets and masks, and
+        # 50k of them at once cost a gigabyte that the ids alone do not need.
+        ids: list[list[int]] = []
+        for start in range(0, len(texts), chunk):
+            ids.extend(e.ids for e in self.hf.encode_batch(texts[start : start + chunk]))
+        return ids
 
     def decode(self, ids: Iterable[int]) -> str:
         return self.hf.decode(list(ids), skip_special_tokens=True).strip()
