@@ -146,8 +146,8 @@ def run_round(model, opt, loss_fn, batches, precision: str) -> float:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--rounds", type=int, default=3)
-    ap.add_argument("--batches", type=int, default=8)
-    ap.add_argument("--tokens", type=int, default=3000, help="source tokens a batch (with padding)")
+    ap.add_argument("--batches", type=int, default=4)
+    ap.add_argument("--tokens", type=int, default=2000, help="source tokens a batch (with padding)")
     ap.add_argument("--threads", type=int, default=torch.get_num_threads())
     ap.add_argument("--precision", choices=["fp32", "bf16"], default="fp32")
     args = ap.parse_args()
