@@ -218,6 +218,7 @@ def test_tiny_overfit_on_a_copy_task(copy):
     assert greedy(m, batch[0], bos=BOS, eos=EOS, max_len=10) == [r.tolist() for r in rows]
 
 
+@pytest.mark.slow
 def test_copy_attention_reproduces_tokens_never_seen_as_targets():
     """Train copying on tokens 3..99; test on sentences holding one token of
     100..129, which the vocabulary softmax never saw as a target. Only the
