@@ -31,6 +31,7 @@ def main():
     ap.add_argument("--steps", type=int, default=400)
     ap.add_argument("--models", default=",".join(MODELS))
     ap.add_argument("--out", default="runs/video/gap-table")
+    ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args()
     import torch
 
@@ -39,12 +40,13 @@ def main():
     from triptych.video.task import VideoTask
     from triptych.video.train import load_config, run_training
 
-    torch.set_num_threads(2)
+    torch.set_num_threads(args.threads)
     if not (DATA / "synth.json").exists():
         synthesize(DATA, SynthSpec(videos=3000, valid_videos=600, classes=50, min_frames=20, max_frames=40))
     rows = {}
     for name in args.models.split(","):
-        overrides = [f"train.max_steps={args.steps}", "train.max_minutes=null", f"train.eval_every={args.steps // 4}"]
+        overrides = [f"train.max_steps={args.steps}", "train.max_minutes=null", f"train.eval_every={args.steps // 4}",
+                     f"train.threads={args.threads}"]
         cfg = load_config(f"configs/video/{name}-synth.yaml", overrides)
         run_dir = Path(args.out) / name
         shutil.rmtree(run_dir, ignore_errors=True)
