@@ -17,13 +17,11 @@ import sys
 from triptych import __version__
 from triptych.errors import EXIT_USER_ERROR, UserError
 
-# Domains whose commands module exists are offered; a domain lands by adding
-# its `commands.py` and a line here.
+# A domain lands by adding its `commands.py` and a line here.
 COMMAND_MODULES = [
     "triptych.text.commands",
     "triptych.vision.commands",
     "triptych.video.commands",
-    "triptych.serve.commands",
     "triptych.demo",
 ]
 
@@ -50,13 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
     for name in COMMAND_MODULES:
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as e:
-            if e.name == name:
-                continue
-            raise
-        module.register(sub)
+        importlib.import_module(name).register(sub)
     return parser
 
 
