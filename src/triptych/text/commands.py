@@ -6,6 +6,7 @@ Nothing heavy is imported at module level so `triptych --help` stays fast.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -122,6 +123,8 @@ def cmd_train(args) -> int:
     from triptych.text.train import run_training
 
     summary = run_training(args.config, args.overrides, out=args.out, resume=args.resume, seed=args.seed, device=args.device)
+    if os.environ.get("RANK", "0") != "0":  # under torchrun only rank 0 reports
+        return 0
     if args.json:
         from triptych.cli import emit_json
 
