@@ -4,34 +4,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from triptych.engine.runs import load_run_config, resolve_run_dir
 from triptych.errors import UserError
-
-
-def resolve_run_dir(config_path: str, out: str | None, resume: bool) -> Path:
-    from triptych.engine.checkpoint import latest_checkpoint
-
-    run_dir = Path(out) if out else Path("runs") / "video" / Path(config_path).stem
-    has_run = run_dir.exists() and latest_checkpoint(run_dir) is not None
-    if resume and not has_run:
-        raise UserError(f"{run_dir}: no checkpoint to resume from")
-    if not resume and has_run:
-        raise UserError(f"{run_dir}: already holds a run; add --resume to continue it or pick another --out")
-    return run_dir
 
 
 def load_config(config_path: str | None, overrides: list[str], *, run_dir: Path | None = None,
                 resume: bool = False, seed: int | None = None):
     """The recipe with overrides, or, when resuming, the run's saved config (with overrides)."""
-    from triptych import config as configs
     from triptych.video.config import VideoConfig
 
-    path = run_dir / "config.yaml" if resume and run_dir is not None else config_path
-    cfg = configs.load(VideoConfig, path, overrides)
-    if cfg.task != "video":
-        raise UserError(f"{path}: task '{cfg.task}' is not a video recipe")
-    if seed is not None:
-        cfg.seed = seed
-    return cfg
+    return load_run_config(VideoConfig, "video", config_path, overrides, run_dir=run_dir, resume=resume, seed=seed)
 
 
 def run_training(config_path: str | None = None, overrides: list[str] | None = None, *, out: str | None = None,
@@ -46,7 +28,7 @@ def run_training(config_path: str | None = None, overrides: list[str] | None = N
     if cfg is None:
         if not Path(config_path).is_file():
             raise UserError(f"{config_path}: config file does not exist")
-        run_dir = resolve_run_dir(config_path, out, resume)
+        run_dir = resolve_run_dir(config_path, out, resume, "video")
         cfg = load_config(config_path, overrides or [], run_dir=run_dir, resume=resume, seed=seed)
     else:
         run_dir = Path(out) if out else Path("runs") / "video" / str(cfg.model.get("name"))
