@@ -117,6 +117,18 @@ def write_lines(path, lines: list[str]) -> None:
     atomic_write_text(path, "".join(line.replace("\n", " ") + "\n" for line in lines))
 
 
+def report_rouge(args, result: dict, caption: str) -> int:
+    """ROUGE F1 x 100 as one JSON object (--json) or as a table with a caption."""
+    if args.json:
+        from triptych.cli import emit_json
+
+        emit_json(result)
+    else:
+        print_table([(k, f"{result[k]:.2f}") for k in ("rouge1", "rouge2", "rougeL", "rougeLsum")], ("metric", "F1 x 100"))
+        print(caption)
+    return 0
+
+
 # --- handlers ---------------------------------------------------------------
 
 def cmd_train(args) -> int:
@@ -141,14 +153,7 @@ def cmd_eval(args) -> int:
     from triptych.text.evaluate import evaluate_checkpoint
 
     result = evaluate_checkpoint(args.checkpoint, args.data, decode_args=args, limit=args.limit, output=args.output, stem=args.stem, device=args.device)
-    if args.json:
-        from triptych.cli import emit_json
-
-        emit_json(result)
-    else:
-        print_table([(k, f"{result[k]:.2f}") for k in ("rouge1", "rouge2", "rougeL", "rougeLsum")], ("metric", "F1 x 100"))
-        print(f"{result['pairs']} pairs, beam {result['beam']}, {result['seconds']:.1f} s")
-    return 0
+    return report_rouge(args, result, f"{result['pairs']} pairs, beam {result['beam']}, {result['seconds']:.1f} s")
 
 
 def cmd_summarize(args) -> int:
@@ -237,14 +242,7 @@ def cmd_lead(args) -> int:
     result["pairs"] = len(pairs)
     if args.output:
         write_lines(args.output, summaries)
-    if args.json:
-        from triptych.cli import emit_json
-
-        emit_json(result)
-    else:
-        print_table([(k, f"{result[k]:.2f}") for k in ("rouge1", "rouge2", "rougeL", "rougeLsum")], ("metric", "F1 x 100"))
-        print(f"lead-{args.words} of the first sentence, {len(pairs)} pairs")
-    return 0
+    return report_rouge(args, result, f"lead-{args.words} of the first sentence, {len(pairs)} pairs")
 
 
 def cmd_tokenizer_train(args) -> int:
