@@ -30,6 +30,7 @@ from torch import nn
 
 from triptych.errors import UserError
 from triptych.text.models import Seq2Seq, register_model, sequence_loss
+from triptych.text.models.copy import mix_copy
 from triptych.text.models.dropout import dropout
 
 
@@ -336,10 +337,7 @@ class Transformer(Seq2Seq):
         log_p = logits.float().log_softmax(-1)  # (..., V)
         if not self.cfg.copy:
             return log_p
-        copy = torch.zeros_like(log_p).scatter_add_(-1, src_ids, attn)  # (..., V): attention mass per token id
-        # log(g p_vocab + (1-g) p_copy), in log space so tiny p_vocab keep their precision.
-        # The clamp keeps log(0) (tokens not in the source) finite and its gradient zero.
-        return torch.logaddexp(F.logsigmoid(g) + log_p, F.logsigmoid(-g) + copy.clamp_min(1e-30).log())
+        return mix_copy(log_p, attn, g, src_ids)
 
     def forward(self, src, tgt_in, return_attention: bool = False):
         """src (B,S), tgt_in (B,T) -> log_probs (B,T,V) [, {"cross": [L x (B,H,T,S)], "copy": (B,T,S)}]."""
