@@ -165,3 +165,4 @@ def build_model(name: str, model_cfg: dict | None, vocab_size: int, pad_id: int)
 # Each family registers itself on import; keep this list at the bottom.
 from triptych.text.models import transformer  # noqa: E402,F401
 from triptych.text.models import conv  # noqa: E402,F401
+from triptych.text.models import rnn  # noqa: E402,F401
