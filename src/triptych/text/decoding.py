@@ -1,13 +1,13 @@
-"""Greedy and beam-search decoding, for every model that honours `Seq2Seq`.
+"""Greedy, sampling and beam-search decoding, for every model that honours `Seq2Seq`.
 
 Kept apart from the models (as fairseq and OpenNMT do): a decoder only needs
 `encode`, `init_state`, `step` and `reorder` — or, with `use_cache=False`,
 only `forward`, re-run on the whole prefix at every step. The second path is
 slow on purpose: it is the reference the incremental one is tested against.
 
-Both functions are batched over sentences, stop early once every sentence
+All three are batched over sentences, stop early once every sentence
 is finished, and drop finished sentences from the batch so the work shrinks
-as they end. Conventions shared by both:
+as they end. Conventions shared by all three:
 
 - `max_len` bounds the generated tokens; a hypothesis that reaches it ends
   without eos. `min_len` forbids eos before that many tokens.
@@ -114,6 +114,52 @@ def _never(model, bos: int) -> list[int]:
     return [bos] if pad is None or pad == bos else [bos, pad]
 
 
+def _generate(model, src, choose, *, bos, eos, max_len, min_len, no_repeat_ngram, use_cache):
+    """The one-candidate-a-sentence loop shared by `greedy` and `sample`.
+
+    `choose(log_p (N,V)) -> tokens (N,)` picks each row's next token from
+    the constrained log-probabilities. Returns each sentence's tokens and
+    whether it ended with eos (False: it reached `max_len`, or nothing
+    allowed was left).
+    """
+    B, device = src.size(0), src.device
+    out: list[list[int]] = [[] for _ in range(B)]
+    closed = [False] * B
+    with _inference(model):
+        stepper = _Stepper(model, src, bos, use_cache)
+        never = _never(model, bos)
+        rows = list(range(B))  # sentence of each active row
+        last = torch.full((B,), bos, dtype=torch.long, device=device)
+        hist = torch.empty(B, 0, dtype=torch.long, device=device)
+        for t in range(max_len):
+            log_p = stepper.step(last)  # (N, V)
+            _constrain(log_p, hist, t, never, eos, min_len, no_repeat_ngram)
+            dead = log_p.max(-1).values == NEG_INF  # (N,) nothing allowed is left: stop there
+            if dead.any():
+                log_p[dead, eos] = 0.0  # something to choose; the row ends without eos below
+            tok = choose(log_p)  # (N,)
+            is_eos = tok == eos
+            ended = is_eos | dead
+            for r, k, e, d in zip(rows, tok.tolist(), is_eos.tolist(), dead.tolist()):
+                if d:
+                    continue
+                if e:
+                    closed[r] = True
+                else:
+                    out[r].append(k)
+            if ended.any():
+                alive = (~ended).nonzero().squeeze(1)
+                if alive.numel() == 0:
+                    break
+                rows = [rows[i] for i in alive.tolist()]
+                tok, hist = tok[alive], hist[alive]
+                stepper.reorder(alive, alive)
+            if no_repeat_ngram:  # the history is only kept when something reads it
+                hist = torch.cat([hist, tok[:, None]], 1)
+            last = tok
+    return out, closed
+
+
 def greedy(
     model,
     src: torch.Tensor,
@@ -126,33 +172,42 @@ def greedy(
     use_cache: bool = True,
 ) -> list[list[int]]:
     """src (B,S) -> for each sentence, the argmax continuation's tokens."""
-    B, device = src.size(0), src.device
-    out: list[list[int]] = [[] for _ in range(B)]
-    with _inference(model):
-        stepper = _Stepper(model, src, bos, use_cache)
-        never = _never(model, bos)
-        rows = list(range(B))  # sentence of each active row
-        last = torch.full((B,), bos, dtype=torch.long, device=device)
-        hist = torch.empty(B, 0, dtype=torch.long, device=device)
-        for t in range(max_len):
-            log_p = stepper.step(last)  # (N, V)
-            _constrain(log_p, hist, t, never, eos, min_len, no_repeat_ngram)
-            best, tok = log_p.max(-1)  # (N,)
-            ended = (tok == eos) | (best == NEG_INF)  # nothing allowed is left: stop there
-            for r, k, e in zip(rows, tok.tolist(), ended.tolist()):
-                if not e:
-                    out[r].append(k)
-            if ended.any():
-                alive = (~ended).nonzero().squeeze(1)
-                if alive.numel() == 0:
-                    break
-                rows = [rows[i] for i in alive.tolist()]
-                tok, hist = tok[alive], hist[alive]
-                stepper.reorder(alive, alive)
-            if no_repeat_ngram:  # the history is only kept when something reads it
-                hist = torch.cat([hist, tok[:, None]], 1)
-            last = tok
-    return out
+    choose = lambda log_p: log_p.argmax(-1)  # noqa: E731
+    return _generate(model, src, choose, bos=bos, eos=eos, max_len=max_len, min_len=min_len,
+                     no_repeat_ngram=no_repeat_ngram, use_cache=use_cache)[0]
+
+
+def sample(
+    model,
+    src: torch.Tensor,
+    *,
+    bos: int,
+    eos: int,
+    max_len: int,
+    min_len: int = 0,
+    no_repeat_ngram: int = 0,
+    temperature: float = 1.0,
+    generator: torch.Generator | None = None,
+    use_cache: bool = True,
+) -> tuple[list[list[int]], list[bool]]:
+    """src (B,S) -> for each sentence, tokens drawn from the model, and whether it ended with eos.
+
+    Multinomial sampling, one draw a step, from the same constrained
+    distribution greedy takes the argmax of (softened by `temperature`).
+    No gradient is kept: a policy gradient re-scores the samples in one
+    teacher-forced pass, which on CPU costs a fraction of back-propagating
+    through every incremental step (see `triptych.text.rl`). The draws come
+    from `generator`, or torch's global generator (seeded by the engine).
+    """
+    if temperature <= 0:
+        raise ValueError(f"temperature must be > 0, got {temperature}")
+
+    def choose(log_p):  # (N, V) -> (N,)
+        probs = (log_p / temperature).softmax(-1) if temperature != 1.0 else log_p.exp()
+        return torch.multinomial(probs, 1, generator=generator).squeeze(1)
+
+    return _generate(model, src, choose, bos=bos, eos=eos, max_len=max_len, min_len=min_len,
+                     no_repeat_ngram=no_repeat_ngram, use_cache=use_cache)
 
 
 def beam_search(
