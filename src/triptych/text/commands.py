@@ -64,15 +64,21 @@ def register(sub) -> None:
     p = verbs.add_parser("tokenizer", help="subword vocabularies")
     tverbs = p.add_subparsers(dest="tverb", metavar="VERB", parser_class=type(text))
     tverbs.required = True
-    tt = tverbs.add_parser("train", help="train a byte-level BPE tokenizer on a corpus")
+    tt = tverbs.add_parser("train", help="train a byte-level BPE tokenizer (or a word vocabulary) on a corpus")
     tt.add_argument("--data", required=True, nargs="+", help="corpus files (documents and summaries are both used)")
     tt.add_argument("--out", required=True, help="tokenizer.json to write")
+    tt.add_argument("--kind", choices=["bpe", "word"], default="bpe", help="bpe (default) or word: the top --vocab-size words, the rest <unk>")
     tt.add_argument("--vocab-size", type=int, default=8000)
     tt.add_argument("--lowercase", action="store_true")
     tt.add_argument("--min-frequency", type=int, default=2)
     tt.add_argument("--special", nargs="*", default=[], help="extra special tokens")
     tt.add_argument("--json", action="store_true")
     tt.set_defaults(func=cmd_tokenizer_train)
+    ts = tverbs.add_parser("stats", help="<unk> rate and tokens per text of a tokenizer on a data file")
+    ts.add_argument("--tokenizer", required=True, nargs="+", help="tokenizer.json files (or checkpoint/run directories)")
+    ts.add_argument("--data", required=True, help="JSONL (or .source with its .target), gzip accepted")
+    ts.add_argument("--json", action="store_true")
+    ts.set_defaults(func=cmd_tokenizer_stats)
 
 
 def add_train_options(p) -> None:
@@ -247,7 +253,7 @@ def cmd_lead(args) -> int:
 
 def cmd_tokenizer_train(args) -> int:
     from triptych.text.data import drop_empty, read_pairs
-    from triptych.text.tokenizer import describe, train_bpe
+    from triptych.text.tokenizer import describe, train_tokenizer
 
     texts: list[str] = []
     for path in args.data:
@@ -255,7 +261,7 @@ def cmd_tokenizer_train(args) -> int:
             texts.append(p.source)
             if p.target:
                 texts.append(p.target)
-    tokenizer = train_bpe(texts, vocab_size=args.vocab_size, lowercase=args.lowercase, min_frequency=args.min_frequency, extra_special_tokens=args.special)
+    tokenizer = train_tokenizer(texts, kind=args.kind, vocab_size=args.vocab_size, lowercase=args.lowercase, min_frequency=args.min_frequency, extra_special_tokens=args.special)
     tokenizer.save(args.out)
     info = {**describe(tokenizer), "path": args.out, "texts": len(texts)}
     if args.json:
@@ -264,4 +270,29 @@ def cmd_tokenizer_train(args) -> int:
         emit_json(info)
     else:
         print(f"wrote {args.out}: {info['vocab_size']} tokens from {len(texts)} texts", file=sys.stderr)
+    return 0
+
+
+def cmd_tokenizer_stats(args) -> int:
+    from triptych.text.data import drop_empty, read_pairs
+    from triptych.text.tokenizer import Tokenizer, describe, unk_stats
+
+    pairs = drop_empty(read_pairs(args.data, split="data"), args.data)
+    results = []
+    for path in args.tokenizer:
+        tok = Tokenizer.load(path)
+        results.append({
+            "tokenizer": str(path), **describe(tok),
+            "documents": unk_stats(tok, [p.source for p in pairs]),
+            "summaries": unk_stats(tok, [p.target for p in pairs]),
+        })
+    if args.json:
+        from triptych.cli import emit_json
+
+        emit_json({"data": str(args.data), "pairs": len(pairs), "tokenizers": results})
+        return 0
+    rows = [(r["tokenizer"], r["kind"], r["vocab_size"], f"{100 * r['documents']['unk_rate']:.2f}", f"{100 * r['summaries']['unk_rate']:.2f}",
+             f"{100 * r['summaries']['texts_with_unk']:.1f}", f"{r['summaries']['tokens_per_text']:.1f}") for r in results]
+    print_table(rows, ("tokenizer", "kind", "vocab", "unk% docs", "unk% summaries", "summaries with unk %", "tokens/summary"))
+    print(f"{len(pairs)} pairs of {args.data}")
     return 0

@@ -13,9 +13,10 @@ from pathlib import Path
 
 import torch
 
+from triptych.errors import UserError
 from triptych.text.config import TextConfig
 from triptych.text.data import Pair, drop_empty, plan_token_batches, read_pairs
-from triptych.text.tokenizer import Tokenizer, train_bpe
+from triptych.text.tokenizer import KINDS, Tokenizer, train_tokenizer
 
 
 class EncodedPairs:
@@ -49,14 +50,18 @@ def pad(rows: list[list[int]], pad_id: int) -> torch.Tensor:
 
 
 def build_tokenizer(cfg: TextConfig, run_dir: Path | None, train_pairs: list[Pair]) -> Tokenizer:
-    """The run's tokenizer: the configured file, the run's own, or a new BPE."""
+    """The run's tokenizer: the configured file, the run's own, or a new one
+    of `tokenizer.kind` (BPE or words) trained on the training pairs."""
+    if cfg.tokenizer.kind not in KINDS:
+        raise UserError(f"tokenizer.kind: {cfg.tokenizer.kind!r} is not one of {', '.join(KINDS)}")
     if cfg.tokenizer.path:
         return Tokenizer.load(cfg.tokenizer.path)
     if run_dir is not None and (run_dir / "tokenizer.json").is_file():
         return Tokenizer.load(run_dir / "tokenizer.json")
     texts = (t for p in train_pairs for t in (p.source, p.target))
-    tokenizer = train_bpe(
+    tokenizer = train_tokenizer(
         texts,
+        kind=cfg.tokenizer.kind,
         vocab_size=cfg.tokenizer.vocab_size,
         lowercase=cfg.tokenizer.lowercase,
         min_frequency=cfg.tokenizer.min_frequency,

@@ -1,11 +1,19 @@
-"""Subword tokenisation: byte-level BPE trained with Hugging Face `tokenizers`.
+"""Tokenisation: byte-level BPE, or a word vocabulary, both Hugging Face `tokenizers`.
 
 Byte-level BPE has no unknown tokens: any UTF-8 text (English, Chinese,
 code) encodes, and words the vocabulary never saw fall apart into smaller
 pieces instead of becoming `<unk>` — the talk's remedy for the rare-word
 problem. A leading space is added so that a word is the same token at the
-start of a text and in its middle. The tokenizer file travels inside every
-text checkpoint.
+start of a text and in its middle.
+
+The word vocabulary (`tokenizer.kind: word`) is the thing BPE is measured
+against: the text is split into words and punctuation marks, the N most
+frequent keep an id and every other word becomes `<unk>` (shown as
+``<unk>`` in decoded text, so the loss is visible). Text without spaces
+(Chinese) splits only at punctuation there, so whole phrases are "words":
+another reason BPE is the default. Both kinds are the same `Tokenizer`
+class over a Hugging Face model and are saved as one `tokenizer.json` file
+that travels inside every text checkpoint.
 """
 
 from __future__ import annotations
@@ -21,6 +29,7 @@ from triptych.files import atomic_path
 PAD, UNK, BOS, EOS = "<pad>", "<unk>", "<s>", "</s>"
 SPECIAL_TOKENS = [PAD, UNK, BOS, EOS]
 FILENAME = "tokenizer.json"
+KINDS = ("bpe", "word")
 
 
 class Tokenizer:
@@ -32,6 +41,9 @@ class Tokenizer:
         if any(i is None for i in ids):
             raise UserError(f"tokenizer lacks the special tokens {SPECIAL_TOKENS}")
         self.pad_id, self.unk_id, self.bos_id, self.eos_id = ids
+        # A word vocabulary shows its `<unk>`s; pad/bos/eos are never text.
+        self.kind = "word" if type(hf_tokenizer.model).__name__ == "WordLevel" else "bpe"
+        self._hidden = {self.pad_id, self.bos_id, self.eos_id}
 
     @property
     def vocab_size(self) -> int:
@@ -49,10 +61,21 @@ class Tokenizer:
         return ids
 
     def decode(self, ids: Iterable[int]) -> str:
+        if self.kind == "word":
+            return self.hf.decode([i for i in ids if i not in self._hidden], skip_special_tokens=False).strip()
         return self.hf.decode(list(ids), skip_special_tokens=True).strip()
 
     def decode_batch(self, batch: list[list[int]]) -> list[str]:
+        if self.kind == "word":
+            return [self.decode(ids) for ids in batch]
         return [s.strip() for s in self.hf.decode_batch(batch, skip_special_tokens=True)]
+
+    def fingerprint(self) -> str:
+        """A short hash of the vocabulary and rules: what an n-gram LM records
+        so it is never applied with another tokenizer's ids."""
+        import hashlib
+
+        return hashlib.sha256(self.hf.to_str().encode("utf-8")).hexdigest()[:16]
 
     def pieces(self, ids: Iterable[int]) -> list[str]:
         """Readable text of each token on its own (for attention maps)."""
@@ -90,13 +113,12 @@ def train_bpe(
 ) -> Tokenizer:
     """Train a byte-level BPE tokenizer on an iterator of texts."""
     from tokenizers import Tokenizer as HFTokenizer
-    from tokenizers import decoders, models, normalizers, pre_tokenizers, trainers
+    from tokenizers import decoders, models, pre_tokenizers, trainers
 
     if vocab_size < 300:
         raise UserError(f"vocabulary size {vocab_size} is too small: byte-level BPE needs at least 300 (256 bytes + specials)")
     tok = HFTokenizer(models.BPE(unk_token=UNK))
-    steps = [normalizers.NFC()] + ([normalizers.Lowercase()] if lowercase else [])
-    tok.normalizer = normalizers.Sequence(steps)
+    tok.normalizer = _normalizer(lowercase)
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=True)
     tok.decoder = decoders.ByteLevel()
     specials = SPECIAL_TOKENS + [t for t in (extra_special_tokens or []) if t not in SPECIAL_TOKENS]
@@ -111,10 +133,65 @@ def train_bpe(
     return Tokenizer(tok)
 
 
+def _normalizer(lowercase: bool):
+    from tokenizers import normalizers
+
+    return normalizers.Sequence([normalizers.NFC()] + ([normalizers.Lowercase()] if lowercase else []))
+
+
+def train_word(
+    texts: Iterable[str],
+    *,
+    vocab_size: int = 8000,
+    lowercase: bool = False,
+    min_frequency: int = 1,
+    extra_special_tokens: list[str] | None = None,
+) -> Tokenizer:
+    """A word vocabulary: the `vocab_size` most frequent words (specials
+    included), every other word `<unk>`. Words are runs of letters/digits,
+    and each run of punctuation is a token of its own (HF `Whitespace`)."""
+    from tokenizers import Tokenizer as HFTokenizer
+    from tokenizers import models, pre_tokenizers, trainers
+
+    specials = SPECIAL_TOKENS + [t for t in (extra_special_tokens or []) if t not in SPECIAL_TOKENS]
+    if vocab_size <= len(specials):
+        raise UserError(f"vocabulary size {vocab_size} is too small: a word vocabulary needs more than its {len(specials)} special tokens")
+    tok = HFTokenizer(models.WordLevel(unk_token=UNK))
+    tok.normalizer = _normalizer(lowercase)
+    tok.pre_tokenizer = pre_tokenizers.Whitespace()
+    trainer = trainers.WordLevelTrainer(vocab_size=vocab_size, min_frequency=min_frequency, special_tokens=specials, show_progress=False)
+    tok.train_from_iterator(texts, trainer=trainer)
+    return Tokenizer(tok)
+
+
+def train_tokenizer(texts: Iterable[str], *, kind: str = "bpe", **options) -> Tokenizer:
+    """`kind` picks `train_bpe` or `train_word`; the options are theirs."""
+    if kind not in KINDS:
+        raise UserError(f"tokenizer kind {kind!r}: expected one of {', '.join(KINDS)}")
+    return (train_bpe if kind == "bpe" else train_word)(texts, **options)
+
+
+def unk_stats(tokenizer: Tokenizer, texts: list[str]) -> dict:
+    """How much of `texts` the vocabulary loses: the share of tokens that are
+    `<unk>` and the share of texts with at least one, plus tokens a text."""
+    ids = tokenizer.encode_batch(texts)
+    tokens = sum(len(x) for x in ids)
+    unks = [sum(1 for i in x if i == tokenizer.unk_id) for x in ids]
+    return {
+        "texts": len(texts),
+        "tokens": tokens,
+        "unk_tokens": sum(unks),
+        "unk_rate": sum(unks) / max(tokens, 1),
+        "texts_with_unk": sum(1 for u in unks if u) / max(len(texts), 1),
+        "tokens_per_text": tokens / max(len(texts), 1),
+    }
+
+
 def describe(tokenizer: Tokenizer) -> dict:
     """A summary for `--json` output."""
     model = json.loads(tokenizer.hf.to_str())
     return {
+        "kind": tokenizer.kind,
         "vocab_size": tokenizer.vocab_size,
         "special_tokens": SPECIAL_TOKENS,
         "lowercase": "Lowercase" in json.dumps(model.get("normalizer")),
