@@ -1,4 +1,4 @@
-"""Extractive baselines: Lead (and, from its own issue, TextRank).
+"""Extractive baselines: the sentence rule and Lead (TextRank is in `textrank`).
 
 A summarizer is only worth its training time if it beats copying the start
 of the document. On the Debian descriptions the classic baseline is "the
@@ -18,7 +18,10 @@ that the baseline is reproducible anywhere:
 - except after a known abbreviation (``e.g.``, ``i.e.``, ``cf.``, ``vs.``,
   ``Mr.``, ...; the list is `ABBREVIATIONS`) or a single-letter initial
   (``Donald E. Knuth``), and except after ``etc.`` when the next word starts
-  in lower case.
+  in lower case;
+- CJK text (no spaces between sentences) ends a sentence after ``。``,
+  ``！`` or ``？`` (possibly repeated, possibly followed by closing quotes
+  or brackets such as ``」``), whatever follows.
 """
 
 from __future__ import annotations
@@ -32,7 +35,8 @@ ABBREVIATIONS = frozenset({
     "no.", "vol.", "fig.", "eq.", "ver.", "dept.", "univ.", "a.k.a.", "w.r.t.",
 })
 
-_END = re.compile(r"[.!?]+[\"')\]]*(?=\s|$)")
+_CJK_STOPS = "。！？"
+_END = re.compile(r"[.!?]+[\"')\]]*(?=\s|$)" "|" f"[{_CJK_STOPS}]+" r"[\"')\]」』”’）》】〉]*")
 
 
 def _ends_sentence(line: str, end: int) -> bool:
@@ -56,7 +60,7 @@ def split_sentences(text: str) -> list[str]:
     for line in text.split("\n"):
         start = 0
         for m in _END.finditer(line):
-            if _ends_sentence(line, m.end()):
+            if m.group()[0] in _CJK_STOPS or _ends_sentence(line, m.end()):
                 sentence = line[start:m.end()].strip()
                 if sentence:
                     out.append(sentence)
@@ -90,7 +94,3 @@ def lead(document: str, words: int | None = 10, first_sentence: bool = True) -> 
 def lead_words(document: str, k: int = 10) -> str:
     """Lead-k: the first `k` words of the document, whatever the sentences."""
     return lead(document, words=k, first_sentence=False)
-
-
-# TextRank (sentence graph + PageRank) lands here from its own issue; it
-# reuses `split_sentences` so both baselines see the same sentences.
