@@ -60,6 +60,13 @@ def register(sub) -> None:
     lead.add_argument("--output", help="also write the summaries, one a line")
     lead.add_argument("--json", action="store_true")
     lead.set_defaults(func=cmd_lead)
+    tr = kinds.add_parser("textrank", help="TextRank (Mihalcea & Tarau 2004): the top-ranked sentences, in document order")
+    tr.add_argument("--data", required=True)
+    tr.add_argument("--sentences", type=int, default=1, help="how many sentences (default 1)")
+    tr.add_argument("--words", type=int, help="word budget: the summary is cut to N words")
+    tr.add_argument("--output", help="also write the summaries, one a line")
+    tr.add_argument("--json", action="store_true")
+    tr.set_defaults(func=cmd_textrank)
 
     p = verbs.add_parser("tokenizer", help="subword vocabularies")
     tverbs = p.add_subparsers(dest="tverb", metavar="VERB", parser_class=type(text))
@@ -249,6 +256,24 @@ def cmd_lead(args) -> int:
     if args.output:
         write_lines(args.output, summaries)
     return report_rouge(args, result, f"lead-{args.words} of the first sentence, {len(pairs)} pairs")
+
+
+def cmd_textrank(args) -> int:
+    from triptych.text.data import drop_empty, read_pairs
+    from triptych.text.rouge import rouge_f1_x100
+    from triptych.text.textrank import textrank_many
+
+    for flag, value in (("--sentences", args.sentences), ("--words", args.words)):
+        if value is not None and value < 1:
+            raise UserError(f"{flag} {value}: must be at least 1")
+    pairs = drop_empty(read_pairs(args.data, split="data"), args.data)
+    summaries = textrank_many([p.source for p in pairs], sentences=args.sentences, words=args.words)
+    result = rouge_f1_x100(summaries, [p.target for p in pairs], stem=True)
+    result.update(pairs=len(pairs), sentences=args.sentences, words=args.words)
+    if args.output:
+        write_lines(args.output, summaries)
+    budget = f", cut to {args.words} words" if args.words else ""
+    return report_rouge(args, result, f"TextRank top-{args.sentences} sentence(s){budget}, {len(pairs)} pairs")
 
 
 def cmd_tokenizer_train(args) -> int:
