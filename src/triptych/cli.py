@@ -23,6 +23,7 @@ COMMAND_MODULES = [
     "triptych.vision.commands",
     "triptych.video.commands",
     "triptych.demo",
+    "triptych.serve.commands",
 ]
 
 
