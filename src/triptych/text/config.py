@@ -51,8 +51,18 @@ class EvalConfig:
 
 
 @dataclass
+class RLConfig:
+    """Self-critical RL fine-tuning (`task: text-rl`, see triptych/text/rl.py)."""
+
+    reward: str = "rougeL"  # rouge1 | rouge2 | rougeL | a weighted sum, e.g. 0.5*rouge2+0.5*rougeL
+    gamma: float = 0.9984  # loss = gamma * L_rl + (1 - gamma) * L_ml (Paulus et al. 2017)
+    temperature: float = 1.0  # of the sampling distribution
+    no_repeat_ngram: int | None = None  # for the sample and the greedy baseline; None: decode's
+
+
+@dataclass
 class TextConfig:
-    task: str = "text"
+    task: str = "text"  # text | text-rl (fine-tune with a ROUGE reward; needs init_from)
     seed: int = 1
     init_from: str | None = None  # a checkpoint whose weights start the run (fine-tuning)
     label_smoothing: float = 0.1
@@ -64,3 +74,4 @@ class TextConfig:
     train: TrainConfig = field(default_factory=lambda: TrainConfig(metric="rougeL", metric_mode="max"))
     decode: DecodeConfig = field(default_factory=DecodeConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
+    rl: RLConfig = field(default_factory=RLConfig)
