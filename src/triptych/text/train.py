@@ -14,12 +14,12 @@ def run_training(config_path: str, overrides: list[str], *, out: str | None = No
     from triptych.engine.runs import load_run_config, resolve_run_dir
     from triptych.engine.trainer import train
     from triptych.text.config import TextConfig
-    from triptych.text.task import TextTask
 
     if not Path(config_path).is_file():
         raise UserError(f"{config_path}: config file does not exist")
     run_dir = resolve_run_dir(config_path, out, resume, "text")
     cfg = load_run_config(TextConfig, "text", config_path, overrides, run_dir=run_dir, resume=resume, seed=seed)
+    task_cls = _task_class(cfg)
     if cfg.train.threads:
         torch.set_num_threads(cfg.train.threads)
     info = distributed.setup(device)
@@ -29,10 +29,10 @@ def run_training(config_path: str, overrides: list[str], *, out: str | None = No
         # wait and load that very file, so every rank tokenises identically.
         if info.rank == 0:
             run_dir.mkdir(parents=True, exist_ok=True)
-            task = TextTask(cfg, run_dir)
+            task = task_cls(cfg, run_dir)
         distributed.barrier()
         if info.rank != 0:
-            task = TextTask(cfg, run_dir)
+            task = task_cls(cfg, run_dir)
         init_from = Path(cfg.init_from) if cfg.init_from else None
         summary = train(task, cfg.train, run_dir, full_config=cfg, seed=cfg.seed, device=str(info.device), resume=resume, init_from=init_from)
     finally:
@@ -41,3 +41,17 @@ def run_training(config_path: str, overrides: list[str], *, out: str | None = No
     summary["run_dir"] = str(run_dir)
     summary.setdefault("metric", cfg.train.metric)
     return summary
+
+
+def _task_class(cfg):
+    """`task: text` trains with maximum likelihood; `task: text-rl` fine-tunes with a ROUGE reward."""
+    if cfg.task == "text":
+        from triptych.text.task import TextTask
+
+        return TextTask
+    if cfg.task == "text-rl":
+        from triptych.text.rl import RLTextTask, prepare_config
+
+        prepare_config(cfg)  # before the run's config.yaml is written: it records the model it trains
+        return RLTextTask
+    raise UserError(f"task: {cfg.task!r} is not a text task; allowed: text, text-rl")
