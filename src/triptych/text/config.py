@@ -52,8 +52,9 @@ class EvalConfig:
 
 @dataclass
 class RLConfig:
-    """Self-critical RL fine-tuning (`task: text-rl`, see triptych/text/rl.py)."""
+    """Self-critical RL fine-tuning (see triptych/text/rl.py); needs init_from."""
 
+    enabled: bool = False  # true: train with the ROUGE reward instead of maximum likelihood alone
     reward: str = "rougeL"  # rouge1 | rouge2 | rougeL | a weighted sum, e.g. 0.5*rouge2+0.5*rougeL
     gamma: float = 0.9984  # loss = gamma * L_rl + (1 - gamma) * L_ml (Paulus et al. 2017)
     temperature: float = 1.0  # of the sampling distribution
@@ -62,7 +63,7 @@ class RLConfig:
 
 @dataclass
 class TextConfig:
-    task: str = "text"  # text | text-rl (fine-tune with a ROUGE reward; needs init_from)
+    task: str = "text"
     seed: int = 1
     init_from: str | None = None  # a checkpoint whose weights start the run (fine-tuning)
     label_smoothing: float = 0.1

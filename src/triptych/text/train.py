@@ -44,14 +44,12 @@ def run_training(config_path: str, overrides: list[str], *, out: str | None = No
 
 
 def _task_class(cfg):
-    """`task: text` trains with maximum likelihood; `task: text-rl` fine-tunes with a ROUGE reward."""
-    if cfg.task == "text":
+    """Maximum likelihood (`TextTask`), or fine-tuning with a ROUGE reward when `rl.enabled`."""
+    if not cfg.rl.enabled:
         from triptych.text.task import TextTask
 
         return TextTask
-    if cfg.task == "text-rl":
-        from triptych.text.rl import RLTextTask, prepare_config
+    from triptych.text.rl import RLTextTask, prepare_config
 
-        prepare_config(cfg)  # before the run's config.yaml is written: it records the model it trains
-        return RLTextTask
-    raise UserError(f"task: {cfg.task!r} is not a text task; allowed: text, text-rl")
+    prepare_config(cfg)  # before the run's config.yaml is written: it records the model it trains
+    return RLTextTask
