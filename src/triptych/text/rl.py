@@ -71,9 +71,15 @@ def prepare_config(cfg: TextConfig) -> TextConfig:
 
 
 def sequence_log_probs(model, src: torch.Tensor, tgt_in: torch.Tensor, tgt_out: torch.Tensor,
-                       pad_id: int) -> torch.Tensor:
-    """Teacher-forced sum of log p(tgt_out) per row: src (B,S), tgt (B,T) -> (B,)."""
+                       pad_id: int, temperature: float = 1.0) -> torch.Tensor:
+    """Teacher-forced sum of log p(tgt_out) per row: src (B,S), tgt (B,T) -> (B,).
+
+    With `temperature` != 1 the log-probabilities are those of the softened
+    distribution p^(1/T) / Z that `decoding.sample` draws from, so the
+    policy gradient stays that of the policy that produced the samples."""
     log_p = model(src, tgt_in).float()  # (B, T, V)
+    if temperature != 1.0:
+        log_p = (log_p / temperature).log_softmax(-1)
     keep = tgt_out != pad_id  # (B, T)
     picked = log_p.gather(-1, tgt_out.masked_fill(~keep, 0).unsqueeze(-1)).squeeze(-1)  # (B, T)
     return (picked * keep).sum(1)
@@ -131,7 +137,7 @@ class RLTextTask(TextTask):
             tgt_out = pad([s + [tok.eos_id] * c for s, c in zip(drawn, closed)], tok.pad_id).to(src.device)
             if tgt_out.size(1) < tgt_in.size(1):  # every sample ran to max_len without eos
                 tgt_out = torch.nn.functional.pad(tgt_out, (0, tgt_in.size(1) - tgt_out.size(1)), value=tok.pad_id)
-            log_p = sequence_log_probs(model, src, tgt_in, tgt_out, tok.pad_id)  # (B,)
+            log_p = sequence_log_probs(model, src, tgt_in, tgt_out, tok.pad_id, rl.temperature)  # (B,)
             as_tensor = lambda a: torch.as_tensor(a, dtype=torch.float32, device=src.device)  # noqa: E731
             total = total + gamma * policy_loss(log_p, as_tensor(r_sample), as_tensor(r_greedy))
             logs.update(reward=float(np.mean(r_sample)), baseline_reward=float(np.mean(r_greedy)),
