@@ -256,6 +256,8 @@ class ConvS2S(Seq2Seq):
         ins = [channels[0]] + channels[:-1]
         self.decoder = nn.ModuleList(DecoderLayer(a, b, k, cfg) for a, b, k in zip(ins, channels, kernels))
         self.dec_out = linear(channels[-1], cfg.out_dim)
+        # Every decoder layer's attention sends a gradient into the encoder output.
+        self.encoder_grad_scale = 1.0 / (2 * len(self.decoder))
         self.output = None if cfg.tie_embeddings else linear(cfg.out_dim, vocab_size, p)
         if cfg.copy:
             self.gate = linear(cfg.out_dim + 2 * E, 1)  # [decoder output, last attention's context, target embedding]
@@ -276,7 +278,7 @@ class ConvS2S(Seq2Seq):
         """src (B,S) -> dict of batch-first tensors that decoding reuses."""
         pad = src == self.pad_id  # (B, S)
         pad[:, 0] &= ~pad.all(1)  # an all-pad row attends to its first slot, not to nothing (NaN)
-        keys, values = self.encoder(self._embed(src, self.src_pos), pad, 1.0 / (2 * len(self.decoder)))
+        keys, values = self.encoder(self._embed(src, self.src_pos), pad, self.encoder_grad_scale)
         m = (~pad).sum(1).to(values.dtype)  # (B,) real source tokens
         return {
             "keys_t": keys.transpose(1, 2).contiguous(),  # (B, E, S): one layout for every step's matmul
