@@ -24,6 +24,7 @@ COMMAND_MODULES = [
     "triptych.video.commands",
     "triptych.demo",
     "triptych.serve.commands",
+    "triptych.export.commands",
 ]
 
 
