@@ -68,6 +68,19 @@ def register(sub) -> None:
     tr.add_argument("--json", action="store_true")
     tr.set_defaults(func=cmd_textrank)
 
+    p = verbs.add_parser("rerank", help="rerank the beam's n-best list")
+    rverbs = p.add_subparsers(dest="rverb", metavar="VERB", parser_class=type(text))
+    rverbs.required = True
+    rf = rverbs.add_parser("fit", help="fit the reranker's feature weights on a validation file; stored beside the checkpoint")
+    rf.add_argument("--checkpoint", required=True, help="a checkpoint directory, e.g. runs/x/best")
+    rf.add_argument("--data", required=True, help="validation JSONL (gzip accepted)")
+    add_decode_options(rf)
+    rf.add_argument("--limit", type=int, help="fit on the first N pairs only")
+    rf.add_argument("--lm-order", type=int, default=3, help="order of the Kneser-Ney summary LM (default 3)")
+    rf.add_argument("--lm-data", help="training file of the summary LM (default: the checkpoint's data.train)")
+    rf.add_argument("--json", action="store_true")
+    rf.set_defaults(func=cmd_rerank_fit)
+
     p = verbs.add_parser("tokenizer", help="subword vocabularies")
     tverbs = p.add_subparsers(dest="tverb", metavar="VERB", parser_class=type(text))
     tverbs.required = True
@@ -105,6 +118,8 @@ def add_decode_options(p) -> None:
     p.add_argument("--no-repeat-ngram", type=int)
     p.add_argument("--batch-size", type=int)
     p.add_argument("--device", default="cpu")
+    p.add_argument("--nbest", type=int, help="keep the beam's N best candidates (with --json, summarize prints them)")
+    p.add_argument("--rerank", action="store_true", help="choose among the n-best with the reranker fitted by `text rerank fit`")
 
 
 def decode_config(args, base):
@@ -165,6 +180,16 @@ def cmd_train(args) -> int:
 def cmd_eval(args) -> int:
     from triptych.text.evaluate import evaluate_checkpoint
 
+    if args.rerank or args.nbest is not None:
+        from triptych.text.inference import Summarizer
+        from triptych.text.rerank import evaluate_nbest
+
+        decode = decode_config(args, Summarizer.read_config(args.checkpoint).decode)
+        result = evaluate_nbest(args.checkpoint, args.data, decode=decode, nbest=args.nbest, rerank=args.rerank, limit=args.limit,
+                                output=args.output, stem=args.stem, device=args.device)
+        how = "reranked" if args.rerank else "top"
+        return report_rouge(args, result, f"{result['pairs']} pairs, beam {result['beam']}, {how} of {result['nbest']}-best "
+                            f"(oracle R-L {result['rougeL_oracle']:.2f}), {result['seconds']:.1f} s")
     result = evaluate_checkpoint(args.checkpoint, args.data, decode_args=args, limit=args.limit, output=args.output, stem=args.stem, device=args.device)
     return report_rouge(args, result, f"{result['pairs']} pairs, beam {result['beam']}, {result['seconds']:.1f} s")
 
@@ -191,11 +216,18 @@ def cmd_summarize(args) -> int:
                 raise UserError(f"{path}: empty file, no documents")
         documents, source = [p.source for p in drop_empty(pairs, path, need_target=False)], str(path)
     summarizer = Summarizer(args.checkpoint, device=args.device)
-    summaries = summarizer.summarize(documents, decode_config(args, summarizer.cfg.decode), source=source)
+    decode = decode_config(args, summarizer.cfg.decode)
+    nbest_lists = None
+    if args.rerank or args.nbest is not None:
+        from triptych.text.rerank import summarize_nbest
+
+        summaries, nbest_lists = summarize_nbest(summarizer, documents, decode, nbest=args.nbest, rerank=args.rerank, source=source)
+    else:
+        summaries = summarizer.summarize(documents, decode, source=source)
     if args.json:
         from triptych.cli import emit_json
 
-        emit_json({"summaries": summaries})
+        emit_json({"summaries": summaries, **({"nbest": nbest_lists} if nbest_lists is not None else {})})
     else:
         for s in summaries:
             print(s)
@@ -320,4 +352,22 @@ def cmd_tokenizer_stats(args) -> int:
              f"{100 * r['summaries']['texts_with_unk']:.1f}", f"{r['summaries']['tokens_per_text']:.1f}") for r in results]
     print_table(rows, ("tokenizer", "kind", "vocab", "unk% docs", "unk% summaries", "summaries with unk %", "tokens/summary"))
     print(f"{len(pairs)} pairs of {args.data}")
+    return 0
+
+
+def cmd_rerank_fit(args) -> int:
+    from triptych.text.inference import Summarizer
+    from triptych.text.rerank import fit_on_file
+
+    decode = decode_config(args, Summarizer.read_config(args.checkpoint).decode)
+    result = fit_on_file(args.checkpoint, args.data, decode=decode, nbest=args.nbest, limit=args.limit, lm_order=args.lm_order,
+                         lm_data=args.lm_data, device=args.device)
+    if args.json:
+        from triptych.cli import emit_json
+
+        emit_json(result)
+        return 0
+    print_table([(k, f"{result[k]:.2f}") for k in ("rougeL_beam", "rougeL_reranked", "rougeL_oracle")], ("valid", "R-L F1 x 100"))
+    print("weights: " + ", ".join(f"{k} {v:+.2f}" for k, v in result["weights"].items()))
+    print(f"{result['documents']} documents, {result['nbest']}-best of beam {result['beam']}; saved {result['saved']}")
     return 0

@@ -19,18 +19,29 @@ class Summarizer:
     """A loaded text checkpoint: config, tokenizer and model in eval mode."""
 
     def __init__(self, checkpoint: str | Path, device: str = "cpu"):
-        from triptych import config as configs
-        from triptych.engine.checkpoint import load_checkpoint_meta, load_weights
+        from triptych.engine.checkpoint import load_weights
         from triptych.text.task import build_model
 
         self.directory = Path(checkpoint)
-        self.meta, config_dict = load_checkpoint_meta(self.directory, expected_domain="text")
-        self.cfg: TextConfig = configs.from_dict(TextConfig, config_dict, str(self.directory / "config.yaml"))
+        self.meta, self.cfg = self._read(self.directory)
         self.tokenizer = Tokenizer.load(self.directory / "tokenizer.json")
         self.model = build_model(self.cfg, self.tokenizer)
         load_weights(self.directory, self.model)
         self.device = torch.device(device)
         self.model.to(self.device).eval()
+
+    @staticmethod
+    def _read(directory: Path) -> tuple[dict, TextConfig]:
+        from triptych import config as configs
+        from triptych.engine.checkpoint import load_checkpoint_meta
+
+        meta, config_dict = load_checkpoint_meta(directory, expected_domain="text")
+        return meta, configs.from_dict(TextConfig, config_dict, str(directory / "config.yaml"))
+
+    @classmethod
+    def read_config(cls, checkpoint: str | Path) -> TextConfig:
+        """A checkpoint's config without loading its weights (checked the same way)."""
+        return cls._read(Path(checkpoint))[1]
 
     def encode_documents(self, documents: list[str], source: str = "input") -> list[list[int]]:
         limit = self.cfg.data.max_source_len
@@ -69,3 +80,25 @@ def summarize_ids(model, tokenizer: Tokenizer, sources: list[list[int]], decode:
         if progress is not None:
             progress.update(len(chunk))
     return out  # type: ignore[return-value]
+
+
+@torch.inference_mode()
+def nbest_ids(model, tokenizer: Tokenizer, sources: list[list[int]], decode: DecodeConfig, *, nbest: int, device, progress=None) -> list:
+    """Beam search keeping each document's `nbest` hypotheses (`Hypothesis`:
+    tokens, GNMT score, log-prob), best score first, in the input order: the
+    candidates a reranker chooses among."""
+    from triptych.text.decoding import beam_search
+    from triptych.text.task import pad
+
+    order = sorted(range(len(sources)), key=lambda i: len(sources[i]))
+    out: list = [None] * len(sources)
+    for start in range(0, len(order), decode.batch_size):
+        chunk = order[start : start + decode.batch_size]
+        src = pad([sources[i] for i in chunk], tokenizer.pad_id).to(device)
+        hyps = beam_search(model, src, beam=decode.beam, nbest=nbest, length_penalty=decode.length_penalty, bos=tokenizer.bos_id,
+                           eos=tokenizer.eos_id, max_len=decode.max_len, min_len=decode.min_len, no_repeat_ngram=decode.no_repeat_ngram)
+        for i, h in zip(chunk, hyps):
+            out[i] = h
+        if progress is not None:
+            progress.update(len(chunk))
+    return out

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 from typing import Iterable
 
@@ -185,6 +186,17 @@ def unk_stats(tokenizer: Tokenizer, texts: list[str]) -> dict:
         "texts_with_unk": sum(1 for u in unks if u) / max(len(texts), 1),
         "tokens_per_text": tokens / max(len(texts), 1),
     }
+
+
+def looks_cjk(texts: Iterable[str]) -> bool:
+    """True when most non-empty texts hold a Han, kana or Hangul character:
+    such text has no spaces between words and is scored by characters
+    (ROUGE's CJK mode), which is chosen automatically from the references."""
+    from triptych.text.rouge import _CJK_CHARS
+
+    has = re.compile(f"[{_CJK_CHARS}]").search
+    flags = [bool(has(t)) for t in texts if t.strip()]
+    return bool(flags) and sum(flags) * 2 > len(flags)
 
 
 def describe(tokenizer: Tokenizer) -> dict:
