@@ -129,6 +129,8 @@ def _validation_message(errors) -> tuple[int, str]:
     for e in errors:
         if e.get("type") == "json_invalid":
             return 400, f"malformed JSON: {e.get('ctx', {}).get('error', e.get('msg'))}"
+        if e.get("type") == "missing" and tuple(e.get("loc", ())) == ("body",):
+            return 422, "the request body is empty: expected a JSON object"
     parts = []
     for e in errors[:3]:
         loc = ".".join(str(x) for x in e.get("loc", ()) if x != "body") or "body"

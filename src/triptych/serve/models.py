@@ -219,7 +219,10 @@ class VideoModel:
             value = v.get(name)
             if value is None:
                 raise ApiError(422, f"videos[{i}]: missing '{name}' (the model is {level}-level)")
-            a = np.asarray(value, dtype=np.float32)
+            try:
+                a = np.asarray(value, dtype=np.float32)
+            except ValueError:  # ragged: frames of different lengths
+                raise ApiError(422, f"videos[{i}].{name}: frames of different lengths, expected each {dim} values") from None
             want = (a.shape[0] if a.ndim == 2 else -1, dim) if level == "frame" else (dim,)
             if a.shape != want or (level == "frame" and len(a) == 0):
                 shape = "(frames, %d)" % dim if level == "frame" else "(%d,)" % dim
