@@ -86,3 +86,55 @@ def confusion_matrix(
     finally:
         plt.close(fig)
     return p
+
+
+def class_ap_bars(
+    ap: Sequence[float] | np.ndarray,
+    labels: Sequence[str],
+    path: str | os.PathLike,
+    *,
+    positives: Sequence[int] | None = None,
+    title: str | None = None,
+    limit: int = 40,
+) -> Path:
+    """Per-class average precision as horizontal bars, best at the top, to `path`.
+
+    With more classes than `limit`, the best and the worst limit/2 are drawn
+    (a dashed line marks the classes left out): with thousands of classes
+    the ends of the ranking are what a reader can act on. `positives`
+    annotates each bar with the class's number of positive examples, since a
+    class with two positives has a very noisy AP.
+    """
+    p = _check_path(path)
+    ap = np.asarray(ap, dtype=np.float64)
+    if len(ap) != len(labels) or (positives is not None and len(positives) != len(ap)):
+        raise ValueError(f"{len(ap)} APs for {len(labels)} labels")
+    order = np.argsort(-ap, kind="stable")
+    cut = None
+    if len(order) > limit:
+        cut = limit // 2
+        order = np.concatenate([order[:cut], order[-(limit - cut):]])
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(7.5, max(2.5, 0.24 * len(order) + 1.2)))
+    try:
+        y = np.arange(len(order))
+        ax.barh(y, ap[order], color="#4c72b0")
+        names = [str(labels[i]) + (f"  ({positives[i]})" if positives is not None else "") for i in order]
+        ax.set_yticks(y, labels=names, fontsize=8)
+        ax.invert_yaxis()
+        ax.set_xlim(0, 1)
+        ax.set_xlabel("average precision" + ("  (positives in parentheses)" if positives is not None else ""))
+        if cut is not None:
+            ax.axhline(cut - 0.5, color="grey", linestyle="--", linewidth=1)
+            ax.text(0.99, cut - 0.5, f"{len(ap) - len(order)} classes not shown ", ha="right", va="bottom",
+                    fontsize=8, color="grey", transform=ax.get_yaxis_transform())
+        ax.set_title(f"{title + ' — ' if title else ''}mean AP {ap.mean():.3f} over {len(ap)} classes")
+        ax.grid(axis="x", alpha=0.3)
+        fig.tight_layout()
+        from triptych.files import atomic_path
+
+        with atomic_path(p) as tmp:
+            fig.savefig(tmp, format=p.suffix.lstrip(".").lower().replace("jpg", "jpeg"), dpi=110)
+    finally:
+        plt.close(fig)
+    return p
