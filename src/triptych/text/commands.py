@@ -46,7 +46,7 @@ def register(sub) -> None:
     p.add_argument("--pred", required=True)
     p.add_argument("--ref", required=True)
     p.add_argument("--stem", action=argparse.BooleanOptionalAction, default=True, help="Porter stemming (default on)")
-    p.add_argument("--cjk", action="store_true", help="score CJK text by characters")
+    p.add_argument("--cjk", action="store_true", help="score CJK text by characters (automatic when most references are CJK)")
     p.add_argument("--bootstrap", action="store_true", help="95%% confidence intervals by bootstrap resampling")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_rouge)
@@ -87,7 +87,7 @@ def register(sub) -> None:
     tt = tverbs.add_parser("train", help="train a byte-level BPE tokenizer (or a word vocabulary) on a corpus")
     tt.add_argument("--data", required=True, nargs="+", help="corpus files (documents and summaries are both used)")
     tt.add_argument("--out", required=True, help="tokenizer.json to write")
-    tt.add_argument("--kind", choices=["bpe", "word"], default="bpe", help="bpe (default) or word: the top --vocab-size words, the rest <unk>")
+    tt.add_argument("--kind", choices=["bpe", "bpe-char", "word"], default="bpe", help="bpe (byte-level, default), bpe-char (BPE on characters, for Chinese) or word (the top --vocab-size words, the rest <unk>)")
     tt.add_argument("--vocab-size", type=int, default=8000)
     tt.add_argument("--lowercase", action="store_true")
     tt.add_argument("--min-frequency", type=int, default=2)
@@ -249,7 +249,9 @@ def cmd_rouge(args) -> int:
     preds, refs = read_summary_lines(args.pred), read_summary_lines(args.ref)
     if len(preds) != len(refs):
         raise UserError(f"{args.pred} has {len(preds)} lines but {args.ref} has {len(refs)}")
-    per_pair = rouge.score_pairs(preds, refs, stem=args.stem, cjk=args.cjk)
+    from triptych.text.tokenizer import looks_cjk
+
+    per_pair = rouge.score_pairs(preds, refs, stem=args.stem, cjk=args.cjk or looks_cjk(refs))
     means = rouge.mean_scores(per_pair)
     result = {k: 100 * v.fmeasure for k, v in means.items()}
     result["pairs"] = len(preds)
@@ -278,12 +280,14 @@ def cmd_lead(args) -> int:
     from triptych.text.data import drop_empty, read_pairs
     from triptych.text.extractive import lead
     from triptych.text.rouge import rouge_f1_x100
+    from triptych.text.tokenizer import looks_cjk
 
     if args.words is not None and args.words < 1:
         raise UserError(f"--words {args.words}: must be at least 1")
     pairs = drop_empty(read_pairs(args.data, split="data"), args.data)
     summaries = [lead(p.source, args.words) for p in pairs]
-    result = rouge_f1_x100(summaries, [p.target for p in pairs], stem=True)
+    refs = [p.target for p in pairs]
+    result = rouge_f1_x100(summaries, refs, stem=True, cjk=looks_cjk(refs))
     result["pairs"] = len(pairs)
     if args.output:
         write_lines(args.output, summaries)
@@ -294,13 +298,15 @@ def cmd_textrank(args) -> int:
     from triptych.text.data import drop_empty, read_pairs
     from triptych.text.rouge import rouge_f1_x100
     from triptych.text.textrank import textrank_many
+    from triptych.text.tokenizer import looks_cjk
 
     for flag, value in (("--sentences", args.sentences), ("--words", args.words)):
         if value is not None and value < 1:
             raise UserError(f"{flag} {value}: must be at least 1")
     pairs = drop_empty(read_pairs(args.data, split="data"), args.data)
     summaries = textrank_many([p.source for p in pairs], sentences=args.sentences, words=args.words)
-    result = rouge_f1_x100(summaries, [p.target for p in pairs], stem=True)
+    refs = [p.target for p in pairs]
+    result = rouge_f1_x100(summaries, refs, stem=True, cjk=looks_cjk(refs))
     result.update(pairs=len(pairs), sentences=args.sentences, words=args.words)
     if args.output:
         write_lines(args.output, summaries)

@@ -28,7 +28,7 @@ class DataConfig:
 @dataclass
 class TokenizerConfig:
     path: str | None = None  # an existing tokenizer.json; otherwise trained on data.train
-    kind: str = "bpe"  # bpe (byte-level subwords) | word (top vocab_size words, the rest <unk>)
+    kind: str = "bpe"  # bpe (byte-level) | bpe-char (BPE on characters, for Chinese) | word (top vocab_size words, the rest <unk>)
     vocab_size: int = 8000
     lowercase: bool = False
     min_frequency: int = 2

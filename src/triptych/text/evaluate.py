@@ -11,6 +11,7 @@ def evaluate_checkpoint(checkpoint, data, *, decode_args=None, limit=None, outpu
     from triptych.text.data import drop_empty, read_pairs
     from triptych.text.inference import Summarizer, summarize_ids
     from triptych.text.rouge import rouge_f1_x100
+    from triptych.text.tokenizer import looks_cjk
 
     summarizer = Summarizer(checkpoint, device=device)
     cfg = summarizer.cfg
@@ -27,7 +28,8 @@ def evaluate_checkpoint(checkpoint, data, *, decode_args=None, limit=None, outpu
     finally:
         bar.close()
     seconds = time.perf_counter() - start
-    result = rouge_f1_x100(summaries, [p.target for p in pairs], stem=stem)
+    refs = [p.target for p in pairs]
+    result = rouge_f1_x100(summaries, refs, stem=stem, cjk=looks_cjk(refs))  # Chinese is scored by characters
     result.update(pairs=len(pairs), beam=decode.beam, seconds=seconds, checkpoint=str(checkpoint), data=str(data))
     result["avg_summary_words"] = sum(len(s.split()) for s in summaries) / len(summaries)
     if output:

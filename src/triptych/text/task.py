@@ -16,7 +16,7 @@ import torch
 from triptych.errors import UserError
 from triptych.text.config import TextConfig
 from triptych.text.data import Pair, drop_empty, plan_token_batches, read_pairs
-from triptych.text.tokenizer import KINDS, Tokenizer, train_tokenizer
+from triptych.text.tokenizer import KINDS, Tokenizer, looks_cjk, train_tokenizer
 
 
 class EncodedPairs:
@@ -142,7 +142,7 @@ class TextTask:
         if n > 0:
             hyps = summarize_ids(model, self.tokenizer, self.valid.sources[:n], self.cfg.decode, beam=1, device=device)
             refs = [p.target for p in self.valid.texts[:n]]
-            metrics.update(rouge_f1_x100(hyps, refs, stem=self.cfg.eval.stem))
+            metrics.update(rouge_f1_x100(hyps, refs, stem=self.cfg.eval.stem, cjk=looks_cjk(refs)))  # Chinese: by characters
         model.train(was_training)
         return metrics
 

@@ -11,9 +11,16 @@ against: the text is split into words and punctuation marks, the N most
 frequent keep an id and every other word becomes `<unk>` (shown as
 ``<unk>`` in decoded text, so the loss is visible). Text without spaces
 (Chinese) splits only at punctuation there, so whole phrases are "words":
-another reason BPE is the default. Both kinds are the same `Tokenizer`
-class over a Hugging Face model and are saved as one `tokenizer.json` file
-that travels inside every text checkpoint.
+another reason BPE is the default.
+
+BPE on characters (`tokenizer.kind: bpe-char`, SentencePiece-style: spaces
+kept as a `▁` mark) starts its merges from characters instead of bytes.
+Chinese is where it matters: a byte-level vocabulary that is small for the
+script splits a character into its 3 UTF-8 bytes, and a model can then
+emit half a character; over characters every token is whole text, and only
+a character never seen in training becomes `<unk>`. All kinds are the same
+`Tokenizer` class over a Hugging Face model, saved as one `tokenizer.json`
+file that travels inside every text checkpoint.
 """
 
 from __future__ import annotations
@@ -30,7 +37,7 @@ from triptych.files import atomic_path
 PAD, UNK, BOS, EOS = "<pad>", "<unk>", "<s>", "</s>"
 SPECIAL_TOKENS = [PAD, UNK, BOS, EOS]
 FILENAME = "tokenizer.json"
-KINDS = ("bpe", "word")
+KINDS = ("bpe", "bpe-char", "word")
 
 
 class Tokenizer:
@@ -43,7 +50,8 @@ class Tokenizer:
             raise UserError(f"tokenizer lacks the special tokens {SPECIAL_TOKENS}")
         self.pad_id, self.unk_id, self.bos_id, self.eos_id = ids
         # A word vocabulary shows its `<unk>`s; pad/bos/eos are never text.
-        self.kind = "word" if type(hf_tokenizer.model).__name__ == "WordLevel" else "bpe"
+        model, pre = type(hf_tokenizer.model).__name__, type(hf_tokenizer.pre_tokenizer).__name__
+        self.kind = "word" if model == "WordLevel" else "bpe-char" if pre == "Metaspace" else "bpe"
         self._hidden = {self.pad_id, self.bos_id, self.eos_id}
 
     @property
@@ -62,12 +70,12 @@ class Tokenizer:
         return ids
 
     def decode(self, ids: Iterable[int]) -> str:
-        if self.kind == "word":
+        if self.kind != "bpe":  # the kinds that can have <unk>s show them
             return self.hf.decode([i for i in ids if i not in self._hidden], skip_special_tokens=False).strip()
         return self.hf.decode(list(ids), skip_special_tokens=True).strip()
 
     def decode_batch(self, batch: list[list[int]]) -> list[str]:
-        if self.kind == "word":
+        if self.kind != "bpe":
             return [self.decode(ids) for ids in batch]
         return [s.strip() for s in self.hf.decode_batch(batch, skip_special_tokens=True)]
 
@@ -111,11 +119,15 @@ def train_bpe(
     lowercase: bool = False,
     min_frequency: int = 2,
     extra_special_tokens: list[str] | None = None,
+    unit: str = "byte",
 ) -> Tokenizer:
-    """Train a byte-level BPE tokenizer on an iterator of texts."""
+    """Train a BPE tokenizer on an iterator of texts: byte-level (`unit="byte"`,
+    no `<unk>` ever) or over characters (`unit="char"`, for Chinese)."""
     from tokenizers import Tokenizer as HFTokenizer
     from tokenizers import decoders, models, pre_tokenizers, trainers
 
+    if unit == "char":
+        return _train_char_bpe(texts, vocab_size=vocab_size, lowercase=lowercase, min_frequency=min_frequency, extra_special_tokens=extra_special_tokens)
     if vocab_size < 300:
         raise UserError(f"vocabulary size {vocab_size} is too small: byte-level BPE needs at least 300 (256 bytes + specials)")
     tok = HFTokenizer(models.BPE(unk_token=UNK))
@@ -138,6 +150,22 @@ def _normalizer(lowercase: bool):
     from tokenizers import normalizers
 
     return normalizers.Sequence([normalizers.NFC()] + ([normalizers.Lowercase()] if lowercase else []))
+
+
+def _train_char_bpe(texts, *, vocab_size, lowercase, min_frequency, extra_special_tokens) -> Tokenizer:
+    from tokenizers import Tokenizer as HFTokenizer
+    from tokenizers import decoders, models, pre_tokenizers, trainers
+
+    specials = SPECIAL_TOKENS + [t for t in (extra_special_tokens or []) if t not in SPECIAL_TOKENS]
+    if vocab_size <= len(specials):
+        raise UserError(f"vocabulary size {vocab_size} is too small for BPE on characters")
+    tok = HFTokenizer(models.BPE(unk_token=UNK))
+    tok.normalizer = _normalizer(lowercase)
+    tok.pre_tokenizer = pre_tokenizers.Metaspace()  # spaces become "▁", kept in the tokens
+    tok.decoder = decoders.Metaspace()
+    trainer = trainers.BpeTrainer(vocab_size=vocab_size, min_frequency=min_frequency, special_tokens=specials, show_progress=False)
+    tok.train_from_iterator(texts, trainer=trainer)
+    return Tokenizer(tok)
 
 
 def train_word(
@@ -166,10 +194,12 @@ def train_word(
 
 
 def train_tokenizer(texts: Iterable[str], *, kind: str = "bpe", **options) -> Tokenizer:
-    """`kind` picks `train_bpe` or `train_word`; the options are theirs."""
+    """`kind` picks byte-level BPE, BPE on characters or words; the options are theirs."""
     if kind not in KINDS:
         raise UserError(f"tokenizer kind {kind!r}: expected one of {', '.join(KINDS)}")
-    return (train_bpe if kind == "bpe" else train_word)(texts, **options)
+    if kind == "word":
+        return train_word(texts, **options)
+    return train_bpe(texts, unit="char" if kind == "bpe-char" else "byte", **options)
 
 
 def unk_stats(tokenizer: Tokenizer, texts: list[str]) -> dict:
