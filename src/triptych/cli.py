@@ -25,6 +25,7 @@ COMMAND_MODULES = [
     "triptych.demo",
     "triptych.serve.commands",
     "triptych.export.commands",
+    "triptych.report.commands",
 ]
 
 
