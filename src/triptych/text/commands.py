@@ -74,7 +74,7 @@ def register(sub) -> None:
     rf = rverbs.add_parser("fit", help="fit the reranker's feature weights on a validation file; stored beside the checkpoint")
     rf.add_argument("--checkpoint", required=True, help="a checkpoint directory, e.g. runs/x/best")
     rf.add_argument("--data", required=True, help="validation JSONL (gzip accepted)")
-    add_decode_options(rf)
+    add_decode_options(rf, rerank=False)
     rf.add_argument("--limit", type=int, help="fit on the first N pairs only")
     rf.add_argument("--lm-order", type=int, default=3, help="order of the Kneser-Ney summary LM (default 3)")
     rf.add_argument("--lm-data", help="training file of the summary LM (default: the checkpoint's data.train)")
@@ -110,7 +110,7 @@ def add_train_options(p) -> None:
     p.add_argument("--json", action="store_true", help="print the run summary as one JSON object")
 
 
-def add_decode_options(p) -> None:
+def add_decode_options(p, rerank: bool = True) -> None:
     p.add_argument("--beam", type=int, help="beam size (1 = greedy); default from the checkpoint's config")
     p.add_argument("--max-len", type=int, help="maximum summary length in tokens")
     p.add_argument("--min-len", type=int)
@@ -119,7 +119,8 @@ def add_decode_options(p) -> None:
     p.add_argument("--batch-size", type=int)
     p.add_argument("--device", default="cpu")
     p.add_argument("--nbest", type=int, help="keep the beam's N best candidates (with --json, summarize prints them)")
-    p.add_argument("--rerank", action="store_true", help="choose among the n-best with the reranker fitted by `text rerank fit`")
+    if rerank:
+        p.add_argument("--rerank", action="store_true", help="choose among the n-best with the reranker fitted by `text rerank fit`")
 
 
 def decode_config(args, base):
