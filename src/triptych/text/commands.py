@@ -68,6 +68,15 @@ def register(sub) -> None:
     tr.add_argument("--json", action="store_true")
     tr.set_defaults(func=cmd_textrank)
 
+    p = verbs.add_parser("compare", help="the comparison table: Lead, TextRank and trained runs on one test file")
+    p.add_argument("runs", nargs="+", metavar="RUN_DIR", help="run directories (or checkpoint directories)")
+    p.add_argument("--data", help="test file (default: the first run's data.test)")
+    p.add_argument("--beam", type=int, default=4, help="beam size of the decoding scored and timed (default 4)")
+    p.add_argument("--device", default="cpu", help="device for runs that must be evaluated now")
+    p.add_argument("--markdown", action="store_true", help="print the table as Markdown")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_compare)
+
     p = verbs.add_parser("rerank", help="rerank the beam's n-best list")
     rverbs = p.add_subparsers(dest="rverb", metavar="VERB", parser_class=type(text))
     rverbs.required = True
@@ -313,6 +322,24 @@ def cmd_textrank(args) -> int:
         write_lines(args.output, summaries)
     budget = f", cut to {args.words} words" if args.words else ""
     return report_rouge(args, result, f"TextRank top-{args.sentences} sentence(s){budget}, {len(pairs)} pairs")
+
+
+def cmd_compare(args) -> int:
+    from triptych.text.compare import compare, format_rows, markdown_table
+
+    table = compare(args.runs, data=args.data, beam=args.beam, device=args.device)
+    if args.json:
+        from triptych.cli import emit_json
+
+        emit_json(table)
+        return 0
+    header, rows = format_rows(table)
+    if args.markdown:
+        print(markdown_table(header, rows))
+    else:
+        print_table(rows, header)
+    print(f"{table['rows'][0]['pairs']} pairs of {table['data']}; ROUGE F1 x 100, stemmed")
+    return 0
 
 
 def cmd_tokenizer_train(args) -> int:

@@ -1,11 +1,66 @@
-"""`triptych text eval`: summarize a test file with a checkpoint and score it with ROUGE."""
+"""`triptych text eval`: summarize a test file with a checkpoint and score it with ROUGE.
+
+Every full evaluation is also kept beside the weights it scored, as
+``<checkpoint>/eval/<key>.json`` (the key: data file, decoding settings,
+limit), with the data file's SHA-256, the checkpoint's step and the decoding
+speed; `triptych text compare` reads these instead of decoding again. A
+checkpoint directory is replaced as a whole when it changes (e.g. a new
+`best/`), so a kept result never outlives the weights it describes.
+"""
 
 from __future__ import annotations
 
+import hashlib
+import json
+import sys
 import time
+from dataclasses import asdict
+from pathlib import Path
 
 
-def evaluate_checkpoint(checkpoint, data, *, decode_args=None, limit=None, output=None, stem=True, device="cpu") -> dict:
+def file_sha256(path) -> str:
+    from triptych.files import require_file
+
+    digest = hashlib.sha256()
+    with open(require_file(path), "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def result_key(data_sha256: str, decode: dict, limit, stem: bool) -> str:
+    """The file name (without .json) under which an evaluation is kept."""
+    spec = json.dumps({"data": data_sha256, "decode": decode, "limit": limit, "stem": stem}, sort_keys=True)
+    return f"beam{decode['beam']}-{hashlib.sha256(spec.encode()).hexdigest()[:16]}"
+
+
+def save_result(checkpoint, result: dict) -> Path | None:
+    """Keep `result` in <checkpoint>/eval/; a checkpoint we cannot write to only costs a warning."""
+    from triptych.files import atomic_write_text
+
+    path = Path(checkpoint) / "eval" / (result_key(result["data_sha256"], result["decode"], result["limit"], result["stem"]) + ".json")
+    try:
+        atomic_write_text(path, json.dumps(result, indent=1, ensure_ascii=False) + "\n")
+    except OSError as e:
+        print(f"triptych: {path}: could not keep the result ({e.strerror or e})", file=sys.stderr)
+        return None
+    return path
+
+
+def load_result(checkpoint, data_sha256: str, decode: dict, limit=None, stem: bool = True) -> dict | None:
+    """A kept result for exactly these settings and the checkpoint's current step, or None."""
+    from triptych.engine.checkpoint import load_checkpoint_meta
+
+    path = Path(checkpoint) / "eval" / (result_key(data_sha256, decode, limit, stem) + ".json")
+    try:
+        result = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    meta, _ = load_checkpoint_meta(checkpoint, expected_domain="text")
+    return result if result.get("step") == meta.get("step") else None
+
+
+def evaluate_checkpoint(checkpoint, data, *, decode_args=None, limit=None, output=None, stem=True, device="cpu", save=True) -> dict:
     from triptych.engine.progress import ProgressBar
     from triptych.text.commands import decode_config, write_lines
     from triptych.text.data import drop_empty, read_pairs
@@ -32,6 +87,10 @@ def evaluate_checkpoint(checkpoint, data, *, decode_args=None, limit=None, outpu
     result = rouge_f1_x100(summaries, refs, stem=stem, cjk=looks_cjk(refs))  # Chinese is scored by characters
     result.update(pairs=len(pairs), beam=decode.beam, seconds=seconds, checkpoint=str(checkpoint), data=str(data))
     result["avg_summary_words"] = sum(len(s.split()) for s in summaries) / len(summaries)
+    result.update(sentences_per_s=len(pairs) / max(seconds, 1e-9), device=str(device), decode=asdict(decode),
+                  limit=limit, stem=stem, step=summarizer.meta.get("step"), data_sha256=file_sha256(data))
     if output:
         write_lines(output, summaries)
+    if save:
+        save_result(checkpoint, result)
     return result
