@@ -4,8 +4,8 @@ Read top to bottom: config, then the model, which implements the `Seq2Seq`
 contract of `triptych.text.models` (teacher-forced `forward`, a fast `loss`,
 `encode`/`init_state`/`step` for incremental decoding, grouped beam steps).
 
-- Encoder: a bidirectional LSTM or GRU over packed sequences (pads never
-  enter the recurrence), output (B,S,K) with K = 2 * encoder_hidden. Its
+- Encoder: a bidirectional LSTM or GRU (pads never enter the recurrence:
+  see `encode`), output (B,S,K) with K = 2 * encoder_hidden. Its
   final forward and backward states, through a tanh "bridge", start the
   decoder (one state per decoder layer).
 - Decoder: a stack of LSTM/GRU cells, written out here so the input
@@ -38,7 +38,6 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from triptych.errors import UserError
 from triptych.text.attention import build_attention, check_attention_type
@@ -91,8 +90,10 @@ class RNNSeq2Seq(Seq2Seq):
         self.embed = nn.Embedding(vocab_size, E, padding_idx=pad_id)  # source, target (and output if tied)
         self.scale = math.sqrt(E)  # embeddings ~ N(0, 1/E) suit the tied output; the RNNs get them at unit scale
         rnn = nn.LSTM if self.lstm else nn.GRU
-        self.encoder = rnn(E, cfg.encoder_hidden, cfg.encoder_layers, batch_first=True, bidirectional=True,
-                           dropout=cfg.dropout if cfg.encoder_layers > 1 else 0.0)
+        # One forward and one backward RNN a layer (see `_encode`); layer l > 0 reads both of layer l - 1.
+        sizes = [E] + [K] * (cfg.encoder_layers - 1)
+        self.enc_fwd = nn.ModuleList(rnn(n, cfg.encoder_hidden, batch_first=True) for n in sizes)
+        self.enc_bwd = nn.ModuleList(rnn(n, cfg.encoder_hidden, batch_first=True) for n in sizes)
         self.bridge_h = nn.Linear(K, L * H)  # final encoder states -> initial decoder states
         self.bridge_c = nn.Linear(K, L * H) if self.lstm else None
         # Decoder layer 0 reads [y_{t-1}; feed], feed = c_t (Bahdanau) or h~_{t-1} (Luong).
@@ -125,21 +126,35 @@ class RNNSeq2Seq(Seq2Seq):
         return dropout(self.embed(ids) * self.scale, self.cfg.dropout, self.training)
 
     def encode(self, src):
-        """src (B,S) -> dict of batch-first tensors that decoding reuses."""
+        """src (B,S) -> dict of batch-first tensors that decoding reuses.
+
+        The bidirectional encoder runs on the padded batch without packing:
+        CPU's packed-sequence backward re-zeroes the whole gradient at every
+        time step (twice the time of the whole encoder here). Pads are at the
+        right, so the forward RNN reads every real token before any pad; the
+        backward RNN reads each row reversed within its length (pads still
+        last), so neither direction's real outputs ever see a pad, and a
+        padded row computes exactly what it computes alone.
+        """
         B, S = src.shape
         pad = src == self.pad_id  # (B, S)
         pad[:, 0] &= ~pad.all(1)  # an all-pad row reads its first slot, not nothing (NaN)
-        x = self._embed(src)
+        lengths = (~pad).sum(1)  # (B,)
+        pos = torch.arange(S, device=src.device)
+        # rev[b, t] = lengths[b] - 1 - t on real positions, t on pads: its own inverse.
+        rev = torch.where(pos < lengths[:, None], lengths[:, None] - 1 - pos, pos)  # (B, S)
+        x = self._embed(src)  # (B, S, E)
+        for layer, (fwd, bwd) in enumerate(zip(self.enc_fwd, self.enc_bwd)):
+            if layer > 0:
+                x = dropout(x, self.cfg.dropout, self.training)
+            flip = lambda y: y.gather(1, rev[:, :, None].expand_as(y))  # noqa: E731
+            x = torch.cat([fwd(x)[0], flip(bwd(flip(x))[0])], 2)  # (B, S, K)
+        # The forward RNN's last real output, and the backward one's (at position 0).
+        last = torch.cat([x[torch.arange(B, device=src.device), lengths - 1, : x.size(2) // 2], x[:, 0, x.size(2) // 2 :]], 1)
         if pad.any():
-            lengths = (~pad).sum(1).cpu()
-            packed = pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False)
-            out, final = self.encoder(packed)
-            memory = pad_packed_sequence(out, batch_first=True, total_length=S)[0]  # (B, S, K), zeros at pads
+            memory = x.masked_fill(pad[:, :, None], 0.0)  # (B, S, K), zeros at pads
         else:
-            memory, final = self.encoder(x)
-            pad = None  # nothing to mask: the scores skip the masked_fill
-        h_n = final[0] if self.lstm else final  # (layers * 2, B, K/2)
-        last = torch.cat([h_n[-2], h_n[-1]], 1)  # (B, K): top layer, forward and backward
+            memory, pad = x, None  # nothing to mask: the scores skip the masked_fill
         return {"memory": memory, "keys": self.attn.keys(memory), "pad": pad, "src": src, "last": last}
 
     # ---------------------------------------------------------------- decoder
@@ -157,7 +172,9 @@ class RNNSeq2Seq(Seq2Seq):
     def _cell(self, gx, h, c, layer):
         """One LSTM/GRU cell: gx (N, gates) the input's projection -> new (h, c)."""
         H = self.cfg.hidden
-        gh = self.recurrent[layer](h)  # (N, gates)
+        # The cell's arithmetic stays float32 under bf16 autocast (only the
+        # matmuls run in bf16), so the memory c does not round at every step.
+        gx, gh = gx.float(), self.recurrent[layer](h).float()  # (N, gates)
         if self.lstm:  # gates laid out as i, f, o, g
             gates = gx + gh
             i, f, o = gates[:, : 3 * H].sigmoid().chunk(3, 1)
