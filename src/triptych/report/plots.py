@@ -138,3 +138,99 @@ def class_ap_bars(
     finally:
         plt.close(fig)
     return p
+
+
+# --- attention heat-maps -------------------------------------------------------
+
+# Fonts tried after DejaVu Sans for characters it lacks (CJK); any one installed is used.
+_FALLBACK_FONTS = ("Noto Sans CJK SC", "Noto Sans CJK JP", "Noto Sans SC", "Source Han Sans SC",
+                   "WenQuanYi Zen Hei", "WenQuanYi Micro Hei", "Droid Sans Fallback", "AR PL UMing CN")
+_FONTS: tuple[list[str], set[int]] | None = None
+
+
+def _fonts() -> tuple[list[str], set[int]]:
+    """(font families to draw labels with, the code points they cover), found once."""
+    global _FONTS
+    if _FONTS is None:
+        from matplotlib import font_manager
+        from matplotlib.ft2font import FT2Font
+
+        installed = {f.name: f.fname for f in font_manager.fontManager.ttflist}
+        families = ["DejaVu Sans"] + [name for name in _FALLBACK_FONTS if name in installed][:1]
+        covered: set[int] = set()
+        for name in families:
+            path = installed.get(name) or font_manager.findfont(name, fallback_to_default=True)
+            try:
+                covered.update(FT2Font(path).get_charmap())
+            except (OSError, RuntimeError):
+                pass
+        _FONTS = (families, covered)
+    return _FONTS
+
+
+def _label(token: str, covered: set[int]) -> str:
+    """A token as a tick label: visible whitespace, no mathtext, no missing glyphs."""
+    text = token.replace("\n", "⏎").replace("\t", "⇥").strip() or "␣"
+    text = "".join(ch if ord(ch) in covered else f"U+{ord(ch):04X}" for ch in text)
+    return text.replace("$", r"\$")
+
+
+def attention_heatmap(
+    weights,
+    source_tokens: Sequence[str],
+    target_tokens: Sequence[str],
+    path: str | os.PathLike,
+    titles: Sequence[str] | None = None,
+) -> Path:
+    """Draw attention alignments: source tokens along x, generated tokens along y.
+
+    `weights` is one (T, S) array or a list of them (one panel each, stacked
+    top to bottom, e.g. one per layer), T = len(target_tokens), S =
+    len(source_tokens); row t is the attention paid while producing target
+    token t. As in Bahdanau et al.'s figure, white is full attention and
+    black none; each panel's scale runs from 0 to its own maximum, so a
+    diffuse layer is as readable as a sharp one. Characters the installed
+    fonts cannot draw (CJK without a CJK font) are shown as U+XXXX.
+    """
+    p = _check_path(path)
+    panels = [np.asarray(w, dtype=np.float64) for w in (weights if isinstance(weights, (list, tuple)) else [weights])]
+    T, S = len(target_tokens), len(source_tokens)
+    if not panels:
+        raise ValueError("no attention weights to draw")
+    for w in panels:
+        if w.shape != (T, S):
+            raise ValueError(f"attention weights of shape {w.shape} for {T} target and {S} source tokens")
+    if titles is not None and len(titles) != len(panels):
+        raise ValueError(f"{len(titles)} titles for {len(panels)} panels")
+    families, covered = _fonts()
+    xlabels = [_label(t, covered) for t in source_tokens]
+    ylabels = [_label(t, covered) for t in target_tokens]
+    plt = _pyplot()
+    cell = 0.22 if S <= 60 else 0.16  # inches per token
+    fontsize = 8 if S <= 60 else 6
+    width = min(max(4.0, 1.8 + cell * S), 40.0)
+    heights = [min(max(1.6, 0.9 + cell * T), 16.0)] * len(panels)
+    with plt.rc_context({"font.family": families}):
+        fig, axes = plt.subplots(len(panels), 1, figsize=(width, sum(heights) + 0.3 * len(panels)), squeeze=False,
+                                 gridspec_kw={"height_ratios": heights})
+        try:
+            for i, (ax, w) in enumerate(zip(axes[:, 0], panels)):
+                im = ax.imshow(w, cmap="gray", vmin=0.0, vmax=max(float(w.max()), 1e-9), aspect="auto",
+                               interpolation="nearest")
+                fig.colorbar(im, ax=ax, fraction=0.02, pad=0.01)
+                ax.set_xticks(range(S), labels=xlabels, rotation=90, fontsize=fontsize)
+                ax.set_yticks(range(T), labels=ylabels, fontsize=fontsize)
+                ax.tick_params(length=2, pad=1)
+                if titles is not None:
+                    ax.set_title(titles[i], fontsize=9, loc="left")
+            axes[-1, 0].set_xlabel("source")
+            for ax in axes[:, 0]:
+                ax.set_ylabel("generated")
+            fig.tight_layout()
+            from triptych.files import atomic_path
+
+            with atomic_path(p) as tmp:
+                fig.savefig(tmp, format=p.suffix.lstrip(".").lower().replace("jpg", "jpeg"), dpi=110)
+        finally:
+            plt.close(fig)
+    return p
