@@ -63,10 +63,11 @@ function drawHeatmap(canvas, attention) {
   ctx.font = "11px system-ui, sans-serif";
   const left = Math.min(110, 8 + Math.max(...rows.map((r) => ctx.measureText(r).width)));
   const width = Math.max(200, canvas.parentElement.clientWidth - 4);
-  const cell = Math.max(3, Math.min(16, Math.floor((width - left) / cols.length)));
+  const cell = Math.max(3, Math.min(16, Math.floor((width - left) / cols.length)));  // column width
+  const high = Math.max(cell, 13);  // row height: a summary token's label must stay readable
   const top = cell >= 9 ? Math.min(90, 8 + Math.max(...cols.map((c) => ctx.measureText(c).width))) : 4;
   canvas.width = left + cell * cols.length;
-  canvas.height = top + cell * rows.length;
+  canvas.height = top + high * rows.length;
   ctx.font = "11px system-ui, sans-serif";
   ctx.fillStyle = "#fff";
   ctx.fillRect(0, 0, canvas.width, canvas.height);
@@ -75,13 +76,13 @@ function drawHeatmap(canvas, attention) {
     row.forEach((w, s) => {
       const shade = Math.round(255 * (1 - w / peak));
       ctx.fillStyle = `rgb(${shade},${shade},255)`;
-      ctx.fillRect(left + s * cell, top + t * cell, cell, cell);
+      ctx.fillRect(left + s * cell, top + t * high, cell, high);
     });
   });
   ctx.fillStyle = "#1d232a";
   ctx.textBaseline = "middle";
   ctx.textAlign = "right";
-  rows.forEach((r, t) => ctx.fillText(r, left - 4, top + t * cell + cell / 2, left - 6));
+  rows.forEach((r, t) => ctx.fillText(r, left - 4, top + t * high + high / 2, left - 6));
   if (cell >= 9) {  // column labels only where they can be read
     cols.forEach((c, s) => {
       ctx.save();
