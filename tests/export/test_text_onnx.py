@@ -108,13 +108,18 @@ def test_ort_greedy_reproduces_triptych_greedy(exported, text_run):
     assert ort.summarize(docs) == summ.summarize(docs, beam=1)  # batched, length-sorted, texts
 
 
-def test_ort_greedy_runs_without_torch(exported, text_run, tmp_path):
+def test_ort_greedy_command_runs_without_torch_and_agrees_with_summarize(exported, text_run, tmp_path, run_cli):
     code = ("import sys; from triptych.export.ort_greedy import main; rc = main(sys.argv[1:]); "
             "assert 'torch' not in sys.modules, 'torch was imported'; sys.exit(rc)")
-    res = subprocess.run([sys.executable, "-c", code, str(text_run / "onnx"), "A fast JSON parser.", "second"],
+    docs = write_jsonl(tmp_path / "docs.jsonl", [{"document": p["document"]} for p in debian_pairs("test", 6)])
+    res = subprocess.run([sys.executable, "-c", code, str(text_run / "onnx"), "--input", str(docs)],
                          capture_output=True, text=True, timeout=120)
     assert res.returncode == 0, res.stderr
-    assert len(res.stdout.splitlines()) == 2
+    status, out, err = run_cli("text", "summarize", "--checkpoint", text_run / "best", "--input", docs, "--beam", 1)
+    assert status == 0, err
+    assert res.stdout.splitlines() == out.splitlines() and len(out.splitlines()) == 6
+    res = subprocess.run([sys.executable, "-c", code, str(tmp_path), "some text"], capture_output=True, text=True, timeout=120)
+    assert res.returncode == 2 and "no export.json" in res.stderr and res.stdout == ""
 
 
 def test_export_without_copy_attention(text_run, tmp_path):

@@ -4,6 +4,7 @@
     OrtSummarizer("runs/x/onnx").summarize(["A library to parse JSON files quickly."])
 
     python -m triptych.export.ort_greedy runs/x/onnx "first document" "second document"
+    python -m triptych.export.ort_greedy runs/x/onnx --input data/debian-descriptions/test.jsonl.gz
 
 It reproduces `triptych.text.decoding.greedy` as `triptych text summarize
 --beam 1` runs it: documents truncated to the model's source length,
@@ -128,14 +129,38 @@ def constrain(log_p: np.ndarray, hist: np.ndarray, t: int, never: list[int], eos
                     log_p[r, h[s + n - 1]] = -np.inf
 
 
+def read_documents(path: str) -> list[str]:
+    """Documents of a JSONL corpus (as `triptych text summarize --input` reads it) or of a
+    plain text file (one a line); empty ones are skipped, as there."""
+    from triptych.files import read_lines
+    from triptych.text.data import read_pairs
+
+    name = path[:-3] if path.endswith(".gz") else path
+    if name.endswith((".jsonl", ".json", ".source")):
+        docs = [p.source for p in read_pairs(path, need_target=False, split="input")]
+    else:
+        docs = [text for _, text in read_lines(path)]
+    docs = [d for d in docs if d.strip()]
+    if not docs:
+        raise UserError(f"{path}: no documents")
+    return docs
+
+
 def main(argv: list[str] | None = None) -> int:
-    """`python -m triptych.export.ort_greedy EXPORT_DIR TEXT...`: one summary a line."""
-    args = sys.argv[1:] if argv is None else argv
-    if len(args) < 2:
-        print("usage: python -m triptych.export.ort_greedy EXPORT_DIR TEXT [TEXT ...]", file=sys.stderr)
-        return 2
+    """`python -m triptych.export.ort_greedy EXPORT_DIR (TEXT ... | --input FILE)`: one summary a line."""
+    import argparse
+
+    p = argparse.ArgumentParser(prog="python -m triptych.export.ort_greedy",
+                                description="greedy summaries from a triptych ONNX export, with onnxruntime only")
+    p.add_argument("export_dir", metavar="EXPORT_DIR")
+    p.add_argument("texts", nargs="*", metavar="TEXT", help="documents to summarize")
+    p.add_argument("--input", help="JSONL with a document field, or plain text with one document a line")
+    args = p.parse_args(argv)
+    if bool(args.texts) == bool(args.input):
+        p.error("give documents as arguments or --input FILE, not both nor neither")
     try:
-        for summary in OrtSummarizer(args[0]).summarize(args[1:]):
+        docs = read_documents(args.input) if args.input else args.texts
+        for summary in OrtSummarizer(args.export_dir).summarize(docs):
             print(summary)
     except UserError as e:
         print(f"triptych: error: {e}", file=sys.stderr)
