@@ -23,6 +23,9 @@ one teacher-forced forward pass that keeps the graph. Keeping the graph
 through the incremental steps instead would store every step's activations
 and back-propagate T small steps: on CPU the re-scoring pass is the faster
 of the two (measured in docs/results.md) and works for every family alike.
+The re-scoring runs without dropout, like the sampling: the gradient is then
+exactly that of the policy that drew the samples (with dropout on, a tiny
+model's RL barely learned on a toy task); the ML term keeps its dropout.
 
 `RLTextTask` is a `TextTask`: the engine's loop, checkpoints, resume and
 validation run unchanged. RL only makes sense from a trained model, so
@@ -121,6 +124,7 @@ class RLTextTask(TextTask):
         rl, tok = self.cfg.rl, self.tokenizer
         start = time.perf_counter()
         src = batch["src"]  # (B, S)
+        training = model.training
         gamma = rl.gamma
         total = torch.zeros((), device=src.device)
         logs: dict[str, float] = {}
@@ -137,7 +141,11 @@ class RLTextTask(TextTask):
             tgt_out = pad([s + [tok.eos_id] * c for s, c in zip(drawn, closed)], tok.pad_id).to(src.device)
             if tgt_out.size(1) < tgt_in.size(1):  # every sample ran to max_len without eos
                 tgt_out = torch.nn.functional.pad(tgt_out, (0, tgt_in.size(1) - tgt_out.size(1)), value=tok.pad_id)
-            log_p = sequence_log_probs(model, src, tgt_in, tgt_out, tok.pad_id, rl.temperature)  # (B,)
+            model.eval()  # re-score with the policy that drew the samples: no dropout
+            try:
+                log_p = sequence_log_probs(model, src, tgt_in, tgt_out, tok.pad_id, rl.temperature)  # (B,)
+            finally:
+                model.train(training)
             as_tensor = lambda a: torch.as_tensor(a, dtype=torch.float32, device=src.device)  # noqa: E731
             total = total + gamma * policy_loss(log_p, as_tensor(r_sample), as_tensor(r_greedy))
             logs.update(reward=float(np.mean(r_sample)), baseline_reward=float(np.mean(r_greedy)),
