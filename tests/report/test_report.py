@@ -181,3 +181,51 @@ def test_html_page_is_self_contained_and_escaped(tmp_path):
     assert "<b>x</b>" not in page and "&lt;b&gt;x&lt;/b&gt;" in page and "run &lt;1&gt;" in page
     assert "0.1235" in page and ">7<" in page and "&lt;why&gt;" in page
     assert _images_in(page) == [pic.read_bytes()]
+
+
+@pytest.fixture(scope="module")
+def text_run(tmp_path_factory):
+    from tests.conftest import debian_pairs, write_jsonl
+    from triptych.cli import main
+
+    root = tmp_path_factory.mktemp("text")
+    write_jsonl(root / "train.jsonl", debian_pairs("train", 120))
+    write_jsonl(root / "valid.jsonl", debian_pairs("valid", 4))
+    tiny = {"model.d_model": 32, "model.ffn": 64, "model.heads": 2, "model.encoder_layers": 1, "model.decoder_layers": 2,
+            "tokenizer.vocab_size": 300, "train.max_steps": 6, "train.eval_every": 3, "train.save_every": 6,
+            "train.warmup_steps": 1, "train.max_minutes": "null", "train.precision": "fp32", "train.threads": 1,
+            "train.log_every": 1, "eval.valid_rouge_samples": 4, "data.batch_tokens": 1500, "decode.max_len": 8,
+            "decode.beam": 2, "data.train": root / "train.jsonl", "data.valid": root / "valid.jsonl"}
+    args = ["text", "train", "configs/text/demo.yaml", "--out", str(root / "run")]
+    for k, v in tiny.items():
+        args += ["--set", f"{k}={v}"]
+    assert main(args) == 0
+    return root / "run"
+
+
+def test_text_report_draws_the_attention_of_a_valid_example(text_run, run_cli):
+    status, out, err = run_cli("report", text_run, "--json")
+    assert status == 0, err
+    result = json.loads(out)
+    assert set(result["pictures"]) == {"curves", "attention"} and result["skipped"] == {}
+    assert open(result["pictures"]["attention"], "rb").read(4) == PNG
+    assert {"rouge1", "rougeL", "valid_loss"} <= set(result["metrics"]["valid"])
+    first_valid = json.loads((text_run.parent / "valid.jsonl").read_text().splitlines()[0])
+    assert result["picture_details"]["reference"] == first_valid["summary"]
+    assert len(_images_in((text_run / "report.html").read_text())) == 2
+
+
+def test_attention_maps_of_a_model(text_run):
+    from triptych.report.pictures import attention_maps
+    from triptych.text.inference import Summarizer
+
+    model = Summarizer(text_run / "best").model
+    src, tgt = torch.tensor([[5, 6, 7, 8, 9], [5, 6, 0, 0, 0]]), torch.tensor([[2, 10, 11], [2, 12, 13]])
+    with torch.no_grad():
+        _, attn = model(src, tgt, return_attention=True)
+    maps, titles = attention_maps(attn)
+    assert titles == ["cross attention, last of 2 layers, mean of 2 heads", "copy attention"]
+    for m in maps:
+        assert m.shape == (3, 5)  # the first sentence: target x source
+        np.testing.assert_allclose(m.sum(1), 1.0, atol=1e-5)  # each row a distribution over the source
+    np.testing.assert_allclose(maps[0], attn["cross"][-1][0].mean(0).numpy(), atol=1e-6)

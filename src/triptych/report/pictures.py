@@ -2,7 +2,8 @@
 
 - vision: the confusion matrix on the run's test split (its valid split when it has no test);
 - video: the per-class average precision of the best model on the run's valid files;
-- text: the attention of one valid example (the model's own greedy summary of it).
+- text: the attention of one valid example while the model writes its own summary of it
+  (decoded with the recipe's beam, as `triptych text summarize` does).
 
 Each function returns (picture path, {figures of note}) and raises UserError
 when the data it needs is not there; the report then leaves the picture out
@@ -72,12 +73,9 @@ def video_class_ap(ckpt: Path, out: Path) -> tuple[Path, dict]:
 def text_attention(ckpt: Path, out: Path) -> tuple[Path, dict]:
     import torch
 
-    try:
-        from triptych.report.plots import attention_heatmap
-    except ImportError:  # lands with the TextRank/attention work (issue of the text pictures)
-        raise UserError("this triptych has no attention heat-map yet (report.plots.attention_heatmap)") from None
+    from triptych.report.plots import attention_heatmap
     from triptych.text.data import read_pairs
-    from triptych.text.decoding import greedy
+    from triptych.text.decoding import beam_search, greedy
     from triptych.text.inference import Summarizer
 
     summ = Summarizer(ckpt)
@@ -91,38 +89,44 @@ def text_attention(ckpt: Path, out: Path) -> tuple[Path, dict]:
     pair = pairs[0]
     src_ids = summ.encode_documents([pair.source], source=cfg.data.valid)[0][:60]  # a readable picture
     src = torch.tensor([src_ids])
-    summary = greedy(model, src, bos=tok.bos_id, eos=tok.eos_id, max_len=cfg.decode.max_len,
-                     min_len=cfg.decode.min_len, no_repeat_ngram=cfg.decode.no_repeat_ngram)[0]
-    tgt_in = torch.tensor([[tok.bos_id, *summary]])
+    d = cfg.decode  # decoded as `triptych text summarize` would: the recipe's beam
+    common = dict(bos=tok.bos_id, eos=tok.eos_id, max_len=d.max_len, min_len=d.min_len, no_repeat_ngram=d.no_repeat_ngram)
+    if d.beam > 1:
+        summary = beam_search(model, src, beam=d.beam, length_penalty=d.length_penalty, **common)[0][0].tokens
+    else:
+        summary = greedy(model, src, **common)[0]
+    # Row t of a map is the attention while writing output token t: the summary, then its eos
+    # (a summary cut at max_len has none).
+    outputs = [*summary, tok.eos_id] if len(summary) < d.max_len else summary
+    tgt_in = torch.tensor([[tok.bos_id, *outputs[:-1]]])
     with torch.inference_mode():
         _, attn = model(src, tgt_in, return_attention=True)
     maps, titles = attention_maps(attn)
-    targets = tok.pieces([*summary, tok.eos_id])
-    path = attention_heatmap(maps, tok.pieces(src_ids), targets, out, titles=titles)
+    path = attention_heatmap(maps, tok.pieces(src_ids), tok.pieces(outputs), out, titles=titles)
     return path, {"document": pair.source[:200], "summary": tok.decode(summary), "reference": pair.target}
 
 
-def attention_maps(attn: dict) -> tuple[np.ndarray, list[str]]:
-    """A model's attention dict (see `text.models`) -> (maps (K, T, S), titles) of the first sentence.
+def attention_maps(attn: dict) -> tuple[list[np.ndarray], list[str]]:
+    """A model's attention dict (see `text.models`) -> ([K maps (T, S)], titles) of the first sentence.
 
     A list of per-layer weights shows its last layer; weights with a head
     axis (B, H, T, S) show the mean of the heads.
     """
     maps, titles = [], []
     for name, value in attn.items():
-        title = name
+        title = f"{name} attention"
         if isinstance(value, (list, tuple)):
-            value, title = value[-1], f"{name}, last of {len(value)} layers"
+            value, title = value[-1], f"{title}, last of {len(value)} layers"
         if value is None:
             continue
         w = value[0].float()
         if w.dim() == 3:
-            w, title = w.mean(0), f"{title} (mean of {w.shape[0]} heads)"
+            w, title = w.mean(0), f"{title}, mean of {w.shape[0]} heads"
         maps.append(w.cpu().numpy())
-        titles.append(f"{title} attention")
+        titles.append(title)
     if not maps:
         raise UserError("the model returned no attention weights")
-    return np.stack(maps), titles
+    return maps, titles
 
 
 DOMAIN_PICTURES = {
