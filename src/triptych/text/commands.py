@@ -68,6 +68,16 @@ def register(sub) -> None:
     tr.add_argument("--json", action="store_true")
     tr.set_defaults(func=cmd_textrank)
 
+    p = verbs.add_parser("attention", help="heat-map of the attention between a text and the summary generated for it")
+    p.add_argument("--checkpoint", required=True)
+    p.add_argument("--text", required=True, help="the document")
+    p.add_argument("-o", "--output", required=True, help="picture to write (.png, .pdf, .svg, .jpg)")
+    p.add_argument("--layer", default="all", help="decoder layer to draw, from 1 (default: all, one panel each)")
+    p.add_argument("--head", default="mean", help="attention head, from 1 (default: the mean of the heads)")
+    add_decode_options(p, rerank=False)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_attention)
+
     p = verbs.add_parser("compare", help="the comparison table: Lead, TextRank and trained runs on one test file")
     p.add_argument("runs", nargs="+", metavar="RUN_DIR", help="run directories (or checkpoint directories)")
     p.add_argument("--data", help="test file (default: the first run's data.test)")
@@ -322,6 +332,21 @@ def cmd_textrank(args) -> int:
         write_lines(args.output, summaries)
     budget = f", cut to {args.words} words" if args.words else ""
     return report_rouge(args, result, f"TextRank top-{args.sentences} sentence(s){budget}, {len(pairs)} pairs")
+
+
+def cmd_attention(args) -> int:
+    from triptych.text.attention_map import draw_attention
+
+    if args.nbest is not None:
+        raise UserError("--nbest: the attention map is drawn for the best summary only")
+    result = draw_attention(args.checkpoint, args.text, args.output, layer=args.layer, head=args.head, decode_args=args, device=args.device)
+    if args.json:
+        from triptych.cli import emit_json
+
+        emit_json(result)
+    else:
+        print(result["summary"])
+    return 0
 
 
 def cmd_compare(args) -> int:

@@ -1,0 +1,151 @@
+"""`triptych text attention`: where the model looked while it wrote its summary.
+
+The checkpoint summarizes the text (its own decoding settings, or those
+given), then runs once more with teacher forcing on that very summary,
+``forward(src, [bos] + summary, return_attention=True)``, which every model
+family answers with ``(log_probs, {"cross": [per layer (B, H, T, S)],
+"copy": (B, T, S) when copy attention is on})``. Row t of a map is the
+attention paid while producing generated token t (the last row: the end of
+the summary, when the model produced one). Layers are drawn one panel each
+(or the chosen one), heads averaged (or the chosen one), copy attention as
+its own panel; the picture is `triptych.report.plots.attention_heatmap`.
+
+Tokens are shown as text: a byte-level BPE piece that holds only part of a
+character (a CJK character is 3 bytes, often 2 or 3 pieces) is labelled
+with the whole character and its part, e.g. ``这 (2/3)``.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import torch
+
+from triptych.errors import UserError
+from triptych.text.tokenizer import Tokenizer
+
+
+def _byte_values() -> dict[str, int]:
+    """Byte-level BPE's alphabet: the printable character standing for each byte."""
+    printable = [*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1), *range(ord("®"), ord("ÿ") + 1)]
+    table, extra = {}, 0
+    for b in range(256):
+        if b in printable:
+            table[chr(b)] = b
+        else:  # the unprintable bytes take the code points after 255, in order
+            table[chr(256 + extra)] = b
+            extra += 1
+    return table
+
+
+_BYTES = _byte_values()
+
+
+def readable_pieces(tokenizer: Tokenizer, ids: list[int]) -> list[str]:
+    """One label per token id: its text, whole characters even for partial-byte pieces."""
+    if tokenizer.kind != "bpe":
+        return tokenizer.pieces(ids)
+    special = {tokenizer.pad_id: "<pad>", tokenizer.unk_id: "<unk>", tokenizer.bos_id: "<s>", tokenizer.eos_id: "</s>"}
+    labels: list[str] = []
+    group: list[bytes] = []
+
+    def flush(errors: str) -> bool:
+        try:
+            text = b"".join(group).decode("utf-8", errors=errors)
+        except UnicodeDecodeError:
+            return False
+        if len(group) == 1:
+            labels.append(text)
+        else:
+            labels.extend(f"{text} ({k}/{len(group)})" for k in range(1, len(group) + 1))
+        group.clear()
+        return True
+
+    for i in ids:
+        if i in special:
+            if group:
+                flush("replace")
+            labels.append(special[i])
+            continue
+        piece = tokenizer.hf.id_to_token(i) or ""
+        group.append(bytes(_BYTES.get(ch, ord("?")) for ch in piece))
+        if not flush("strict") and len(group) >= 4:  # no UTF-8 character spans more than 4 bytes
+            flush("replace")
+    if group:
+        flush("replace")
+    return labels
+
+
+def _pick(value: str, count: int, option: str, what: str) -> list[int]:
+    """0-based indices for an option that takes 'all'/'mean' or a 1-based number."""
+    if value in ("all", "mean"):
+        return list(range(count))
+    try:
+        n = int(value)
+    except ValueError:
+        raise UserError(f"{option} {value}: not a number; allowed: {'all' if what == 'layer' else 'mean'} or 1..{count}") from None
+    if not 1 <= n <= count:
+        raise UserError(f"{option} {n}: this model has {count} {what}(s); allowed: 1..{count}")
+    return [n - 1]
+
+
+@torch.inference_mode()
+def attention_maps(summarizer, text: str, decode, *, layer: str = "all", head: str = "mean") -> dict:
+    """Summarize `text` and return its attention maps (numpy (T, S) each) with their labels."""
+    from triptych.text.decoding import beam_search, greedy
+
+    if not text.strip():
+        raise UserError("--text: the document is empty")
+    model, tok = summarizer.model, summarizer.tokenizer
+    src_ids = summarizer.encode_documents([text], "--text")[0]
+    src = torch.tensor([src_ids], device=summarizer.device)  # (1, S)
+    common = dict(bos=tok.bos_id, eos=tok.eos_id, max_len=decode.max_len, min_len=decode.min_len, no_repeat_ngram=decode.no_repeat_ngram)
+    if decode.beam <= 1:
+        tokens = list(greedy(model, src, **common)[0])
+    else:
+        tokens = list(beam_search(model, src, beam=decode.beam, length_penalty=decode.length_penalty, **common)[0][0].tokens)
+    ended = len(tokens) < decode.max_len  # the summary ended with eos: its row is drawn too
+    tgt_in = torch.tensor([[tok.bos_id] + tokens], device=summarizer.device)  # (1, T)
+    out = model(src, tgt_in, return_attention=True)
+    if not (isinstance(out, tuple) and len(out) == 2 and isinstance(out[1], dict) and out[1].get("cross")):
+        raise UserError(f"{summarizer.directory}: model {summarizer.cfg.model.get('name')!r} returns no attention weights")
+    attn = out[1]
+    rows = len(tokens) + (1 if ended else 0)
+    cross = [w[0, :, :rows].float().cpu() for w in attn["cross"]]  # L x (H, T, S)
+    heads = cross[0].size(0)
+    layers = _pick(layer, len(cross), "--layer", "layer")
+    chosen_heads = _pick(head, heads, "--head", "head")
+    panels, titles = [], []
+    for i in layers:
+        panels.append(cross[i][chosen_heads].mean(0).numpy())  # (T, S)
+        which = "" if heads == 1 else (f", mean of {heads} heads" if head == "mean" else f", head {chosen_heads[0] + 1}")
+        titles.append(f"layer {i + 1} of {len(cross)}{which}")
+    if attn.get("copy") is not None:
+        panels.append(attn["copy"][0, :rows].float().cpu().numpy())
+        titles.append("copy attention")
+    target = readable_pieces(tok, tokens + ([tok.eos_id] if ended else []))
+    return {
+        "summary": tok.decode(tokens), "panels": panels, "titles": titles,
+        "source_tokens": readable_pieces(tok, src_ids), "target_tokens": target,
+        "layers": len(cross), "heads": heads,
+    }
+
+
+def draw_attention(checkpoint, text: str, output, *, layer: str = "all", head: str = "mean", decode_args=None, device: str = "cpu") -> dict:
+    """The `triptych text attention` command's work: maps -> picture; returns what it printed."""
+    from triptych.report.plots import _check_path, attention_heatmap
+    from triptych.text.commands import decode_config
+    from triptych.text.inference import Summarizer
+
+    _check_path(output)  # a bad picture name fails before any model work
+    summarizer = Summarizer(checkpoint, device=device)
+    decode = decode_config(decode_args, summarizer.cfg.decode) if decode_args is not None else summarizer.cfg.decode
+    maps = attention_maps(summarizer, text, decode, layer=layer, head=head)
+    path = attention_heatmap(maps["panels"], maps["source_tokens"], maps["target_tokens"], output, titles=maps["titles"])
+    print(f"triptych: wrote {path}: {len(maps['panels'])} panel(s), {len(maps['target_tokens'])} x {len(maps['source_tokens'])} tokens", file=sys.stderr)
+    return {
+        "output": str(Path(output)), "summary": maps["summary"], "panels": maps["titles"],
+        "layers": maps["layers"], "heads": maps["heads"],
+        "source_tokens": maps["source_tokens"], "target_tokens": maps["target_tokens"],
+    }
