@@ -87,12 +87,13 @@ def trace(module: torch.nn.Module, args: tuple, path: Path, input_names: list[st
     module.eval()
 
 
-def session(path: str | os.PathLike):
-    """An onnxruntime CPU session of one graph."""
+def session(path: str | os.PathLike, threads: int = 1):
+    """An onnxruntime CPU session of one graph (one thread: the checks are small, the machine shared)."""
     import onnxruntime as ort
 
     options = ort.SessionOptions()
     options.log_severity_level = 3
+    options.intra_op_num_threads = options.inter_op_num_threads = threads
     return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 

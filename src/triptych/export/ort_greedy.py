@@ -28,7 +28,7 @@ from triptych.errors import UserError
 class OrtSummarizer:
     """An export directory (encoder.onnx, decoder_step.onnx, tokenizer.json, export.json) ready to decode."""
 
-    def __init__(self, directory: str | Path):
+    def __init__(self, directory: str | Path, threads: int | None = None):
         import onnxruntime as ort
 
         from triptych.export.manifest import read_manifest
@@ -41,6 +41,9 @@ class OrtSummarizer:
         self.tokenizer = Tokenizer.load(self.directory / "tokenizer.json")
         options = ort.SessionOptions()
         options.log_severity_level = 3
+        threads = threads or _env_threads()
+        if threads:  # else onnxruntime's default: one thread a physical core
+            options.intra_op_num_threads = options.inter_op_num_threads = threads
         load = lambda name: ort.InferenceSession(str(self.directory / name), options,  # noqa: E731
                                                   providers=["CPUExecutionProvider"])
         self.encoder, self.step = load("encoder.onnx"), load("decoder_step.onnx")
@@ -112,6 +115,14 @@ class OrtSummarizer:
         return out
 
 
+def _env_threads() -> int | None:
+    """OMP_NUM_THREADS, which torch honours and onnxruntime does not: the same limit for both."""
+    import os
+
+    value = os.environ.get("OMP_NUM_THREADS", "")
+    return int(value) if value.isdigit() and int(value) > 0 else None
+
+
 def constrain(log_p: np.ndarray, hist: np.ndarray, t: int, never: list[int], eos: int, min_len: int,
               no_repeat_ngram: int) -> None:
     """In place, as `triptych.text.decoding._constrain`: forbid `never`, eos before
@@ -155,12 +166,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("export_dir", metavar="EXPORT_DIR")
     p.add_argument("texts", nargs="*", metavar="TEXT", help="documents to summarize")
     p.add_argument("--input", help="JSONL with a document field, or plain text with one document a line")
+    p.add_argument("--threads", type=int, help="onnxruntime threads (default: OMP_NUM_THREADS, else one a core)")
     args = p.parse_args(argv)
     if bool(args.texts) == bool(args.input):
         p.error("give documents as arguments or --input FILE, not both nor neither")
     try:
         docs = read_documents(args.input) if args.input else args.texts
-        for summary in OrtSummarizer(args.export_dir).summarize(docs):
+        for summary in OrtSummarizer(args.export_dir, threads=args.threads).summarize(docs):
             print(summary)
     except UserError as e:
         print(f"triptych: error: {e}", file=sys.stderr)
