@@ -60,3 +60,11 @@ def test_lead_reproduces_the_readme(test_split):
     lead10 = rouge_f1_x100([lead_words(d, 10) for d in docs], refs)  # README: 31.5 / 14.2 / 28.0
     for key, want in (("rouge1", 31.5), ("rouge2", 14.2), ("rougeL", 28.0)):
         assert abs(lead10[key] - want) <= 0.1, (key, lead10[key])
+
+
+def test_cjk_sentences_end_at_full_width_stops():
+    text = "这是第一句。这是第二句！真的吗？」然后\n第二段。Version 1.2 stays。"
+    assert split_sentences(text) == ["这是第一句。", "这是第二句！", "真的吗？」", "然后", "第二段。", "Version 1.2 stays。"]
+    assert lead("这个软件包提供了一个工具。它很快。") == "这个软件包提供了一个工具。"
+    # English rules are unchanged next to CJK text: "e.g." still does not end a sentence.
+    assert split_sentences("Tools, e.g. 工具。Done") == ["Tools, e.g. 工具。", "Done"]
