@@ -129,3 +129,39 @@ def test_a_domain_that_is_not_loaded_is_a_404_json_error(start_server, models):
     reply = httpx.post(text_only.url + "/v1/classify/video", json={"videos": []})
     assert reply.status_code == 404 and "--video DIR" in reply.json()["error"]
     assert httpx.get(text_only.url + "/v1/models").json()["vision"] is None
+
+
+def test_nbest_lists_and_their_best_is_the_summary(server):
+    body = httpx.post(server.url + "/v1/summarize", json={"documents": DOCS, "beam": 2, "nbest": 2}).json()
+    plain = httpx.post(server.url + "/v1/summarize", json={"documents": DOCS, "beam": 2}).json()
+    assert body["summaries"] == plain["summaries"] and "nbest" not in plain
+    for summary, cands in zip(body["summaries"], body["nbest"]):
+        scores = [c["score"] for c in cands]
+        assert 1 <= len(cands) <= 2 and scores == sorted(scores, reverse=True) and cands[0]["summary"] == summary
+    reply = httpx.post(server.url + "/v1/summarize", json={"documents": DOCS, "beam": 2, "rerank": True})
+    assert reply.status_code == 422 and "no fitted reranker" in reply.json()["error"]
+
+
+def test_rerank_uses_the_checkpoints_fitted_reranker(start_server, checkpoints, tmp_path):
+    import shutil
+
+    from triptych.serve.models import Models, TextModel
+    from triptych.text.inference import Summarizer
+    from triptych.text.rerank import FEATURES, Reranker, decode_candidates, train_summary_lm
+
+    directory = tmp_path / "text"
+    shutil.copytree(checkpoints["text"], directory)
+    s = Summarizer(directory)
+    weights = [-1.0 if f == "beam_score" else 0.0 for f in FEATURES]  # the beam's worst candidate: never the beam's choice
+    lm = train_summary_lm(s.tokenizer, ["a tool for files", "library for parsing"], order=2)
+    Reranker(weights, [0.0] * len(FEATURES), [1.0] * len(FEATURES), lm, meta={"nbest": 2}).save(directory)
+    server = start_server(Models(text=TextModel(directory)))
+    assert httpx.get(server.url + "/v1/models").json()["text"]["reranker"] is True
+    body = httpx.post(server.url + "/v1/summarize", json={"documents": DOCS, "beam": 2, "rerank": True}).json()
+    s.cfg.decode.beam = 2
+    reranker = Reranker.load(directory, s.tokenizer.fingerprint())
+    cands = decode_candidates(s, s.encode_documents(DOCS), s.cfg.decode, 2)
+    picks = [reranker.choose(d, c) for d, c in zip(DOCS, cands)]
+    assert picks == [1, 1]
+    assert body["summaries"] == [c[i].text for c, i in zip(cands, picks)]
+    assert "nbest" not in body

@@ -16,6 +16,7 @@ slow. All model work goes through one `Batcher` (one worker thread).
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 from pathlib import Path
 
@@ -49,6 +50,8 @@ class SummarizeRequest(BaseModel):
     length_penalty: float | None = Field(None, ge=0, le=10, allow_inf_nan=False, description="GNMT alpha")
     no_repeat_ngram: int | None = Field(None, ge=0, le=16, description="forbid repeating n-grams of this size (0 = off)")
     attention: bool = Field(False, description="also return each summary's cross-attention over its source")
+    nbest: int | None = Field(None, ge=1, description="also return this many beam candidates a document (<= beam)")
+    rerank: bool = Field(False, description="choose among the n-best with the checkpoint's fitted reranker")
 
 
 class Attention(BaseModel):
@@ -57,10 +60,17 @@ class Attention(BaseModel):
     weights: list[list[float]] = Field(description="(summary tokens, source tokens), rows sum to 1")
 
 
+class Candidate(BaseModel):
+    summary: str
+    score: float = Field(description="length-normalised log-probability (the beam's ranking key)")
+    logprob: float
+
+
 class SummarizeResponse(BaseModel):
     summaries: list[str]
     truncated: list[bool] = Field(description="whether each document was cut to the model's source length")
     attention: list[Attention] | None = None
+    nbest: list[list[Candidate]] | None = None
 
 
 class Label(BaseModel):
@@ -139,7 +149,7 @@ def _validation_message(errors) -> tuple[int, str]:
     return 422, "; ".join(parts) + more
 
 
-def decode_options(req: SummarizeRequest, defaults, limits: Limits) -> DecodeOptions:
+def decode_options(req: SummarizeRequest, defaults, limits: Limits, reranker=None) -> DecodeOptions:
     """The request's decoding options over the checkpoint's defaults, checked against the limits."""
     if not req.documents:
         raise ApiError(422, "documents: give at least one document")
@@ -159,6 +169,7 @@ def decode_options(req: SummarizeRequest, defaults, limits: Limits) -> DecodeOpt
         length_penalty=req.length_penalty if req.length_penalty is not None else defaults.length_penalty,
         no_repeat_ngram=req.no_repeat_ngram if req.no_repeat_ngram is not None else defaults.no_repeat_ngram,
         attention=req.attention,
+        rerank=req.rerank,
     )
     if o.beam > limits.max_beam:
         raise ApiError(422, f"beam: {o.beam} is more than the limit of {limits.max_beam} (serve --max-beam)")
@@ -166,7 +177,21 @@ def decode_options(req: SummarizeRequest, defaults, limits: Limits) -> DecodeOpt
         raise ApiError(422, f"max_len: {o.max_len} is more than the limit of {limits.max_summary_len} (serve --max-summary-len)")
     if o.min_len > o.max_len:
         raise ApiError(422, f"min_len: {o.min_len} is more than max_len {o.max_len}")
-    return o
+    if o.rerank and reranker is None:
+        raise ApiError(422, "rerank: this checkpoint has no fitted reranker (`triptych text rerank fit`)")
+    if (o.rerank or req.nbest is not None) and o.beam < 2:
+        raise ApiError(422, f"{'rerank' if o.rerank else 'nbest'}: needs beam search (beam >= 2), got beam {o.beam}")
+    if req.nbest is not None and req.nbest > o.beam:
+        raise ApiError(422, f"nbest: {req.nbest} is more than the beam ({o.beam})")
+    if req.nbest is not None:
+        nbest = req.nbest
+    elif o.rerank:  # as `text summarize --rerank`: the n-best size the reranker was fitted on
+        nbest = min(int(reranker.meta.get("nbest", o.beam)), o.beam)
+    else:
+        nbest = 1
+    if o.rerank and nbest < 2:
+        raise ApiError(422, "rerank: needs at least 2 candidates to choose among (nbest >= 2)")
+    return dataclasses.replace(o, nbest=nbest, show_nbest=req.nbest is not None)
 
 
 def _check_top_k(top_k: int, limits: Limits) -> int:
@@ -249,11 +274,12 @@ def create_app(models: Models, limits: Limits | None = None) -> FastAPI:
     async def summarize(req: SummarizeRequest):
         """Summarize documents; concurrent requests with the same options share one model call."""
         text = need("text")
-        options = decode_options(req, text.defaults, limits)
+        options = decode_options(req, text.defaults, limits, text.reranker)
         results = await batcher.submit(text.run, (req.documents, options), key=("summarize", options), size=len(req.documents))
         out = {"summaries": [r["summary"] for r in results], "truncated": [r["truncated"] for r in results]}
-        if options.attention:
-            out["attention"] = [r["attention"] for r in results]
+        for extra in ("attention", "nbest"):
+            if extra in results[0]:
+                out[extra] = [r[extra] for r in results]
         return out
 
     @app.post("/v1/classify/image", response_model=ImageResponse, response_model_exclude_none=True, responses=ERRORS,

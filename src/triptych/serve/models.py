@@ -65,6 +65,9 @@ class DecodeOptions:
     length_penalty: float
     no_repeat_ngram: int
     attention: bool = False
+    nbest: int = 1  # candidates a document that beam search keeps
+    rerank: bool = False  # choose among them with the checkpoint's fitted reranker
+    show_nbest: bool = False  # return them
 
 
 class TextModel:
@@ -73,6 +76,11 @@ class TextModel:
 
         self.summarizer = Summarizer(directory, device)
         self.directory = Path(directory)
+        self.reranker = None  # fitted by `triptych text rerank fit`, when it was
+        if (self.directory / "rerank.json").is_file():
+            from triptych.text.rerank import Reranker
+
+            self.reranker = Reranker.load(self.directory, self.summarizer.tokenizer.fingerprint())
 
     @property
     def defaults(self):
@@ -81,7 +89,7 @@ class TextModel:
     def describe(self) -> dict:
         s = self.summarizer
         return {**_describe(self.directory, "text", s.cfg), "model": s.cfg.model.get("name"),
-                "max_source_tokens": s.cfg.data.max_source_len}
+                "max_source_tokens": s.cfg.data.max_source_len, "reranker": self.reranker is not None}
 
     def run(self, payloads: list[tuple[list[str], DecodeOptions]]) -> list[list[dict]]:
         """[(documents, options)] with one `options` for all -> per payload, one dict a document."""
@@ -109,12 +117,36 @@ class TextModel:
                       no_repeat_ngram=o.no_repeat_ngram)
         if o.beam <= 1:
             tokens = greedy(s.model, src, **common)
-        else:
+        elif o.nbest == 1 and not (o.rerank or o.show_nbest):
             tokens = [h[0].tokens for h in beam_search(s.model, src, beam=o.beam, length_penalty=o.length_penalty, **common)]
+        else:
+            return self._nbest(documents, src, ids, encoded, o, common)
         texts = tok.decode_batch([list(t) for t in tokens])
         results = [{"summary": text, "truncated": len(e) > limit} for text, e in zip(texts, encoded)]
         if o.attention:
             for r, a in zip(results, self.attention(src, ids, tokens)):
+                r["attention"] = a
+        return results
+
+    def _nbest(self, documents, src, ids, encoded, o: DecodeOptions, common) -> list[dict]:
+        """Beam search keeping `nbest` candidates a document; the reranker's
+        choice (or the beam's best) is the summary."""
+        from triptych.text.decoding import beam_search
+        from triptych.text.rerank import candidates_from
+
+        tok, limit = self.summarizer.tokenizer, self.summarizer.cfg.data.max_source_len
+        hyps = beam_search(self.summarizer.model, src, beam=o.beam, nbest=o.nbest, length_penalty=o.length_penalty, **common)
+        results, chosen_tokens = [], []
+        for doc, e, h in zip(documents, encoded, hyps):
+            cands = candidates_from(h, tok)
+            pick = self.reranker.choose(doc, cands) if o.rerank else 0
+            chosen_tokens.append(cands[pick].tokens)
+            r = {"summary": cands[pick].text, "truncated": len(e) > limit}
+            if o.show_nbest:
+                r["nbest"] = [{"summary": c.text, "score": round(c.score, 6), "logprob": round(c.logprob, 6)} for c in cands]
+            results.append(r)
+        if o.attention:
+            for r, a in zip(results, self.attention(src, ids, chosen_tokens)):
                 r["attention"] = a
         return results
 
