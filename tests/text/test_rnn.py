@@ -229,3 +229,37 @@ def test_config_fields_are_the_documented_recipe_keys():
         "cell", "attention", "embed_dim", "hidden", "encoder_hidden", "encoder_layers", "decoder_layers",
         "attention_size", "dropout", "copy", "tie_embeddings",
     ]  # fmt: skip
+
+
+# ------------------------------------------------------------------ checkpoints of another architecture
+
+
+def save_text_checkpoint(directory, model, model_section):
+    """A text checkpoint of `model` whose config.yaml says `model_section`."""
+    from triptych.engine.checkpoint import save_checkpoint
+    from triptych.text.tokenizer import train_bpe
+
+    tok = train_bpe(["a tiny corpus", "for a tiny tokenizer"], vocab_size=300, min_frequency=1)
+    save_checkpoint(directory, model, domain="text", config={"model": model_section}, save_artifacts=tok.save)
+    return directory
+
+
+def test_a_transformer_checkpoint_cannot_start_an_rnn_run(tmp_path, run_cli):
+    from tests.conftest import debian_pairs, write_jsonl
+
+    ckpt = save_text_checkpoint(tmp_path / "tf", build_model("transformer", {"d_model": 16, "heads": 2}, V, PAD), {"name": "transformer"})
+    data = write_jsonl(tmp_path / "train.jsonl", debian_pairs("train", 4))
+    status, out, err = run_cli("text", "train", "configs/text/rnn-bahdanau-debian.yaml", "--out", tmp_path / "run",
+                               "--set", f"init_from={ckpt}", "--set", f"data.train={data}", "--set", f"data.valid={data}")
+    assert status == 2 and out == "" and err.count("\n") == 1
+    assert "init_from" in err and "'transformer'" in err and "'rnn'" in err
+    assert not any((tmp_path / "run").rglob("*"))  # checked before a tokenizer or config is written
+
+
+def test_weights_of_another_architecture_than_config_yaml_says(tmp_path, run_cli):
+    """An RNN's config.yaml beside a Transformer's weights: one line naming the family, exit 2."""
+    ckpt = save_text_checkpoint(tmp_path / "mixed", build_model("transformer", {"d_model": 16, "heads": 2}, V, PAD),
+                                {"name": "rnn", "embed_dim": 16, "hidden": 16, "encoder_hidden": 8})
+    status, out, err = run_cli("text", "summarize", "--checkpoint", ckpt, "--text", "hello there")
+    assert status == 2 and out == "" and err.count("\n") == 1
+    assert "do not fit" in err and "'rnn'" in err and "model.name" in err

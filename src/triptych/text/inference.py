@@ -11,6 +11,7 @@ from pathlib import Path
 
 import torch
 
+from triptych.errors import UserError
 from triptych.text.config import DecodeConfig, TextConfig
 from triptych.text.tokenizer import Tokenizer
 
@@ -26,7 +27,13 @@ class Summarizer:
         self.meta, self.cfg = self._read(self.directory)
         self.tokenizer = Tokenizer.load(self.directory / "tokenizer.json")
         self.model = build_model(self.cfg, self.tokenizer)
-        load_weights(self.directory, self.model)
+        try:
+            load_weights(self.directory, self.model)
+        except UserError as e:
+            if "do not fit" not in str(e):
+                raise
+            name = self.cfg.model.get("name", "transformer")  # weights of another family (or size) than config.yaml says
+            raise UserError(f"{e}; its config.yaml describes a {name!r} model (model.name), the weights another architecture") from None
         self.device = torch.device(device)
         self.model.to(self.device).eval()
 

@@ -79,12 +79,29 @@ def build_model(cfg: TextConfig, tokenizer: Tokenizer):
     return build(name, spec, tokenizer.vocab_size, tokenizer.pad_id)
 
 
+def check_init_from(cfg: TextConfig) -> None:
+    """`init_from` must hold the family this config builds: an RNN's weights
+    cannot start a Transformer, and the mismatch is named before any loading."""
+    from triptych.engine.checkpoint import load_checkpoint_meta
+
+    _, theirs = load_checkpoint_meta(cfg.init_from, expected_domain="text")
+    have = ((theirs or {}).get("model") or {}).get("name", "transformer")
+    want = cfg.model.get("name", "transformer")
+    if have != want:
+        raise UserError(
+            f"init_from: {cfg.init_from} holds a {have!r} model but model.name is {want!r}; "
+            "a checkpoint can only start a run of its own architecture"
+        )
+
+
 class TextTask:
     domain = "text"
     unit_name = "tok"
 
     def __init__(self, cfg: TextConfig, run_dir: Path | None = None, *, is_main: bool = True):
         self.cfg = cfg
+        if cfg.init_from:  # before the corpus is read and a tokenizer trained
+            check_init_from(cfg)
         data = cfg.data
         fields = dict(source_field=data.source_field, target_field=data.target_field)
         train_pairs = drop_empty(read_pairs(data.train, split="train", **fields), data.train)
