@@ -48,41 +48,53 @@ def test_vision_family_matches_pytorch(name, tmp_path):
     assert not model.training  # tracing must leave the model as it found it
 
 
-VIDEO_KINDS = ["logistic", "moe", "mean-logistic", "mean-moe", "max-moe", "dbof", "bilstm-attention",
+VIDEO_KINDS = ["logistic", "moe", "mean-logistic", "mean-moe", "max-moe", "dbof", "lstm", "gru", "bilstm-attention",
                "netvlad", "gated-netvlad", "netrvlad", "gated-netrvlad", "netfv", "gated-netfv",
                "soft-dbof", "gated-soft-dbof"]
 
 
 @pytest.mark.parametrize("name", VIDEO_KINDS)
 def test_video_model_matches_pytorch(name, tmp_path):
+    """Every registered kind; the reference is the model itself (for lstm/gru, with its packed RNN)."""
+    from triptych.export.onnx import FrameLevel, VideoLevel
     from triptych.video.models import get_model, list_models
 
-    assert set(VIDEO_KINDS) | {"lstm", "gru"} == set(list_models())  # a new kind must be added here
+    assert set(VIDEO_KINDS) == set(list_models())  # a new kind must be added here
     torch.manual_seed(0)
     small = {} if name in ("logistic", "moe", "mean-logistic", "mean-moe", "max-moe") else dict(clusters=4, hidden=8, rnn_size=8)
     model = get_model(name, num_classes=11, **small)
-    graph = video_graph(model)
     level = model.cfg.level
-    _settle_batch_norm(graph, lambda s: tuple(video_inputs(level, 6, 5, seed=s).values()))
+    reference = (VideoLevel if level == "video" else FrameLevel)(model)
+    _settle_batch_norm(reference, lambda s: tuple(video_inputs(level, 6, 5, seed=s).values()))
+    graph = video_graph(model)
     example = video_inputs(level, 2, 3)
     names = list(example)
     axes = {n: {0: "batch"} if level == "video" else {0: "batch", 1: "frames"} for n in names}
     path = tmp_path / "v.onnx"
     trace(graph, tuple(example.values()), path, names, ["probs"], {**axes, "probs": {0: "batch"}})
     check = video_inputs(level, 6, 9, seed=4)  # more videos, more frames, every length from 1 to 6
+    check_names = list(check)
+    if level == "frame":
+        check["mask"][5] = 0  # and an empty video
+        check["rgb"][5] = check["audio"][5] = 0
     with torch.no_grad():
-        ref = graph(*check.values()).numpy()
+        ref = reference(*check.values()).numpy()
     (got,) = session(path).run(None, {k: v.numpy() for k, v in check.items()})
-    assert got.shape == (6, 11)
+    assert got.shape == (6, 11) and check_names == names
     np.testing.assert_allclose(got, ref, atol=TOL, rtol=0)
 
 
-@pytest.mark.parametrize("name", ["lstm", "gru"])
-def test_recurrent_video_models_are_refused_clearly(name):
-    from triptych.video.models import get_model
+def test_rnn_last_state_equals_the_packed_rnn():
+    from triptych.export.onnx import RNNLastState
+    from triptych.video.pooling import RNNPool
 
-    with pytest.raises(UserError, match="cannot be exported to ONNX"):
-        video_graph(get_model(name, num_classes=5, rnn_size=8, rnn_layers=1))
+    torch.manual_seed(0)
+    for cell in ("lstm", "gru"):
+        pool = RNNPool(5, 7, layers=2, cell=cell).eval()
+        x = video_inputs("frame", 4, 6)
+        rgb, mask = x["rgb"][..., :5], x["mask"]
+        with torch.no_grad():
+            torch.testing.assert_close(RNNLastState(pool)(rgb, mask), pool(rgb, mask), atol=1e-6, rtol=0)
 
 
 # ------------------------------------------------------------------ through the CLI, on trained runs

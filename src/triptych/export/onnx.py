@@ -25,11 +25,13 @@ keep data-dependent branches out of the traced code, and every export is
 checked against PyTorch on inputs of another shape than the traced ones
 (`max_abs_diff` in the summary).
 
-What cannot export, and why (each refused with one clear line):
-- video `lstm` and `gru` (RNNPool): the tracer cannot export the final
-  hidden state of an LSTM/GRU run over a PackedSequence (it fails inside the
-  exporter), and the dynamo exporter cannot trace the packing at all.
-- text families other than the Transformer: they have no one-step graph yet.
+Recurrent video models (`lstm`, `gru`) pool with the final state of an RNN
+run over packed frames; neither exporter handles PackedSequence (the tracer
+fails inside the exporter, torch.export cannot trace the packing). They
+export through `RNNLastState`, an exact equivalent without packing.
+
+What cannot export (refused with one clear line): text families other than
+the Transformer (the RNN and ConvS2S have no one-step graphs yet).
 """
 
 from __future__ import annotations
@@ -50,7 +52,6 @@ from triptych.export.manifest import FORMAT, MANIFEST, VERSION
 
 OPSET = 17
 FORMATS = ("onnx",)
-UNEXPORTABLE_VIDEO = {"lstm": "an LSTM over packed frames", "gru": "a GRU over packed frames"}
 
 
 # ------------------------------------------------------------------ shared machinery
@@ -199,13 +200,36 @@ def video_inputs(level: str, batch: int, frames: int, seed: int = 0) -> dict[str
             "audio": torch.randn(batch, frames, AUDIO_DIM, generator=g) * mask[..., None], "mask": mask}
 
 
+class RNNLastState(torch.nn.Module):
+    """`pooling.RNNPool` without packing: the last layer's output at each video's last real frame.
+
+    Frames are right-padded and the RNN runs forwards, so its output at frame
+    t depends on frames 0..t only: at the last real frame it is the final
+    state that the packed run returns (an empty video counts one frame, as
+    RNNPool's clamp does). Tested against RNNPool itself.
+    """
+
+    def __init__(self, pool):
+        super().__init__()
+        self.rnn, self.out_dim = pool.rnn, pool.out_dim
+
+    def forward(self, x, mask):  # (B, T, D), (B, T) -> (B, H)
+        out, _ = self.rnn(x)  # (B, T, H)
+        last = mask.sum(1).clamp(min=1).long() - 1  # (B,) index of the last real frame
+        return out[torch.arange(out.size(0)), last]
+
+
 def video_graph(model) -> torch.nn.Module:
-    """The traceable wrapper of a VideoModel; a UserError for the kinds that cannot export."""
-    pooling = model.cfg.pooling
-    if pooling in UNEXPORTABLE_VIDEO:
-        raise UserError(f"video model {model.cfg.name} ({UNEXPORTABLE_VIDEO[pooling]}) cannot be exported to ONNX: "
-                        "the TorchScript exporter fails on an RNN's final state over packed frames, and the dynamo "
-                        "exporter cannot trace the packing")
+    """The traceable wrapper of a VideoModel (a copy with RNNLastState where it pools with an RNN)."""
+    import copy
+
+    from triptych.video.pooling import RNNPool
+
+    if model.pools is not None and any(isinstance(p, RNNPool) for p in model.pools):
+        model = copy.deepcopy(model)
+        for i, pool in enumerate(model.pools):
+            if isinstance(pool, RNNPool):
+                model.pools[i] = RNNLastState(pool)
     return (VideoLevel if model.cfg.level == "video" else FrameLevel)(model).eval()
 
 

@@ -120,8 +120,10 @@ def attention_maps(attn: dict) -> tuple[list[np.ndarray], list[str]]:
         if value is None:
             continue
         w = value[0].float()
-        if w.dim() == 3:
-            w, title = w.mean(0), f"{title}, mean of {w.shape[0]} heads"
+        if w.dim() == 3:  # (H, T, S)
+            if w.shape[0] > 1:
+                title = f"{title}, mean of {w.shape[0]} heads"
+            w = w.mean(0)
         maps.append(w.cpu().numpy())
         titles.append(title)
     if not maps:
