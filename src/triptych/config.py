@@ -50,6 +50,9 @@ class TrainConfig:
     log_every: int = 20
     precision: str = "fp32"  # fp32 | bf16 (autocast)
     threads: int | None = None
+    # Return freed heap memory to the OS when resident memory has grown this
+    # many MiB since the last time (glibc; see engine/memory.py). 0: never.
+    trim_memory_mb: float = 384.0
 
 
 def _fail(source: str, key: str, msg: str) -> UserError:

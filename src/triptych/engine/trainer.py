@@ -86,6 +86,7 @@ class _Run:
         self.last_metrics: dict = {}
         self.skipped_steps = 0
         self.window = _new_window()  # training figures summed since the last log line
+        self.trimmer = memory.HeapTrimmer(cfg.trim_memory_mb) if cfg.trim_memory_mb > 0 else None
 
     # --- set-up ---------------------------------------------------------------------------------
 
@@ -175,6 +176,7 @@ class _Run:
             "best_step": self.best_step, "stopped_because": stopped, "elapsed": round(self._now(), 3),
             "final_metrics": self.last_metrics, "skipped_steps": self.skipped_steps,
             "peak_rss_mb": round(memory.peak_rss_mb(), 1),
+            "heap_trims": self.trimmer.trims if self.trimmer is not None else 0,
             "run_dir": str(self.run_dir), "best_dir": str(best_dir) if self.best_step is not None else None,
         }
 
@@ -211,6 +213,8 @@ class _Run:
             for k, v in extra.items():
                 window["extra"][k] = window["extra"].get(k, 0.0) + v
             self.bar.update(1)
+            if self.trimmer is not None:
+                self.trimmer.maybe_trim()
             if cfg.log_every and self.step % cfg.log_every == 0:
                 self._log_train(window)
                 window = self.window = _new_window()
@@ -268,6 +272,9 @@ class _Run:
         for k, v in window["extra"].items():
             values[k] = v / max(window["steps"], 1)
         values["epoch"] = self.stream.epoch
+        rss = memory.current_rss_mb()
+        if rss is not None:
+            values["rss_mb"] = round(rss, 1)
         self.log.log("train", self.step, values, self.elapsed)
         self.bar.show(self.step, {k: values[k] for k in ("loss", "lr", f"{self.task.unit_name}/s")})
 
@@ -312,6 +319,8 @@ class _Run:
                                      save_artifacts=self.task.save_artifacts, metrics=metrics, step=self.step)
         else:
             self.bad_evals += 1
+        if self.trimmer is not None:
+            self.trimmer.maybe_trim()  # decoding's batch shapes differ from training's
         self.log.log("valid", self.step, dict(metrics, best=self.best), self._now() if self.main else self.elapsed)
         if self.main:
             shown = " ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in metrics.items())
