@@ -122,32 +122,45 @@ def test_ort_greedy_command_runs_without_torch_and_agrees_with_summarize(exporte
     assert res.returncode == 2 and "no export.json" in res.stderr and res.stdout == ""
 
 
-def test_export_without_copy_attention(text_run, tmp_path):
-    """A second Transformer variant (no copy attention, post-LN, untied output): a
-    checkpoint with random weights is enough to compare graphs."""
+def _random_checkpoint(text_run, tmp_path, model_section: dict):
+    """A text checkpoint of the tiny run's tokenizer with another model section, random weights."""
     import shutil
 
     import yaml
 
-    from triptych.engine.checkpoint import save_checkpoint
-    from triptych.export.onnx import export_run
-    from triptych.text.tokenizer import Tokenizer
-    from triptych.text.task import build_model
     from triptych import config as configs
+    from triptych.engine.checkpoint import save_checkpoint
     from triptych.text.config import TextConfig
+    from triptych.text.task import build_model
+    from triptych.text.tokenizer import Tokenizer
 
     raw = yaml.safe_load((text_run / "best" / "config.yaml").read_text())
-    raw["model"].update(copy=False, norm="post", tie_embeddings=False)
+    raw["model"] = model_section
     cfg = configs.from_dict(TextConfig, raw, "test")
     tokenizer = Tokenizer.load(text_run / "best" / "tokenizer.json")
     torch.manual_seed(3)
-    model = build_model(cfg, tokenizer)
     ckpt = tmp_path / "ckpt"
-    save_checkpoint(ckpt, model, domain="text", config=raw,
+    save_checkpoint(ckpt, build_model(cfg, tokenizer), domain="text", config=raw,
                     save_artifacts=lambda d: shutil.copyfile(text_run / "best" / "tokenizer.json", d / "tokenizer.json"))
-    manifest = export_run(ckpt, tmp_path / "onnx")
+    return ckpt
+
+
+def test_export_without_copy_attention(text_run, tmp_path):
+    """A second Transformer variant (no copy attention, post-LN, untied output)."""
+    from triptych.export.onnx import export_run
+
+    section = {"name": "transformer", "d_model": 32, "ffn": 64, "heads": 2, "encoder_layers": 1, "decoder_layers": 2,
+               "copy": False, "norm": "post", "tie_embeddings": False}
+    manifest = export_run(_random_checkpoint(text_run, tmp_path, section), tmp_path / "onnx")
     assert manifest["copy"] is False and "memory" not in manifest["step_inputs"]
     assert manifest["max_abs_diff"] < 1e-4
+
+
+def test_other_text_families_are_refused_clearly(text_run, tmp_path, run_cli):
+    ckpt = _random_checkpoint(text_run, tmp_path, {"name": "rnn", "embed_dim": 16, "hidden": 16, "encoder_hidden": 8})
+    status, out, err = run_cli("export", ckpt, "--out", tmp_path / "onnx")
+    assert status == 2 and out == "" and "text model 'rnn' cannot be exported to ONNX" in err
+    assert not (tmp_path / "onnx").exists() and [p.name for p in tmp_path.iterdir()] == ["ckpt"]
 
 
 def test_ort_greedy_refuses_a_non_text_export(tmp_path):
