@@ -70,3 +70,18 @@ def test_topk_fast_path_equals_full_sort(tied):
         expected = np.lexsort((np.broadcast_to(np.arange(500), pred.shape), -pred), axis=1)[:, :k]
         assert np.array_equal(idx, expected)
         assert np.array_equal(vals, np.take_along_axis(pred, expected, 1))
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_topk_tournament_at_the_real_width(dtype):
+    """3862 classes, k=20: every shrinking level of the fast path, in both float widths,
+    with a chunk where some rows tie at the cut (that chunk falls back to a partition)."""
+    rng = np.random.default_rng(5)
+    pred = (rng.random((80, 3862)) ** 4).astype(dtype)
+    pred[70:, :40] = 1.0  # rows 70+: 40 equal maxima, the top-20 is decided by class index
+    cols = np.broadcast_to(np.arange(3862), pred.shape)
+    for k in (1, 20):
+        idx, vals = metrics.topk_classes(pred, k, chunk=32)
+        expected = np.lexsort((cols, -pred.astype(np.float64)), axis=1)[:, :k]
+        assert np.array_equal(idx, expected)
+        assert vals.dtype == dtype and np.array_equal(vals, np.take_along_axis(pred, expected, 1))

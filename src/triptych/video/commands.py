@@ -1,4 +1,4 @@
-"""`triptych video ...`: synth, inspect, metrics, train, eval, predict.
+"""`triptych video ...`: synth, digits, extract-features, inspect, metrics (train, eval, predict: run_commands).
 
 Thin argparse wrappers over library functions; nothing heavy is imported
 until a verb runs, so `triptych --help` stays fast.
@@ -46,6 +46,40 @@ def register(subparsers) -> None:
     p.add_argument("--top-k", type=int, default=20)
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=_metrics)
+
+    p = verbs.add_parser("digits", help="write multi-label 'digit videos' made of real handwritten digits")
+    p.add_argument("--out", required=True, help="output directory (gets train/, validate/, digits.json)")
+    p.add_argument("--videos", type=int, default=2000, help="training videos")
+    p.add_argument("--valid-videos", type=int, default=None, help="validation videos (default videos/4)")
+    p.add_argument("--min-frames", type=int, default=16)
+    p.add_argument("--max-frames", type=int, default=32)
+    p.add_argument("--max-digits", type=int, default=3, help="digits a video shows, at most (its labels)")
+    p.add_argument("--size", type=int, default=8, help="frame side in pixels")
+    p.add_argument("--shift", type=int, default=2, help="largest offset of a moving digit, pixels")
+    p.add_argument("--noise", type=float, default=0.05, help="pixel noise (standard deviation, 0-1 scale)")
+    p.add_argument("--format", choices=["npy", "png"], default="npy", help="one .npy a video, or a folder of PNGs")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=_digits)
+
+    p = verbs.add_parser("extract-features", help="CNN features of video frames -> frame-level TFRecords")
+    p.add_argument("--checkpoint", required=True, help="a vision checkpoint (or run directory: its best/)")
+    p.add_argument("--frames", required=True, help="folder of videos: <id>.npy arrays or <id>/ folders of frames")
+    p.add_argument("--out", required=True, help="output directory")
+    p.add_argument("--pca", help="apply this saved pca.npz instead of fitting one (e.g. for validation videos)")
+    p.add_argument("--dims", type=int, default=None, help="PCA components kept (default min(features, 1024))")
+    p.add_argument("--whiten", action="store_true", help="scale every component to unit variance")
+    p.add_argument("--pca-frames", type=int, default=10_000, help="frames sampled to fit the PCA")
+    p.add_argument("--audio", choices=["zero", "none"], default="zero",
+                   help="zero: a silent 128-byte audio list (official layout); none: no audio list")
+    p.add_argument("--name", help="file prefix (default: the frames folder's name)")
+    p.add_argument("--shards", type=int, default=1)
+    p.add_argument("--batch-size", type=int, default=256)
+    p.add_argument("--convert", action="store_true", help="convert grey frames to RGB (or RGB to grey) to fit the model")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=_extract)
 
     from triptych.video import run_commands
 
@@ -133,4 +167,37 @@ def _metrics(args) -> int:
         emit_json(m)
     else:
         print(f"GAP@{args.top_k} {m['gap']:.4f}  Hit@1 {m['hit_at_one']:.4f}  PERR {m['perr']:.4f}  mAP {m['map']:.4f}")
+    return 0
+
+
+def _digits(args) -> int:
+    from triptych.cli import emit_json
+    from triptych.video.digits import DigitSpec, make_digit_videos
+
+    spec = DigitSpec(videos=args.videos, valid_videos=args.valid_videos, min_frames=args.min_frames,
+                     max_frames=args.max_frames, max_digits=args.max_digits, size=args.size, shift=args.shift,
+                     noise=args.noise, format=args.format, seed=args.seed)
+    summary = make_digit_videos(args.out, spec)
+    if args.json:
+        emit_json(summary)
+    else:
+        counts = ", ".join(f"{s['videos']} {name}" for name, s in summary["splits"].items())
+        print(f"wrote digit videos to {args.out} ({counts}; {args.format})")
+    return 0
+
+
+def _extract(args) -> int:
+    from triptych.cli import emit_json
+    from triptych.video.features import extract_features
+
+    s = extract_features(args.checkpoint, args.frames, args.out, pca=args.pca, dims=args.dims, whiten=args.whiten,
+                         pca_frames=args.pca_frames, audio=args.audio, name=args.name, shards=args.shards,
+                         batch_size=args.batch_size, seed=args.seed, device=args.device,
+                         convert=True if args.convert else None)
+    if args.json:
+        emit_json(s)
+    else:
+        print(f"wrote {s['videos']} videos ({s['frames']} frames) to {args.out}: {s['model']} features "
+              f"{s['feature_dim']} -> PCA {s['dims']}{' whitened' if s['whiten'] else ''} -> uint8; "
+              f"PCA {'saved as' if s['pca_fitted'] else 'from'} {s['pca']}")
     return 0

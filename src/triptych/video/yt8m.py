@@ -6,7 +6,9 @@ The official files hold one video a record:
   `mean_rgb` (1024 floats), `mean_audio` (128 floats);
 * frame level — `tf.train.SequenceExample`: context `id`, `labels`; feature
   lists `rgb` (one 1024-byte string a frame, one frame a second) and `audio`
-  (128 bytes a frame).
+  (128 bytes a frame). A record without `audio` (videos without sound, as
+  `triptych video extract-features --audio none` writes) reads as silent
+  audio: every byte the level nearest 0, so the models take it unchanged.
 
 Frame features are 8-bit quantised; they are dequantised exactly as the
 official reader does, in float32: q * (4/255) + (4/512 - 2), i.e. with
@@ -60,9 +62,17 @@ def dequantize_tensor(q: np.ndarray):
 
 
 def quantize(x: np.ndarray) -> np.ndarray:
-    """float -> uint8, the inverse used by the feature extractor (nearest level)."""
+    """float -> uint8, the inverse used by the feature extractor (nearest level).
+
+    Within [-2 + 4/512, 2 + 4/512] (levels 0..255) the dequantised value is
+    within half a step (2/255) of x; beyond, x is clipped to the end level.
+    """
     q = np.round((np.asarray(x, dtype=np.float64) + 2.0 - 4.0 / 512.0) * (255.0 / 4.0))
     return np.clip(q, 0, 255).astype(np.uint8)
+
+
+# The level nearest 0.0 (dequantises to -2.6e-5): silent audio, padding.
+ZERO_LEVEL = int(quantize(np.zeros(1))[0])
 
 
 @dataclass
@@ -124,6 +134,10 @@ def decode(payload: bytes, num_classes: int, level: str = "auto", max_frames: in
     if level == "frame":
         feats = []
         for name, dim in FRAME_FEATURES:
+            if name == "audio" and name not in lists and len(feats) == 1:
+                # No sound track (`extract-features --audio none`): silent audio, the level nearest 0.
+                feats.append(np.full((len(feats[0]), dim), ZERO_LEVEL, np.uint8))
+                continue
             if name not in lists:
                 raise RecordError(f"missing '{name}' feature list")
             try:
