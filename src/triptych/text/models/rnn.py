@@ -90,7 +90,7 @@ class RNNSeq2Seq(Seq2Seq):
         self.embed = nn.Embedding(vocab_size, E, padding_idx=pad_id)  # source, target (and output if tied)
         self.scale = math.sqrt(E)  # embeddings ~ N(0, 1/E) suit the tied output; the RNNs get them at unit scale
         rnn = nn.LSTM if self.lstm else nn.GRU
-        # One forward and one backward RNN a layer (see `_encode`); layer l > 0 reads both of layer l - 1.
+        # One forward and one backward RNN a layer (see `encode`); layer l > 0 reads both of layer l - 1.
         sizes = [E] + [K] * (cfg.encoder_layers - 1)
         self.enc_fwd = nn.ModuleList(rnn(n, cfg.encoder_hidden, batch_first=True) for n in sizes)
         self.enc_bwd = nn.ModuleList(rnn(n, cfg.encoder_hidden, batch_first=True) for n in sizes)
