@@ -126,6 +126,20 @@ def test_report_without_valid_data_still_writes_the_page(video_run, run_cli, tmp
     assert "class_ap.png not drawn" in page and len(_images_in(page)) == 1
 
 
+def test_a_run_that_never_validated_gets_curves_and_a_note(vision_run, run_cli, tmp_path):
+    import shutil
+
+    run = tmp_path / "early"
+    shutil.copytree(vision_run, run, ignore=shutil.ignore_patterns("best", "report.html", "*.png"))
+    lines = (run / "metrics.jsonl").read_text().splitlines()
+    (run / "metrics.jsonl").write_text("".join(l + "\n" for l in lines if json.loads(l)["kind"] == "train"))
+    status, out, err = run_cli("report", run, "--json")
+    assert status == 0, err
+    result = json.loads(out)
+    assert set(result["pictures"]) == {"curves"} and "no best checkpoint" in result["skipped"]["confusion.png"]
+    assert result["best"] is None and "valid" not in result["metrics"] and result["metrics"]["train"]["step"] == 6
+
+
 def test_bad_input_is_one_line_exit_2_and_no_page(vision_run, run_cli, tmp_path):
     import shutil
 

@@ -116,6 +116,7 @@ def build_report(run_dir: str | Path, output: str | Path | None = None) -> dict:
     if best is None:
         skipped[filename] = f"{run / 'best'}: no best checkpoint yet (the run never validated)"
     else:
+        print(f"triptych: report: {title.lower()} from {run / 'best'} ...", file=sys.stderr, flush=True)
         try:
             path, details = draw(run / "best", run / filename)
             pictures[filename.rsplit(".", 1)[0]] = str(path)
