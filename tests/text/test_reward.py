@@ -118,3 +118,12 @@ def test_reward_specs():
     for bad in ("bleu", "rougeLsum", "0.5*rouge3", "0*rougeL", ""):
         with pytest.raises(UserError, match="rl.reward"):
             parse_reward(bad)
+
+
+def test_repeated_trigram_share():
+    from triptych.text.reward import repeated_ngram_share
+
+    texts = ["a b c a b c", "a b c d", "The cat sat; the CAT sat!", "x y", ""]
+    assert repeated_ngram_share(texts) == 2 / 5
+    assert repeated_ngram_share(["a b a", "a b c"], n=1) == 0.5 and repeated_ngram_share(["a b a"]) == 0.0
+    assert repeated_ngram_share([]) == 0.0

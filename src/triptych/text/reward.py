@@ -215,3 +215,20 @@ class RougeReward:
         texts = self.decode(token_ids)
         scores = self.scores([self.words(t) for t in texts], refs)
         return sum(w * scores[k] for k, w in self.weights.items())
+
+
+def repeated_ngram_share(texts: Sequence[str], n: int = 3) -> float:
+    """Share of texts in which some word n-gram occurs twice (ROUGE's tokens, unstemmed).
+
+    The symptom RL on ROUGE is known to worsen (Paulus et al. 2017): the
+    issue asks that it does not rise after fine-tuning.
+    """
+    if not texts:
+        return 0.0
+    scorer = rouge.RougeScorer(("rouge1",), stem=False)
+    repeated = 0
+    for text in texts:
+        tokens = scorer.tokenize(text)
+        grams = list(zip(*(tokens[i:] for i in range(n))))
+        repeated += len(set(grams)) < len(grams)
+    return repeated / len(texts)
