@@ -129,6 +129,7 @@ def test_bad_input(run, run_cli, tmp_path):
         (["--checkpoint", checkpoint, "--text", DOC, "--layer", "9"], "--layer 9"),
         (["--checkpoint", checkpoint, "--text", DOC, "--layer", "first"], "--layer first"),
         (["--checkpoint", checkpoint, "--text", DOC, "--head", "99"], "--head 99"),
+        (["--checkpoint", checkpoint, "--text", DOC, "--head", "all"], "--head all: allowed: mean or 1.."),
     ]
     for args, message in cases:
         status, stdout, err = run_cli("text", "attention", *args, "-o", out)

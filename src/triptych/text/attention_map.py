@@ -77,16 +77,16 @@ def readable_pieces(tokenizer: Tokenizer, ids: list[int]) -> list[str]:
     return labels
 
 
-def _pick(value: str, count: int, option: str, what: str) -> list[int]:
-    """0-based indices for an option that takes 'all'/'mean' or a 1-based number."""
-    if value in ("all", "mean"):
+def _pick(value: str, count: int, option: str, word: str, what: str) -> list[int]:
+    """0-based indices for an option that takes `word` (every one) or a 1-based number."""
+    if value == word:
         return list(range(count))
     try:
         n = int(value)
     except ValueError:
-        raise UserError(f"{option} {value}: not a number; allowed: {'all' if what == 'layer' else 'mean'} or 1..{count}") from None
+        raise UserError(f"{option} {value}: allowed: {word} or 1..{count}") from None
     if not 1 <= n <= count:
-        raise UserError(f"{option} {n}: this model has {count} {what}(s); allowed: 1..{count}")
+        raise UserError(f"{option} {n}: this model has {count} {what}(s); allowed: {word} or 1..{count}")
     return [n - 1]
 
 
@@ -114,8 +114,8 @@ def attention_maps(summarizer, text: str, decode, *, layer: str = "all", head: s
     rows = len(tokens) + (1 if ended else 0)
     cross = [w[0, :, :rows].float().cpu() for w in attn["cross"]]  # L x (H, T, S)
     heads = cross[0].size(0)
-    layers = _pick(layer, len(cross), "--layer", "layer")
-    chosen_heads = _pick(head, heads, "--head", "head")
+    layers = _pick(str(layer), len(cross), "--layer", "all", "layer")
+    chosen_heads = _pick(str(head), heads, "--head", "mean", "head")
     panels, titles = [], []
     for i in layers:
         panels.append(cross[i][chosen_heads].mean(0).numpy())  # (T, S)
