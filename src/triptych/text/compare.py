@@ -104,6 +104,7 @@ def extractive_rows(data: Path) -> list[dict]:
     from triptych.text.extractive import lead
     from triptych.text.rouge import rouge_f1_x100
     from triptych.text.textrank import textrank_many
+    from triptych.text.tokenizer import looks_cjk
 
     pairs = drop_empty(read_pairs(data, split="test"), data)
     documents, references = [p.source for p in pairs], [p.target for p in pairs]
@@ -115,7 +116,7 @@ def extractive_rows(data: Path) -> list[dict]:
         start = time.perf_counter()
         summaries = summarize()
         seconds = max(time.perf_counter() - start, 1e-9)
-        scores = rouge_f1_x100(summaries, references, stem=True)
+        scores = rouge_f1_x100(summaries, references, stem=True, cjk=looks_cjk(references))  # Chinese: by characters
         rows.append({"system": system, "model": label, **{k: scores[k] for k in KEYS}, "params": 0,
                      "train_minutes": 0.0, "sentences_per_s": len(pairs) / seconds, "pairs": len(pairs)})
     return rows
