@@ -131,6 +131,7 @@ def test_rerank_fit_then_eval_and_summarize(checkpoint, run_cli):
     result = json.loads(out)
     assert result["rerank"] and result["nbest"] == 3 and result["pairs"] == 24
     assert result["rougeL"] == pytest.approx(fit["rougeL_reranked"], abs=1e-6)  # same lists, same choice
+    assert result["beam_top"]["rougeL"] == pytest.approx(fit["rougeL_beam"], abs=1e-6)
     status, out, err = run_cli("text", "eval", "--checkpoint", ck, "--data", valid, "--beam", 3, "--nbest", 3, "--json")
     assert status == 0 and json.loads(out)["rougeL"] == pytest.approx(fit["rougeL_beam"], abs=1e-6)
     status, out, err = run_cli("text", "summarize", "--checkpoint", ck, "--text", "A library to parse JSON files quickly.", "--beam", 3, "--rerank", "--json")

@@ -309,8 +309,9 @@ def rerank_all(reranker: Reranker, sources: list[str], candidates: list[list[Can
 
 def evaluate_nbest(checkpoint, data, *, decode, nbest: int | None, rerank: bool, limit=None, output=None, stem=True, device="cpu") -> dict:
     """`text eval --nbest N [--rerank]`: ROUGE of the beam's top candidate or
-    of the reranker's choice, the oracle (best candidate by ROUGE-L) and the
-    time decoding and reranking took."""
+    of the reranker's choice (then also of the top one, under `beam_top`),
+    the oracle (best candidate by ROUGE-L) and the time decoding and
+    reranking took."""
     import time
 
     from triptych.engine.progress import ProgressBar
@@ -341,6 +342,9 @@ def evaluate_nbest(checkpoint, data, *, decode, nbest: int | None, rerank: bool,
     summaries = rerank_all(reranker, [p.source for p in pairs], cands) if reranker else [c[0].text for c in cands]
     seconds = time.perf_counter() - start
     result = rouge_f1_x100(summaries, refs, stem=stem, cjk=cjk)
+    if reranker is not None:  # the beam's own choice among the same candidates, for comparison
+        top = rouge_f1_x100([c[0].text for c in cands], refs, stem=stem, cjk=cjk)
+        result["beam_top"] = {**top, "avg_summary_words": sum(len(c[0].text.split()) for c in cands) / len(cands)}
     scorer = RougeScorer(("rougeL",), stem=stem, cjk=cjk)
     oracle = np.mean([max(scorer.score(c.text, r)["rougeL"].fmeasure for c in cs) for cs, r in zip(cands, refs)])
     result.update(pairs=len(pairs), beam=decode.beam, nbest=nbest, rerank=rerank, cjk=cjk, rougeL_oracle=100 * float(oracle),
