@@ -30,6 +30,7 @@ def register(sub) -> None:
     p.add_argument("--limit", type=int, help="score only the first N pairs")
     p.add_argument("--output", help="also write the generated summaries, one a line")
     p.add_argument("--no-stem", dest="stem", action="store_false", help="ROUGE without Porter stemming")
+    p.add_argument("--metric", help="comma-separated: rouge (default), bleu, chrf (sacrebleu) — e.g. bleu,chrf,rouge")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=cmd_eval)
 
@@ -60,6 +61,11 @@ def register(sub) -> None:
     lead.add_argument("--output", help="also write the summaries, one a line")
     lead.add_argument("--json", action="store_true")
     lead.set_defaults(func=cmd_lead)
+    cp = kinds.add_parser("copy", help="the source itself as the output (the floor for translation)")
+    cp.add_argument("--data", required=True)
+    cp.add_argument("--metric", help="comma-separated: rouge (default), bleu, chrf")
+    cp.add_argument("--json", action="store_true")
+    cp.set_defaults(func=cmd_copy)
     tr = kinds.add_parser("textrank", help="TextRank (Mihalcea & Tarau 2004): the top-ranked sentences, in document order")
     tr.add_argument("--data", required=True)
     tr.add_argument("--sentences", type=int, default=1, help="how many sentences (default 1)")
@@ -172,7 +178,8 @@ def report_rouge(args, result: dict, caption: str) -> int:
 
         emit_json(result)
     else:
-        print_table([(k, f"{result[k]:.2f}") for k in ("rouge1", "rouge2", "rougeL", "rougeLsum")], ("metric", "F1 x 100"))
+        keys = [k for k in ("rouge1", "rouge2", "rougeL", "rougeLsum", "bleu", "chrf") if k in result]
+        print_table([(k, f"{result[k]:.2f}") for k in keys], ("metric", "score (x 100)"))
         print(caption)
     return 0
 
@@ -210,8 +217,26 @@ def cmd_eval(args) -> int:
         how = "reranked" if args.rerank else "top"
         return report_rouge(args, result, f"{result['pairs']} pairs, beam {result['beam']}, {how} of {result['nbest']}-best "
                             f"(oracle R-L {result['rougeL_oracle']:.2f}), {result['seconds']:.1f} s")
-    result = evaluate_checkpoint(args.checkpoint, args.data, decode_args=args, limit=args.limit, output=args.output, stem=args.stem, device=args.device)
+    from triptych.text.bleu import parse_metrics
+
+    metrics = parse_metrics(args.metric)
+    result = evaluate_checkpoint(args.checkpoint, args.data, decode_args=args, limit=args.limit, output=args.output,
+                                 stem=args.stem, device=args.device, metrics=metrics)
     return report_rouge(args, result, f"{result['pairs']} pairs, beam {result['beam']}, {result['seconds']:.1f} s")
+
+
+def cmd_copy(args) -> int:
+    """Score the sources themselves as outputs: what a translation model must be far above."""
+    from triptych.text.bleu import parse_metrics, translation_scores
+    from triptych.text.data import drop_empty, read_pairs
+    from triptych.text.rouge import rouge_f1_x100
+
+    metrics = parse_metrics(args.metric)
+    pairs = drop_empty(read_pairs(args.data, split="test"), args.data)
+    sources, refs = [p.source for p in pairs], [p.target for p in pairs]
+    result = rouge_f1_x100(sources, refs)
+    result.update(translation_scores(sources, refs, metrics), pairs=len(pairs), data=str(args.data))
+    return report_rouge(args, result, f"{len(pairs)} pairs, the source copied as the output")
 
 
 def cmd_summarize(args) -> int:

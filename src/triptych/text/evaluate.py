@@ -60,7 +60,8 @@ def load_result(checkpoint, data_sha256: str, decode: dict, limit=None, stem: bo
     return result if result.get("step") == meta.get("step") else None
 
 
-def evaluate_checkpoint(checkpoint, data, *, decode_args=None, limit=None, output=None, stem=True, device="cpu", save=True) -> dict:
+def evaluate_checkpoint(checkpoint, data, *, decode_args=None, limit=None, output=None, stem=True, device="cpu", save=True,
+                        metrics=("rouge",)) -> dict:
     from triptych.engine.progress import ProgressBar
     from triptych.text.commands import decode_config, write_lines
     from triptych.text.data import drop_empty, read_pairs
@@ -85,6 +86,10 @@ def evaluate_checkpoint(checkpoint, data, *, decode_args=None, limit=None, outpu
     seconds = time.perf_counter() - start
     refs = [p.target for p in pairs]
     result = rouge_f1_x100(summaries, refs, stem=stem, cjk=looks_cjk(refs))  # Chinese is scored by characters
+    if set(metrics) - {"rouge"}:  # translation: BLEU and chrF by sacrebleu, beside ROUGE
+        from triptych.text.bleu import translation_scores
+
+        result.update(translation_scores(summaries, refs, tuple(metrics)))
     result.update(pairs=len(pairs), beam=decode.beam, seconds=seconds, checkpoint=str(checkpoint), data=str(data))
     result["avg_summary_words"] = sum(len(s.split()) for s in summaries) / len(summaries)
     result.update(sentences_per_s=len(pairs) / max(seconds, 1e-9), device=str(device), decode=asdict(decode),
