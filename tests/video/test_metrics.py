@@ -73,12 +73,14 @@ def test_topk_fast_path_equals_full_sort(tied):
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
-def test_topk_tournament_at_the_real_width(dtype):
-    """3862 classes, k=20: every shrinking level of the fast path, in both float widths,
-    with a chunk where some rows tie at the cut (that chunk falls back to a partition)."""
+def test_topk_cut_at_the_real_width(dtype):
+    """3862 classes, k=20, both float widths; rows 70+ hold 40 equal maxima (their
+    top-20 is decided by class index), row 79 is all -inf but one value."""
     rng = np.random.default_rng(5)
     pred = (rng.random((80, 3862)) ** 4).astype(dtype)
-    pred[70:, :40] = 1.0  # rows 70+: 40 equal maxima, the top-20 is decided by class index
+    pred[70:, :40] = 1.0
+    pred[79] = -np.inf
+    pred[79, 3000] = 0.5
     cols = np.broadcast_to(np.arange(3862), pred.shape)
     for k in (1, 20):
         idx, vals = metrics.topk_classes(pred, k, chunk=32)
