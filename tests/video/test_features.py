@@ -189,3 +189,15 @@ def test_bad_input_is_one_line_and_writes_nothing(run_cli, lenet, frames, tmp_pa
     status, _, err = run_cli("video", "extract-features", "--checkpoint", frames, "--frames", frames / "train",
                              "--out", tmp_path / "o2")
     assert status == 2 and "not a triptych checkpoint" in err
+
+
+def test_digits_cli_png_frames_and_bad_options(run_cli, tmp_path):
+    status, out, err = run_cli("video", "digits", "--out", tmp_path / "d", "--videos", 2, "--valid-videos", 1,
+                               "--min-frames", 9, "--max-frames", 10, "--format", "png", "--json")
+    assert status == 0, err
+    assert json.loads(out)["splits"]["validate"] == {"videos": 1, "digits_from": "digits:test"}
+    pngs = sorted((tmp_path / "d" / "train" / "t00000").iterdir())
+    assert 9 <= len(pngs) <= 10 and pngs[0].name == "0000.png" and pngs[0].read_bytes()[:4] == b"\x89PNG"
+    status, _, err = run_cli("video", "digits", "--out", tmp_path / "e", "--min-frames", 4)
+    assert status == 2 and "--min-frames must be >=" in err and err.count("\n") == 1
+    assert not (tmp_path / "e").exists()
