@@ -32,6 +32,9 @@ def test_health_models_and_openapi(server, checkpoints):
     video_body = schema["paths"]["/v1/classify/video"]["post"]["requestBody"]["content"]
     assert {"multipart/form-data", "application/json"} == set(video_body)
     assert "VideoFeatures" in schema["components"]["schemas"]
+    request = schema["components"]["schemas"]["SummarizeRequest"]["properties"]  # the server's limits, as bounds
+    assert request["documents"]["maxItems"] == 32 and request["documents"]["items"]["maxLength"] == 20_000
+    assert request["beam"]["anyOf"][0]["maximum"] == 8
     docs = httpx.get(server.url + "/docs")
     assert docs.status_code == 200 and "swagger" in docs.text.lower()
 

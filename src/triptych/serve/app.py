@@ -31,7 +31,7 @@ from starlette.exceptions import HTTPException
 from triptych import __version__
 from triptych.errors import UserError
 from triptych.serve.batching import Batcher
-from triptych.serve.limits import ApiError, BodyLimit, Limits
+from triptych.serve.limits import ApiError, BodyLimit, Limits, document_limits
 from triptych.serve.models import DecodeOptions, Models
 
 STATIC = Path(__file__).parent / "static"
@@ -329,14 +329,15 @@ def create_app(models: Models, limits: Limits | None = None) -> FastAPI:
         return {"videos": await batcher.submit(video.run_records, (data, name, top_k))}
 
     def openapi():
-        """FastAPI's schema plus the JSON body of /v1/classify/video, which no parameter declares."""
+        """FastAPI's schema, plus the JSON body of /v1/classify/video (which no
+        parameter declares) and this server's limits as schema bounds."""
         if app.openapi_schema is None:
             schema = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
             defs = VideoFeaturesRequest.model_json_schema(ref_template="#/components/schemas/{model}")
             components = schema.setdefault("components", {}).setdefault("schemas", {})
             components.update(defs.pop("$defs", {}))
             components["VideoFeaturesRequest"] = defs
-            app.openapi_schema = schema
+            app.openapi_schema = document_limits(schema, limits)
         return app.openapi_schema
 
     app.openapi = openapi

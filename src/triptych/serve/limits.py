@@ -129,3 +129,32 @@ class BodyLimit:
             seen += len(message.get("body", b""))
             if not message.get("more_body", False):
                 return
+
+
+def document_limits(schema: dict, limits: Limits) -> dict:
+    """Write this server's limits into its OpenAPI schema (in place), so that
+    clients and fuzzers see the same bounds the routes enforce."""
+    comps = schema.get("components", {}).get("schemas", {})
+
+    def bound(prop: dict, **kw) -> None:
+        for option in prop.get("anyOf", [prop]):  # Optional fields are anyOf [{type}, {null}]
+            if option.get("type") in ("integer", "array", "string"):
+                option.update(kw)
+
+    text = comps.get("SummarizeRequest", {}).get("properties", {})
+    if text:
+        bound(text["documents"], minItems=1, maxItems=limits.max_documents)
+        bound(text["documents"]["items"], minLength=1, maxLength=limits.max_document_chars, pattern=r"\S")
+        bound(text["beam"], maximum=limits.max_beam)
+        bound(text["nbest"], maximum=limits.max_beam)
+        bound(text["max_len"], maximum=limits.max_summary_len)
+        bound(text["min_len"], maximum=limits.max_summary_len)
+    videos = comps.get("VideoFeaturesRequest", {}).get("properties", {})
+    if videos:
+        bound(videos["videos"], minItems=1, maxItems=limits.max_videos)
+    for path in schema.get("paths", {}).values():
+        for op in path.values():
+            for p in op.get("parameters", []):
+                if p.get("name") == "top_k":
+                    bound(p["schema"], maximum=limits.max_top_k)
+    return schema
