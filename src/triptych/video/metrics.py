@@ -140,6 +140,13 @@ def _check(predictions: np.ndarray, labels: np.ndarray, top_k_: int) -> None:
         raise UserError("--top-k must be a positive integer")
 
 
+def _kept_labels(labels: np.ndarray, idx: np.ndarray) -> np.ndarray:
+    """labels[n, idx[n, j]] > 0, flattened [N*k]: one flat take, not take_along_axis's index grid."""
+    labels = np.ascontiguousarray(labels)
+    flat = idx + (np.arange(len(idx)) * labels.shape[1])[:, None]
+    return labels.reshape(-1)[flat.ravel()] > 0
+
+
 def gap(predictions: np.ndarray, labels: np.ndarray, top_k: int = 20, *, _kept=None) -> float:
     """Global Average Precision of the top-k predictions of every video."""
     _check(predictions, labels, top_k)
@@ -147,8 +154,8 @@ def gap(predictions: np.ndarray, labels: np.ndarray, top_k: int = 20, *, _kept=N
     positives = float(np.count_nonzero(labels))  # labels are 0/1
     if positives == 0:
         return 0.0
-    kept_labels = np.take_along_axis(labels, idx, 1).ravel() > 0
-    scores = vals.ravel().astype(np.float64)
+    kept_labels = _kept_labels(labels, idx)
+    scores = vals.ravel().astype(np.float64, copy=False)
     ascending = np.sort(scores)  # a value sort is many times faster than an argsort
     if len(ascending) and not (ascending[1:] == ascending[:-1]).any():
         # No ties: the i-th best positive sits at rank 1 + (scores above it).
@@ -170,8 +177,8 @@ def mean_ap(predictions: np.ndarray, labels: np.ndarray, top_k: int = 20, *, _ke
     if not has.any():
         return 0.0
     cls = idx.ravel()
-    scores = vals.ravel().astype(np.float64)
-    kept_labels = np.take_along_axis(labels, idx, 1).ravel() > 0
+    scores = vals.ravel().astype(np.float64, copy=False)
+    kept_labels = _kept_labels(labels, idx)
     order = np.lexsort((-scores, cls))
     sums = _expected_ap_sums(cls[order], scores[order], kept_labels[order], C)
     return float(np.mean(sums[has] / per_class[has]))
