@@ -44,6 +44,7 @@ def post(server, path, **kw):
     (b'{"documents": ["x"], "min_len": 9, "max_len": 4}', 422, ["min_len"]),
     (b'{"documents": ["x"], "length_penalty": NaN}', 422, ["length_penalty"]),
     (b'{"documents": ["x"], "wings": 2}', 422, ["wings", "not permitted"]),
+    (b'{"documents": ["x"], "checkpoint": "/tmp/other"}', 422, ["checkpoint", "not permitted"]),  # no model path from a request
 ])
 def test_bad_summarize_bodies(server, body, status, words):
     error(post(server, "/v1/summarize", content=body, headers={"content-type": "application/json"}), status, *words)
