@@ -78,6 +78,12 @@ def test_fifty_megabyte_body_is_413_with_and_without_content_length(server):
 
     error(post(server, "/v1/classify/image", content=stream(), headers={"content-type": "multipart/form-data; boundary=b"}),
           413, "--max-body-mb")
+    host, port = server.url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as s:  # as curl sends a large upload
+        s.sendall(b"POST /v1/summarize HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                  b"Content-Length: 52428800\r\nExpect: 100-continue\r\n\r\n")
+        reply = s.recv(4096).decode()
+    assert reply.startswith("HTTP/1.1 413") and "8,388,608 bytes" in reply  # refused before any byte of the body
     still_serving(server)
 
 

@@ -78,14 +78,17 @@ class BodyLimit:
             return await self.app(scope, receive, send)
         limit = self.limits.max_body_bytes
         too_big = f"request body is larger than the server's limit of {limit:,} bytes (serve --max-body-mb)"
-        declared = dict(scope.get("headers") or []).get(b"content-length")
+        headers = dict(scope.get("headers") or [])
+        declared = headers.get(b"content-length")
         if declared is not None:
             try:
                 declared_n = int(declared)
             except ValueError:
                 return await _send_error(send, 400, f"malformed Content-Length header {declared!r}")
             if declared_n > limit:
-                await self._drain(receive, 0)
+                # A client that asked `Expect: 100-continue` has not sent the body and never will.
+                if headers.get(b"expect", b"").lower() != b"100-continue":
+                    await self._drain(receive, 0)
                 return await _send_error(send, 413, too_big)
         chunks, size = [], 0
         while True:
