@@ -124,11 +124,11 @@ def class_ap_bars(
         ax.invert_yaxis()
         ax.set_xlim(0, 1)
         ax.set_xlabel("average precision" + ("  (positives in parentheses)" if positives is not None else ""))
+        heading = f"{title + ' — ' if title else ''}mean AP {ap.mean():.3f} over {len(ap)} classes"
         if cut is not None:
             ax.axhline(cut - 0.5, color="grey", linestyle="--", linewidth=1)
-            ax.text(0.99, cut - 0.5, f"{len(ap) - len(order)} classes not shown ", ha="right", va="bottom",
-                    fontsize=8, color="grey", transform=ax.get_yaxis_transform())
-        ax.set_title(f"{title + ' — ' if title else ''}mean AP {ap.mean():.3f} over {len(ap)} classes")
+            heading += f"\nthe best {cut} and worst {len(order) - cut}; {len(ap) - len(order)} at the dashed line not shown"
+        ax.set_title(heading, fontsize=10)
         ax.grid(axis="x", alpha=0.3)
         fig.tight_layout()
         from triptych.files import atomic_path
