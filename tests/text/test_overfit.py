@@ -21,6 +21,7 @@ from tests.conftest import debian_pairs
 FAMILIES = {
     "transformer": dict(d_model=64, heads=4, encoder_layers=1, decoder_layers=1, ffn=128, dropout=0.0, copy=True),
     "rnn": dict(attention="luong-general", embed_dim=64, hidden=64, encoder_hidden=32, dropout=0.0, copy=True),
+    "conv": dict(embed_dim=64, encoder_layers=2, encoder_channels=64, decoder_layers=2, decoder_channels=64, out_dim=64, dropout=0.0, copy=True),
 }
 LR = 3e-3  # Adam, every family
 
