@@ -118,6 +118,9 @@ def test_pieces_show_whole_characters(run):
         m = re.fullmatch(r"(.*) \((\d)/(\d)\)", x, flags=re.S)
         rebuilt += x if m is None else (m.group(1) if m.group(2) == "1" else "")
     assert rebuilt == " " + text  # the labels lose nothing (byte-level BPE adds a leading space)
+    # Bytes that never make a character (an untrained model's output) are shown as bytes.
+    e8, a = tok.hf.token_to_id("è"), tok.hf.token_to_id("A")  # byte-level BPE's symbols for 0xE8 and "A"
+    assert readable_pieces(tok, [e8] * 5 + [a, e8, tok.eos_id]) == ["\\xe8"] * 5 + ["A", "\\xe8", "</s>"]
 
 
 def test_bad_input(run, run_cli, tmp_path):

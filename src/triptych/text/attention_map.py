@@ -43,37 +43,39 @@ _BYTES = _byte_values()
 
 
 def readable_pieces(tokenizer: Tokenizer, ids: list[int]) -> list[str]:
-    """One label per token id: its text, whole characters even for partial-byte pieces."""
+    """One label per token id: its text, whole characters even for partial-byte pieces.
+
+    Pieces whose bytes can never become whole characters (what an untrained
+    model may emit) are shown as their bytes, e.g. ``\\xe8``.
+    """
     if tokenizer.kind != "bpe":
         return tokenizer.pieces(ids)
     special = {tokenizer.pad_id: "<pad>", tokenizer.unk_id: "<unk>", tokenizer.bos_id: "<s>", tokenizer.eos_id: "</s>"}
     labels: list[str] = []
-    group: list[bytes] = []
+    group: list[bytes] = []  # pieces waiting for the rest of a character
 
-    def flush(errors: str) -> bool:
-        try:
-            text = b"".join(group).decode("utf-8", errors=errors)
-        except UnicodeDecodeError:
-            return False
-        if len(group) == 1:
-            labels.append(text)
-        else:
-            labels.extend(f"{text} ({k}/{len(group)})" for k in range(1, len(group) + 1))
-        group.clear()
-        return True
+    def settle(final: bool) -> None:
+        while group:
+            try:
+                text = b"".join(group).decode("utf-8")
+            except UnicodeDecodeError as e:
+                if not final and e.reason == "unexpected end of data" and len(group) < 4:
+                    return  # a character cut short: the next piece may complete it
+                labels.append(group.pop(0).decode("utf-8", errors="backslashreplace"))
+                continue
+            n = len(group)
+            labels.extend([text] if n == 1 else [f"{text} ({k}/{n})" for k in range(1, n + 1)])
+            group.clear()
 
     for i in ids:
         if i in special:
-            if group:
-                flush("replace")
+            settle(final=True)
             labels.append(special[i])
             continue
         piece = tokenizer.hf.id_to_token(i) or ""
         group.append(bytes(_BYTES.get(ch, ord("?")) for ch in piece))
-        if not flush("strict") and len(group) >= 4:  # no UTF-8 character spans more than 4 bytes
-            flush("replace")
-    if group:
-        flush("replace")
+        settle(final=False)
+    settle(final=True)
     return labels
 
 
