@@ -101,3 +101,17 @@ def test_compare_bad_input(run, corpus, run_cli, tmp_path):
     assert status == 2 and "--beam 0" in err
     status, out, err = run_cli("text", "compare", run, "--data", tmp_path / "missing.jsonl")
     assert status == 2 and "missing.jsonl" in err
+
+
+def test_a_kept_result_with_other_settings_but_the_same_beam_is_used(run, corpus, run_cli, tmp_path):
+    copy = tmp_path / "copy"
+    shutil.copytree(run, copy)
+    shutil.rmtree(copy / "best" / "eval", ignore_errors=True)
+    test = corpus / "test.jsonl"
+    assert run_cli("text", "eval", "--checkpoint", copy / "best", "--data", test, "--beam", 2)[0] == 0
+    assert run_cli("text", "eval", "--checkpoint", copy / "best", "--data", test, "--beam", 4, "--length-penalty", 2.0)[0] == 0
+    assert run_cli("text", "eval", "--checkpoint", copy / "best", "--data", test, "--beam", 4, "--limit", 3)[0] == 0
+    status, stdout, err = run_cli("text", "compare", copy, "--data", test, "--json")
+    row = json.loads(stdout)["rows"][-1]
+    assert status == 0 and row["result"] == "kept" and "evaluating" not in err
+    assert row["decode"]["beam"] == 4 and row["decode"]["length_penalty"] == 2.0 and row["pairs"] == 6

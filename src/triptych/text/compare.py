@@ -4,10 +4,12 @@ One row per run: ROUGE-1/2/L (F1 x 100, stemmed) on the test file,
 parameters, training minutes and decoding sentences/s at beam 4; above them
 Lead and TextRank, computed on the same test file. A run's scores come
 from the evaluation `triptych text eval` kept beside its best checkpoint
-(`triptych.text.evaluate`) when one matches the test file (by SHA-256), the
-beam and the checkpoint's own decoding settings; otherwise the run is
-evaluated now (full test file, progress on stderr) and the result is kept,
-so a second `compare` is instant.
+(`triptych.text.evaluate`) when one matches the test file (by SHA-256) and
+the beam — with the checkpoint's own decoding settings if one was kept,
+else the latest (the row records its settings, e.g. a tuned length
+penalty); otherwise the run is evaluated now with its own settings (full
+test file, progress on stderr) and the result is kept, so a second
+`compare` is instant.
 
 Training minutes are the run's wall-clock time as its metrics log records
 it (`elapsed` of the last record, over every resumed session).
@@ -83,7 +85,7 @@ def run_row(path, data: Path, data_sha256: str, beam: int, device: str) -> dict:
     run, checkpoint = find_checkpoint(path)
     summarizer = Summarizer(checkpoint)
     decode = replace(summarizer.cfg.decode, beam=beam)
-    result = load_result(checkpoint, data_sha256, asdict(decode))
+    result = load_result(checkpoint, data_sha256, asdict(decode), same_beam=True)
     source = "kept"
     if result is None:
         print(f"triptych: {checkpoint}: no kept evaluation on {data} at beam {beam}; evaluating now", file=sys.stderr)
@@ -94,7 +96,7 @@ def run_row(path, data: Path, data_sha256: str, beam: int, device: str) -> dict:
     return {
         "system": run.name, "model": describe_model(summarizer.cfg.model), "run_dir": str(run), "checkpoint": str(checkpoint),
         **{k: result[k] for k in KEYS}, "params": params, "train_minutes": training_minutes(run),
-        "sentences_per_s": result["sentences_per_s"], "pairs": result["pairs"], "result": source,
+        "sentences_per_s": result["sentences_per_s"], "pairs": result["pairs"], "result": source, "decode": result["decode"],
     }
 
 
