@@ -163,8 +163,9 @@ def test_png_frame_folders_equal_npy_arrays(lenet, frames, tmp_path):
     for t, f in enumerate(arr):
         Image.fromarray(f, mode="L").save(src / "v1" / f"{t:04d}.png")
     np.save(src / "v2.npy", arr)
-    extract_features(lenet, src, tmp_path / "o", dims=8, progress=False)
-    a, b = read_videos(tmp_path / "o" / "png0000.tfrecord", num_classes=10)
+    s = extract_features(lenet, src, tmp_path / "o", dims=8, shards=2, progress=False)
+    assert s["files"] == ["png0000.tfrecord", "png0001.tfrecord"] and s["frames"] == 2 * len(arr)
+    (a,), (b,) = (list(read_videos(tmp_path / "o" / f, num_classes=10)) for f in s["files"])
     assert (a.id, b.id) == ("v1", "v2") and np.array_equal(a.rgb, b.rgb)
 
 
