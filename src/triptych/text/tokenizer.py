@@ -1,4 +1,4 @@
-"""Tokenisation: byte-level BPE, or a word vocabulary, both Hugging Face `tokenizers`.
+"""Tokenisation: byte-level BPE, BPE on characters or a word vocabulary (Hugging Face `tokenizers`).
 
 Byte-level BPE has no unknown tokens: any UTF-8 text (English, Chinese,
 code) encodes, and words the vocabulary never saw fall apart into smaller
@@ -49,7 +49,7 @@ class Tokenizer:
         if any(i is None for i in ids):
             raise UserError(f"tokenizer lacks the special tokens {SPECIAL_TOKENS}")
         self.pad_id, self.unk_id, self.bos_id, self.eos_id = ids
-        # A word vocabulary shows its `<unk>`s; pad/bos/eos are never text.
+        # Words and BPE on characters show their `<unk>`s; pad/bos/eos are never text.
         model, pre = type(hf_tokenizer.model).__name__, type(hf_tokenizer.pre_tokenizer).__name__
         self.kind = "word" if model == "WordLevel" else "bpe-char" if pre == "Metaspace" else "bpe"
         self._hidden = {self.pad_id, self.bos_id, self.eos_id}
