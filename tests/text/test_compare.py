@@ -115,3 +115,9 @@ def test_a_kept_result_with_other_settings_but_the_same_beam_is_used(run, corpus
     row = json.loads(stdout)["rows"][-1]
     assert status == 0 and row["result"] == "kept" and "evaluating" not in err
     assert row["decode"]["beam"] == 4 and row["decode"]["length_penalty"] == 2.0 and row["pairs"] == 6
+    # --length-penalty asks for that alpha: the kept one above, or an evaluation now.
+    status, stdout, err = run_cli("text", "compare", copy, "--data", test, "--length-penalty", 2.0, "--json")
+    assert status == 0 and json.loads(stdout)["rows"][-1]["result"] == "kept"
+    status, stdout, err = run_cli("text", "compare", copy, "--data", test, "--length-penalty", 0.3, "--json")
+    row = json.loads(stdout)["rows"][-1]
+    assert row["result"] == "evaluated" and row["decode"]["length_penalty"] == 0.3

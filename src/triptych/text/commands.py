@@ -89,6 +89,7 @@ def register(sub) -> None:
     p.add_argument("--data", help="test file (default: the first run's data.test)")
     p.add_argument("--beam", type=int, default=4, help="beam size of the decoding scored and timed (default 4)")
     p.add_argument("--device", default="cpu", help="device for runs that must be evaluated now")
+    p.add_argument("--length-penalty", type=float, help="score every run at this GNMT alpha (default: each run's own)")
     p.add_argument("--markdown", action="store_true", help="print the table as Markdown")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_compare)
@@ -377,7 +378,7 @@ def cmd_attention(args) -> int:
 def cmd_compare(args) -> int:
     from triptych.text.compare import compare, format_rows, markdown_table
 
-    table = compare(args.runs, data=args.data, beam=args.beam, device=args.device)
+    table = compare(args.runs, data=args.data, beam=args.beam, device=args.device, length_penalty=args.length_penalty)
     if args.json:
         from triptych.cli import emit_json
 

@@ -7,7 +7,7 @@ from the evaluation `triptych text eval` kept beside its best checkpoint
 (`triptych.text.evaluate`) when one matches the test file (by SHA-256) and
 the beam — with the checkpoint's own decoding settings if one was kept,
 else the latest (the row records its settings, e.g. a tuned length
-penalty); otherwise the run is evaluated now with its own settings (full
+penalty; `--length-penalty` asks for one alpha for every run); otherwise the run is evaluated now with its own settings (full
 test file, progress on stderr) and the result is kept, so a second
 `compare` is instant.
 
@@ -77,7 +77,7 @@ def describe_model(model: dict) -> str:
     return " ".join(words)
 
 
-def run_row(path, data: Path, data_sha256: str, beam: int, device: str) -> dict:
+def run_row(path, data: Path, data_sha256: str, beam: int, device: str, length_penalty: float | None = None) -> dict:
     """The table row of one run, evaluating its checkpoint when no kept result matches."""
     from triptych.text.evaluate import evaluate_checkpoint, load_result
     from triptych.text.inference import Summarizer
@@ -85,11 +85,14 @@ def run_row(path, data: Path, data_sha256: str, beam: int, device: str) -> dict:
     run, checkpoint = find_checkpoint(path)
     summarizer = Summarizer(checkpoint)
     decode = replace(summarizer.cfg.decode, beam=beam)
-    result = load_result(checkpoint, data_sha256, asdict(decode), same_beam=True)
+    match: tuple[str, ...] = ("beam",)
+    if length_penalty is not None:
+        decode, match = replace(decode, length_penalty=length_penalty), ("beam", "length_penalty")
+    result = load_result(checkpoint, data_sha256, asdict(decode), match=match)
     source = "kept"
     if result is None:
         print(f"triptych: {checkpoint}: no kept evaluation on {data} at beam {beam}; evaluating now", file=sys.stderr)
-        args = Namespace(beam=beam, max_len=None, min_len=None, length_penalty=None, no_repeat_ngram=None, batch_size=None)
+        args = Namespace(beam=beam, max_len=None, min_len=None, length_penalty=length_penalty, no_repeat_ngram=None, batch_size=None)
         result = evaluate_checkpoint(checkpoint, data, decode_args=args, device=device)
         source = "evaluated"
     params = sum(p.numel() for p in summarizer.model.parameters())  # shared (tied) weights counted once
@@ -124,7 +127,7 @@ def extractive_rows(data: Path) -> list[dict]:
     return rows
 
 
-def compare(run_dirs: list[str], data: str | None = None, beam: int = 4, device: str = "cpu") -> dict:
+def compare(run_dirs: list[str], data: str | None = None, beam: int = 4, device: str = "cpu", length_penalty: float | None = None) -> dict:
     """The whole table as a dict: {"data", "beam", "rows": [...]}, extractive rows first."""
     from triptych import config as configs
     from triptych.engine.checkpoint import load_checkpoint_meta
@@ -140,7 +143,7 @@ def compare(run_dirs: list[str], data: str | None = None, beam: int = 4, device:
     path = Path(data)
     sha = file_sha256(path)
     rows = extractive_rows(path)
-    rows += [run_row(r, path, sha, beam, device) for r in run_dirs]
+    rows += [run_row(r, path, sha, beam, device, length_penalty) for r in run_dirs]
     return {"data": str(path), "data_sha256": sha, "beam": beam, "rows": rows}
 
 

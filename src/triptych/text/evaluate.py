@@ -47,27 +47,28 @@ def save_result(checkpoint, result: dict) -> Path | None:
     return path
 
 
-def load_result(checkpoint, data_sha256: str, decode: dict, limit=None, stem: bool = True, same_beam: bool = False) -> dict | None:
+def load_result(checkpoint, data_sha256: str, decode: dict, limit=None, stem: bool = True, match: tuple[str, ...] = ()) -> dict | None:
     """A kept result for these settings and the checkpoint's current step, or None.
 
-    With `same_beam`, when none was kept for exactly `decode`, the latest kept
-    with the same beam size (other settings, e.g. a tuned length penalty, may
-    differ: the result records them) is taken instead.
+    With `match` (decoding keys, e.g. ("beam",)), when none was kept for
+    exactly `decode`, the latest kept that agrees with `decode` on those keys
+    is taken instead (its other settings may differ: the result records them).
     """
     from triptych.engine.checkpoint import load_checkpoint_meta
 
     folder = Path(checkpoint) / "eval"
     exact = folder / (result_key(data_sha256, decode, limit, stem) + ".json")
-    others = sorted(folder.glob("*.json"), key=lambda p: p.stat().st_mtime, reverse=True) if same_beam and folder.is_dir() else []
+    others = sorted(folder.glob("*.json"), key=lambda p: p.stat().st_mtime, reverse=True) if match and folder.is_dir() else []
     meta, _ = load_checkpoint_meta(checkpoint, expected_domain="text")
+    keys = match or tuple(decode)
     for path in [exact, *others]:
         try:
             result = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, ValueError):
             continue
         if (isinstance(result, dict) and result.get("step") == meta.get("step") and result.get("data_sha256") == data_sha256
-                and result.get("limit") == limit and result.get("stem") == stem
-                and result.get("decode", {}).get("beam") == decode["beam"] and "rougeL" in result):
+                and result.get("limit") == limit and result.get("stem") == stem and "rougeL" in result
+                and all(result.get("decode", {}).get(k) == decode[k] for k in keys)):
             return result
     return None
 
