@@ -263,3 +263,19 @@ def test_weights_of_another_architecture_than_config_yaml_says(tmp_path, run_cli
     status, out, err = run_cli("text", "summarize", "--checkpoint", ckpt, "--text", "hello there")
     assert status == 2 and out == "" and err.count("\n") == 1
     assert "do not fit" in err and "'rnn'" in err and "model.name" in err
+
+
+@pytest.mark.parametrize("attention", ATTENTION_TYPES)
+def test_the_recipes_build_and_share_the_transformer_recipes_data_and_decoding(attention):
+    import yaml
+
+    from triptych import config as configs
+    from triptych.text.config import TextConfig
+
+    path = f"configs/text/rnn-{attention}-debian.yaml"
+    cfg = configs.from_dict(TextConfig, yaml.safe_load(open(path)), path)
+    ref = configs.from_dict(TextConfig, yaml.safe_load(open("configs/text/transformer-debian.yaml")), "transformer")
+    assert cfg.model["attention"] == attention and cfg.train.max_minutes == 60
+    assert (cfg.data, cfg.tokenizer, cfg.decode) == (ref.data, ref.tokenizer, ref.decode)
+    spec = dict(cfg.model)
+    assert isinstance(build_model(spec.pop("name"), spec, 8000, PAD), RNNSeq2Seq)
