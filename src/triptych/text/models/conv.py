@@ -219,8 +219,9 @@ class DecoderLayer(nn.Module):
         else:
             window = torch.cat([buffer, x], 1)  # (N, K, Cin): this position's receptive field
             buffer = window[:, 1:]
-            w = self.conv.weight  # (2C, Cin, K), weight norm applied once per step
-            y = F.glu(F.linear(window.transpose(1, 2).flatten(1), w.flatten(1), self.conv.bias), dim=-1)[:, None]
+            weight = self.conv.weight  # (2C, Cin, K), weight norm applied once per step
+            # (N, Cin*K) in the weight's [c, k] order: one matmul is the convolution at the new position.
+            y = F.glu(F.linear(window.transpose(1, 2).flatten(1), weight.flatten(1), self.conv.bias), dim=-1)[:, None]
         if group > 1:  # (G*B, T, .) -> (B, G*T, .): G queries against one encoder row
             N, T = y.shape[:2]
             a, w, ctx = self.attention(y.reshape(N // group, group * T, -1), g.reshape(N // group, group * T, -1), enc)
