@@ -60,6 +60,14 @@ def register(sub) -> None:
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_params)
 
+    # Captioning's embedded data; the code lives in triptych.caption.scenes.
+    p = verbs.add_parser("digit-scenes", help="write the digit-scenes captioning data (real digits, synthetic layout)")
+    p.add_argument("--out", required=True, help="a new folder for images/, train|valid|test.jsonl and boxes.json")
+    p.add_argument("--scenes", type=int, default=2000, help="scenes in all, split 80/10/10 (default 2000)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(func=cmd_digit_scenes)
+
 
 def _emit(obj) -> None:
     from triptych.cli import emit_json
@@ -69,6 +77,17 @@ def _emit(obj) -> None:
 
 def _pct(x: float) -> str:
     return f"{100 * x:.2f}%"
+
+
+def cmd_digit_scenes(args) -> int:
+    from triptych.caption.scenes import write_digit_scenes
+
+    summary = write_digit_scenes(args.out, args.scenes, args.seed)
+    if args.json:
+        _emit(summary)
+    else:
+        print(f"wrote {sum(summary['scenes'].values())} scenes ({summary['scenes']}) to {summary['out']}")
+    return 0
 
 
 def cmd_train(args) -> int:
