@@ -52,8 +52,9 @@ def free_port() -> int:
 
 def start_server(checkpoint: str, port: int, extra: list[str]) -> subprocess.Popen:
     cmd = [sys.executable, "-m", "triptych.cli", "serve", "--text", checkpoint, "--port", str(port), *extra]
-    if os.environ.get("TRIPTYCH_THREADS"):
-        cmd += ["--threads", os.environ["TRIPTYCH_THREADS"]]
+    threads = os.environ.get("TRIPTYCH_THREADS") or os.environ.get("OMP_NUM_THREADS")
+    if threads:
+        cmd += ["--threads", threads]
     proc = subprocess.Popen(cmd, cwd=ROOT)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 120
@@ -137,7 +138,7 @@ def main() -> None:
               f"5xx {r['5xx']}  statuses {r['statuses']}  mean batch {r['mean_batch']}", file=sys.stderr)
     ratio = results["batching"]["requests_per_s"] / max(1e-9, results["no_batching"]["requests_per_s"])
     print(json.dumps({"benchmark": "serve_load", "clients": args.clients, "seconds": args.seconds,
-                      "checkpoint": args.checkpoint, "threads": os.environ.get("TRIPTYCH_THREADS"),
+                      "checkpoint": args.checkpoint, "threads": os.environ.get("TRIPTYCH_THREADS") or os.environ.get("OMP_NUM_THREADS"),
                       **results, "ratio": round(ratio, 2)}))
 
 
