@@ -234,3 +234,57 @@ def attention_heatmap(
         finally:
             plt.close(fig)
     return p
+
+
+def image_attention_grid(
+    images: Sequence,
+    words: Sequence[Sequence[str]],
+    weights: Sequence,
+    path: str | os.PathLike,
+) -> Path:
+    """Captioning's attention: one row per image, the image then one panel per generated word.
+
+    `images[i]` is an (H, W) or (H, W, 3) array in [0, 1]; `weights[i]` a
+    (T_i, h, w) array, T_i = len(words[i]), the attention over the feature
+    map's h x w regions while producing word t (Xu et al. 2015, fig. 3). Each
+    panel shows the image with the weights upsampled (bilinear) to its size
+    as a red overlay, scaled to the panel's own maximum; the red dot marks
+    the peak region.
+    """
+    p = _check_path(path)
+    if not (len(images) == len(words) == len(weights)) or not images:
+        raise ValueError(f"{len(images)} images, {len(words)} captions and {len(weights)} attention maps")
+    maps = [np.asarray(w, dtype=np.float64) for w in weights]
+    for w, ws in zip(maps, words):
+        if w.ndim != 3 or w.shape[0] != len(ws):
+            raise ValueError(f"attention of shape {w.shape} for {len(ws)} words")
+    plt = _pyplot()
+    cols = 1 + max(len(ws) for ws in words)
+    fig, axes = plt.subplots(len(images), cols, figsize=(1.3 * cols, 1.45 * len(images)), squeeze=False)
+    try:
+        for r, (img, ws, w) in enumerate(zip(images, words, maps)):
+            img = np.asarray(img, dtype=np.float64)
+            H, W = img.shape[:2]
+            shown = img if img.ndim == 3 else np.stack([img] * 3, -1)
+            for ax in axes[r]:
+                ax.axis("off")
+            axes[r, 0].imshow(shown, interpolation="nearest")
+            axes[r, 0].set_title("image", fontsize=7)
+            h, gw = w.shape[1:]
+            for t, word in enumerate(ws):
+                ax = axes[r, t + 1]
+                ax.imshow(0.6 * shown, interpolation="nearest")
+                ax.imshow(w[t] / max(float(w[t].max()), 1e-9), cmap="Reds", alpha=0.55, vmin=0, vmax=1,
+                          extent=(-0.5, W - 0.5, H - 0.5, -0.5), interpolation="bilinear")
+                peak = int(w[t].argmax())
+                ax.plot([(peak % gw + 0.5) * W / gw - 0.5], [(peak // gw + 0.5) * H / h - 0.5], "o", color="red",
+                        markersize=2.5)
+                ax.set_title(word, fontsize=7)
+        fig.tight_layout(pad=0.3)
+        from triptych.files import atomic_path
+
+        with atomic_path(p) as tmp:
+            fig.savefig(tmp, format=p.suffix.lstrip(".").lower().replace("jpg", "jpeg"), dpi=110)
+    finally:
+        plt.close(fig)
+    return p
