@@ -22,6 +22,7 @@ COMMAND_MODULES = [
     "triptych.text.commands",
     "triptych.vision.commands",
     "triptych.video.commands",
+    "triptych.caption.commands",
     "triptych.demo",
     "triptych.serve.commands",
     "triptych.export.commands",

@@ -1,0 +1,1 @@
+"""Image captioning with visual attention: vision backbones + the text decoders (see models.py)."""
