@@ -100,7 +100,7 @@ def cmd_eval(args) -> int:
         _emit(result)
     else:
         print(f"BLEU-4 {result['bleu']:.2f}  ROUGE-L {result['rougeL']:.2f}  ({n} images, beam {result['beam']})")
-        if "attention" in result:
+        if result.get("attention", {}).get("digit_words"):
             a = result["attention"]
             print(f"attention peak inside the named digit: {100 * a['peak_in_box']:.1f}% of {a['digit_words']} digit words "
                   f"(chance {100 * a['chance']:.1f}%)")

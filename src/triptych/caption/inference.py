@@ -98,9 +98,8 @@ def attention_on_digits(words_and_maps, boxes: list[list[dict]], canvas: int) ->
                 mask[y0:y1, x0:x1] = True
             chance += float(mask.float().mean())
             counted += 1
-    if counted == 0:
-        raise UserError("no generated digit word names a digit of its scene: nothing to measure the attention on")
-    return {"digit_words": counted, "peak_in_box": hits / counted, "chance": chance / counted,
+    return {"digit_words": counted,  # None below: no generated digit word names a digit of its scene
+            "peak_in_box": hits / counted if counted else None, "chance": chance / counted if counted else None,
             "wrong_digit_words": wrong}
 
 
