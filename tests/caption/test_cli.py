@@ -111,6 +111,7 @@ def test_vision_checkpoint_that_does_not_fit(tmp_path, run_cli, tiny_run):
     scenes = tiny_run / "s"
     common = ("caption", "train", "configs/caption/digit-scenes.yaml", "--set", f"data.train={scenes}/train.jsonl",
               "--set", f"data.valid={scenes}/valid.jsonl", "--set", "train.max_steps=1")
+    lenet_cfg = {"task": "vision", "model": {"name": "lenet5", "small_input": True, "activation": "relu"}}
     # A resnet18 run cannot start a lenet5 backbone ...
     save_checkpoint(tmp_path / "resnet", get_model("resnet18", num_classes=10, in_channels=1, small_input=True),
                     domain="vision", config={"task": "vision", "model": {"name": "resnet18"}}, step=1)
@@ -118,12 +119,16 @@ def test_vision_checkpoint_that_does_not_fit(tmp_path, run_cli, tiny_run):
                     needle="feature map does not fit")
     # ... nor an RGB lenet5 a grey one.
     save_checkpoint(tmp_path / "rgb", get_model("lenet5", num_classes=10, in_channels=3, small_input=True),
-                    domain="vision", config={"task": "vision", "model": {"name": "lenet5"}}, step=1)
+                    domain="vision", config=lenet_cfg, step=1)
     _one_line_error(run_cli, *common, "--out", tmp_path / "r2", "--set", f"model.backbone_checkpoint={tmp_path}/rgb",
                     needle="feature map does not fit")
     # A grey lenet5 run fits: its trunk is loaded, its head (classes, not words) is not.
     lenet = get_model("lenet5", num_classes=10, in_channels=1, small_input=True, activation="relu")
-    save_checkpoint(tmp_path / "grey", lenet, domain="vision", config={"task": "vision", "model": {"name": "lenet5"}}, step=1)
+    save_checkpoint(tmp_path / "grey", lenet, domain="vision", config=lenet_cfg, step=1)
+    # ... and a tanh LeNet (the vision recipe's default) is not the recipe's relu one, though its shapes are.
+    save_checkpoint(tmp_path / "tanh", lenet, domain="vision", config={"task": "vision", "model": {"name": "lenet5"}}, step=1)
+    _one_line_error(run_cli, *common, "--out", tmp_path / "r3", "--set", f"model.backbone_checkpoint={tmp_path}/tanh",
+                    needle="model.backbone_options.activation is 'relu'")
     from triptych.caption.config import CaptionConfig
     from triptych.caption.models import build_caption_model
 

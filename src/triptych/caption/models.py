@@ -115,23 +115,30 @@ def build_backbone(model_cfg, channels: int) -> nn.Module:
     except TypeError as e:
         raise UserError(f"model.backbone_options: an option that {model_cfg.backbone} does not take ({e})") from None
     if model_cfg.backbone_checkpoint:
-        load_backbone(model_cfg.backbone_checkpoint, backbone, model_cfg.backbone)
+        load_backbone(model_cfg.backbone_checkpoint, backbone, model_cfg.backbone, options)
     if model_cfg.freeze_backbone:
         backbone.requires_grad_(False)
     return backbone
 
 
-def load_backbone(directory: str, backbone: nn.Module, name: str) -> None:
+def load_backbone(directory: str, backbone: nn.Module, name: str, options: dict) -> None:
     """Load a vision run's trunk (its classifier head is dropped: its classes are not words)."""
     from safetensors.torch import load_file
 
     from triptych.engine.checkpoint import WEIGHTS, load_checkpoint_meta, resolve
 
     _, config = load_checkpoint_meta(directory, expected_domain="vision")
-    theirs = (config.get("model") or {}).get("name")
-    if theirs != name:
-        raise UserError(f"{directory}: holds a {theirs!r} vision model whose feature map does not fit "
-                        f"model.backbone {name!r}; set model.backbone: {theirs}")
+    theirs = dict(config.get("model") or {})
+    if theirs.get("name") != name:
+        raise UserError(f"{directory}: holds a {theirs.get('name')!r} vision model whose feature map does not fit "
+                        f"model.backbone {name!r}; set model.backbone: {theirs.get('name')}")
+    # Options without weights (an activation, a stem) change the feature map silently: they must agree.
+    theirs.pop("name")
+    for key in sorted(set(theirs) | set(options)):
+        if theirs.get(key) != options.get(key):
+            raise UserError(f"{directory}: was trained with model.{key}: {theirs.get(key)!r} but "
+                            f"model.backbone_options.{key} is {options.get(key)!r}; its feature map would not "
+                            "be the one it learned: set them equal")
     state = {k: v for k, v in load_file(str(resolve(directory) / WEIGHTS)).items() if not k.startswith("head.")}
     own = backbone.state_dict()
     for key, value in state.items():
