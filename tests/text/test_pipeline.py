@@ -80,6 +80,19 @@ def test_resume_continues_to_a_larger_budget(trained, run_cli, tmp_path):
     assert json.loads(out)["steps"] == 14
 
 
+def test_fine_tuning_keeps_the_checkpoints_tokenizer(trained, corpus, run_cli, tmp_path):
+    """init_from: the new run reuses the ids the weights were trained on, even
+    when its tokenizer settings (here a smaller vocabulary) would train another."""
+    run = tmp_path / "tuned"
+    status, _, err = run_cli(
+        "text", "train", "configs/text/demo.yaml", "--out", run, "--set", f"init_from={trained / 'best'}",
+        "--set", f"data.train={corpus / 'train.jsonl'}", "--set", f"data.valid={corpus / 'valid.jsonl'}",
+        *TINY, "--set", "tokenizer.vocab_size=300", "--set", "train.max_steps=2", "--set", "train.eval_every=2",
+    )
+    assert status == 0, err
+    assert (run / "tokenizer.json").read_text() == (trained / "best" / "tokenizer.json").read_text()
+
+
 def test_bad_test_file_leaves_no_output(trained, run_cli, tmp_path):
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"document": "d", "summary": "s"}\n{"document": "d"\n')

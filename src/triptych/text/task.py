@@ -50,14 +50,22 @@ def pad(rows: list[list[int]], pad_id: int) -> torch.Tensor:
 
 
 def build_tokenizer(cfg: TextConfig, run_dir: Path | None, train_pairs: list[Pair]) -> Tokenizer:
-    """The run's tokenizer: the configured file, the run's own, or a new one
-    of `tokenizer.kind` (BPE or words) trained on the training pairs."""
+    """The run's tokenizer: the configured file, the run's own, the one of the
+    `init_from` checkpoint, or a new one of `tokenizer.kind` trained on the
+    training pairs."""
     if cfg.tokenizer.kind not in KINDS:
         raise UserError(f"tokenizer.kind: {cfg.tokenizer.kind!r} is not one of {', '.join(KINDS)}")
     if cfg.tokenizer.path:
         return Tokenizer.load(cfg.tokenizer.path)
     if run_dir is not None and (run_dir / "tokenizer.json").is_file():
         return Tokenizer.load(run_dir / "tokenizer.json")
+    if cfg.init_from:  # fine-tuning: the weights only mean something with the ids they were trained on
+        from triptych.files import require_file
+
+        tokenizer = Tokenizer.load(require_file(Path(cfg.init_from) / "tokenizer.json", "init_from tokenizer"))
+        if run_dir is not None:
+            tokenizer.save(run_dir / "tokenizer.json")
+        return tokenizer
     texts = (t for p in train_pairs for t in (p.source, p.target))
     tokenizer = train_tokenizer(
         texts,
