@@ -252,15 +252,16 @@ class VideoModel:
             if value is None:
                 raise ApiError(422, f"videos[{i}]: missing '{name}' (the model is {level}-level)")
             try:
-                a = np.asarray(value, dtype=np.float32)
+                a = np.asarray(value, dtype=np.float64)  # float64 first: 1e300 is a bad value, not an overflow warning
             except ValueError:  # ragged: frames of different lengths
                 raise ApiError(422, f"videos[{i}].{name}: frames of different lengths, expected each {dim} values") from None
             want = (a.shape[0] if a.ndim == 2 else -1, dim) if level == "frame" else (dim,)
             if a.shape != want or (level == "frame" and len(a) == 0):
                 shape = "(frames, %d)" % dim if level == "frame" else "(%d,)" % dim
                 raise ApiError(422, f"videos[{i}].{name}: shape {a.shape}, expected {shape}")
-            if not np.isfinite(a).all():
-                raise ApiError(422, f"videos[{i}].{name}: holds a value that is not a finite number")
+            if not (np.isfinite(a) & (np.abs(a) <= np.finfo(np.float32).max)).all():
+                raise ApiError(422, f"videos[{i}].{name}: holds a value that is not a finite float32 number")
+            a = a.astype(np.float32)
             arrays.append(quantize(a[: self.data.max_frames]) if level == "frame" else a)
         if level == "frame" and len(arrays[0]) != len(arrays[1]):
             raise ApiError(422, f"videos[{i}]: 'rgb' has {len(arrays[0])} frames but 'audio' has {len(arrays[1])}")
