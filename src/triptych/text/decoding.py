@@ -65,7 +65,7 @@ class _Stepper:
             self.state = model.init_state(self.enc)
         else:
             self.src = src
-            self.prefix = src.new_empty(src.size(0), 0)  # (N, t): tokens fed so far, bos first
+            self.prefix = src.new_empty(src.size(0), 0, dtype=torch.long)  # (N, t): tokens fed so far; src may be images
 
     def step(self, tokens: torch.Tensor) -> torch.Tensor:  # (N,) -> (N, V)
         if self.use_cache:
