@@ -35,6 +35,8 @@ class TrainConfig:
     # (the schedule is then timed to end with the budget).
     schedule: str = "cosine"
     min_lr_ratio: float = 0.02
+    decay_rate: float = 0.8  # schedule "step": lr x decay_rate every decay_steps updates
+    decay_steps: int = 50_000
     max_steps: int = 10_000  # 0: no step limit (then max_minutes or max_epochs must bound the run)
     max_minutes: float | None = None
     max_epochs: int | None = None  # stop ("end") after this many passes over the task's batch plan

@@ -59,3 +59,13 @@ def test_from_config_and_bad_names():
         from_config(TrainConfig(schedule="cosnie"))
     with pytest.raises(UserError, match="min_lr_ratio"):
         from_config(TrainConfig(min_lr_ratio=2.0))
+
+
+def test_step_schedule_decays_like_the_youtube8m_starter():
+    # x0.8 every 4M examples at batch 80 = every 50,000 updates, staircase
+    from triptych.engine.schedule import lr_multiplier as m
+
+    kw = dict(schedule="step", decay_rate=0.8, decay_steps=50_000)
+    assert m(0, **kw) == 1.0 and m(49_999, **kw) == 1.0
+    assert m(50_000, **kw) == pytest.approx(0.8) and m(149_999, **kw) == pytest.approx(0.64)
+    assert m(4, warmup_steps=10, **kw) == pytest.approx(0.5)  # warm-up still ramps first
