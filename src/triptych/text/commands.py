@@ -14,6 +14,8 @@ from triptych.errors import UserError
 
 
 def register(sub) -> None:
+    from triptych.text import scoring  # the handlers that score text without a model
+
     text = sub.add_parser("text", help="abstractive summarization: train, evaluate, summarize, score")
     verbs = text.add_subparsers(dest="verb", metavar="VERB", parser_class=type(text))
     verbs.required = True
@@ -50,7 +52,7 @@ def register(sub) -> None:
     p.add_argument("--cjk", action="store_true", help="score CJK text by characters (automatic when most references are CJK)")
     p.add_argument("--bootstrap", action="store_true", help="95%% confidence intervals by bootstrap resampling")
     p.add_argument("--json", action="store_true")
-    p.set_defaults(func=cmd_rouge)
+    p.set_defaults(func=scoring.cmd_rouge)
 
     p = verbs.add_parser("baseline", help="extractive baselines")
     kinds = p.add_subparsers(dest="kind", metavar="KIND", parser_class=type(text))
@@ -60,19 +62,19 @@ def register(sub) -> None:
     lead.add_argument("--words", type=int, default=10)
     lead.add_argument("--output", help="also write the summaries, one a line")
     lead.add_argument("--json", action="store_true")
-    lead.set_defaults(func=cmd_lead)
+    lead.set_defaults(func=scoring.cmd_lead)
     cp = kinds.add_parser("copy", help="the source itself as the output (the floor for translation)")
     cp.add_argument("--data", required=True)
     cp.add_argument("--metric", help="comma-separated: rouge (default), bleu, chrf")
     cp.add_argument("--json", action="store_true")
-    cp.set_defaults(func=cmd_copy)
+    cp.set_defaults(func=scoring.cmd_copy)
     tr = kinds.add_parser("textrank", help="TextRank (Mihalcea & Tarau 2004): the top-ranked sentences, in document order")
     tr.add_argument("--data", required=True)
     tr.add_argument("--sentences", type=int, default=1, help="how many sentences (default 1)")
     tr.add_argument("--words", type=int, help="word budget: the summary is cut to N words")
     tr.add_argument("--output", help="also write the summaries, one a line")
     tr.add_argument("--json", action="store_true")
-    tr.set_defaults(func=cmd_textrank)
+    tr.set_defaults(func=scoring.cmd_textrank)
 
     p = verbs.add_parser("attention", help="heat-map of the attention between a text and the summary generated for it")
     p.add_argument("--checkpoint", required=True)
@@ -226,20 +228,6 @@ def cmd_eval(args) -> int:
     return report_rouge(args, result, f"{result['pairs']} pairs, beam {result['beam']}, {result['seconds']:.1f} s")
 
 
-def cmd_copy(args) -> int:
-    """Score the sources themselves as outputs: what a translation model must be far above."""
-    from triptych.text.bleu import parse_metrics, translation_scores
-    from triptych.text.data import drop_empty, read_pairs
-    from triptych.text.rouge import rouge_f1_x100
-
-    metrics = parse_metrics(args.metric)
-    pairs = drop_empty(read_pairs(args.data, split="test"), args.data)
-    sources, refs = [p.source for p in pairs], [p.target for p in pairs]
-    result = rouge_f1_x100(sources, refs)
-    result.update(translation_scores(sources, refs, metrics), pairs=len(pairs), data=str(args.data))
-    return report_rouge(args, result, f"{len(pairs)} pairs, the source copied as the output")
-
-
 def cmd_summarize(args) -> int:
     from triptych.text.data import drop_empty, read_pairs
     from triptych.text.inference import Summarizer
@@ -278,86 +266,6 @@ def cmd_summarize(args) -> int:
         for s in summaries:
             print(s)
     return 0
-
-
-def read_summary_lines(path) -> list[str]:
-    from triptych.files import read_lines
-
-    lines = [text for _, text in read_lines(path)]
-    if not lines:
-        raise UserError(f"{path}: empty file")
-    return lines
-
-
-def cmd_rouge(args) -> int:
-    from triptych.text import rouge
-
-    preds, refs = read_summary_lines(args.pred), read_summary_lines(args.ref)
-    if len(preds) != len(refs):
-        raise UserError(f"{args.pred} has {len(preds)} lines but {args.ref} has {len(refs)}")
-    from triptych.text.tokenizer import looks_cjk
-
-    per_pair = rouge.score_pairs(preds, refs, stem=args.stem, cjk=args.cjk or looks_cjk(refs))
-    means = rouge.mean_scores(per_pair)
-    result = {k: 100 * v.fmeasure for k, v in means.items()}
-    result["pairs"] = len(preds)
-    result["detail"] = {k: {"precision": 100 * v.precision, "recall": 100 * v.recall, "f1": 100 * v.fmeasure} for k, v in means.items()}
-    if args.bootstrap:
-        intervals = rouge.bootstrap_intervals(per_pair)
-        result["intervals"] = {k: {kk: 100 * vv for kk, vv in v.items()} for k, v in intervals.items()}
-    if args.json:
-        from triptych.cli import emit_json
-
-        emit_json(result)
-        return 0
-    rows = []
-    for k, v in means.items():
-        row = [k, f"{100 * v.precision:.2f}", f"{100 * v.recall:.2f}", f"{100 * v.fmeasure:.2f}"]
-        if args.bootstrap:
-            ci = result["intervals"][k]
-            row.append(f"[{ci['low']:.2f}, {ci['high']:.2f}]")
-        rows.append(tuple(row))
-    print_table(rows, ("metric", "P", "R", "F1") + (("F1 95% CI",) if args.bootstrap else ()))
-    print(f"{len(preds)} pairs, stemming {'on' if args.stem else 'off'}")
-    return 0
-
-
-def cmd_lead(args) -> int:
-    from triptych.text.data import drop_empty, read_pairs
-    from triptych.text.extractive import lead
-    from triptych.text.rouge import rouge_f1_x100
-    from triptych.text.tokenizer import looks_cjk
-
-    if args.words is not None and args.words < 1:
-        raise UserError(f"--words {args.words}: must be at least 1")
-    pairs = drop_empty(read_pairs(args.data, split="data"), args.data)
-    summaries = [lead(p.source, args.words) for p in pairs]
-    refs = [p.target for p in pairs]
-    result = rouge_f1_x100(summaries, refs, stem=True, cjk=looks_cjk(refs))
-    result["pairs"] = len(pairs)
-    if args.output:
-        write_lines(args.output, summaries)
-    return report_rouge(args, result, f"lead-{args.words} of the first sentence, {len(pairs)} pairs")
-
-
-def cmd_textrank(args) -> int:
-    from triptych.text.data import drop_empty, read_pairs
-    from triptych.text.rouge import rouge_f1_x100
-    from triptych.text.textrank import textrank_many
-    from triptych.text.tokenizer import looks_cjk
-
-    for flag, value in (("--sentences", args.sentences), ("--words", args.words)):
-        if value is not None and value < 1:
-            raise UserError(f"{flag} {value}: must be at least 1")
-    pairs = drop_empty(read_pairs(args.data, split="data"), args.data)
-    summaries = textrank_many([p.source for p in pairs], sentences=args.sentences, words=args.words)
-    refs = [p.target for p in pairs]
-    result = rouge_f1_x100(summaries, refs, stem=True, cjk=looks_cjk(refs))
-    result.update(pairs=len(pairs), sentences=args.sentences, words=args.words)
-    if args.output:
-        write_lines(args.output, summaries)
-    budget = f", cut to {args.words} words" if args.words else ""
-    return report_rouge(args, result, f"TextRank top-{args.sentences} sentence(s){budget}, {len(pairs)} pairs")
 
 
 def cmd_attention(args) -> int:
