@@ -87,7 +87,8 @@ def test_same_seed_same_numbers(tmp_path):
     ({"precision": "fp16"}, "train.precision"),
     ({"metric_mode": "lowest"}, "train.metric_mode"),
     ({"accum_steps": 0}, "train.accum_steps"),
-    ({"schedule": "step"}, "train.schedule"),
+    ({"schedule": "staircase"}, "train.schedule"),
+    ({"schedule": "step", "decay_steps": 0}, "train.decay_steps"),
     ({"metric": "bleu", "eval_every": 1}, "train.metric: 'bleu' is not among the validation metrics"),
 ])
 def test_bad_settings_are_user_errors(tmp_path, override, expect):

@@ -83,6 +83,11 @@ def lr_multiplier(step: int, elapsed: float = 0.0, *, schedule: str = "cosine", 
 def from_config(cfg) -> "callable":
     """A `(step, elapsed) -> multiplier` closure over a TrainConfig."""
     check(cfg.schedule, cfg.min_lr_ratio, cfg.warmup_steps)
+    if cfg.schedule == "step":
+        if cfg.decay_steps < 1:
+            raise UserError(f"train.decay_steps: must be >= 1, got {cfg.decay_steps}")
+        if not 0.0 < cfg.decay_rate <= 1.0:
+            raise UserError(f"train.decay_rate: must lie in (0, 1], got {cfg.decay_rate}")
 
     def multiplier(step: int, elapsed: float = 0.0) -> float:
         return lr_multiplier(step, elapsed, schedule=cfg.schedule, warmup_steps=cfg.warmup_steps,
