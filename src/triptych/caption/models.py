@@ -71,10 +71,6 @@ class CaptionRNN(RNNSeq2Seq):
         return {"memory": memory, "keys": self.attn.keys(memory), "pad": None,
                 "src": _placeholder_src(src), "last": memory.mean(1)}  # h_0, c_0 from the mean region
 
-    def _log_probs(self, out, ctx, w, emb, src_ids, keep=None):
-        # Copy is off, so the source ids are unused; `forward` would pass the images.
-        return super()._log_probs(out, ctx, w, emb, out.new_zeros(out.size(0), 1, dtype=torch.long), keep)
-
 
 class CaptionTransformer(Transformer):
     """The Transformer decoder over image regions, after its encoder's self-attention."""

@@ -56,7 +56,7 @@ from torch.nn.utils.parametrizations import weight_norm
 
 from triptych.errors import UserError
 from triptych.text.models import Seq2Seq, register_model, sequence_loss
-from triptych.text.models.copy import mix_copy
+from triptych.text.models.copy import output_log_probs
 from triptych.text.models.dropout import dropout
 
 IntOrList = Union[int, list]
@@ -307,19 +307,15 @@ class ConvS2S(Seq2Seq):
     def _log_probs(self, h, g, w, ctx, enc, keep=None):
         """Decoder output (B,T,D) -> log-probabilities (B,T,V), or (N,V) for the
         N positions where `keep` (B,T) is True (training skips pad positions)."""
+        copy = None
         if self.cfg.copy:
             gate = self.gate(torch.cat([h, ctx, g], -1)).float()  # (B, T, 1)
             attn = w.float()  # (B, T, S): the last layer's attention
-            src_ids = enc["src"][:, None, :].expand(attn.shape)  # (B, T, S)
-            if keep is not None:
-                attn, gate, src_ids = attn[keep], gate[keep], src_ids[keep]
-        if keep is not None:
-            h = h[keep]
-        logits = F.linear(h, self.embed.weight) if self.output is None else self.output(h)
-        log_p = logits.float().log_softmax(-1)  # (..., V)
-        if not self.cfg.copy:
-            return log_p
-        return mix_copy(log_p, attn, gate, src_ids)
+            copy = (attn, gate, enc["src"][:, None, :].expand(attn.shape))  # source ids (B, T, S)
+        return output_log_probs(h, self._logits, keep, copy)
+
+    def _logits(self, h):
+        return F.linear(h, self.embed.weight) if self.output is None else self.output(h)
 
     def forward(self, src, tgt_in, return_attention: bool = False):
         """src (B,S), tgt_in (B,T) -> log_probs (B,T,V) [, {"cross": [L x (B,1,T,S)], "copy": (B,T,S)}]."""

@@ -26,3 +26,25 @@ def mix_copy(
     copy = torch.zeros_like(log_p_vocab).scatter_add_(-1, src_ids, attn.to(log_p_vocab.dtype))
     g = gate_logit.float()
     return torch.logaddexp(F.logsigmoid(g) + log_p_vocab, F.logsigmoid(-g) + copy.clamp_min(1e-30).log())
+
+
+def output_log_probs(
+    h: torch.Tensor,
+    project,
+    keep: torch.Tensor | None = None,
+    copy: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None,
+) -> torch.Tensor:
+    """Decoder outputs h (B,T,C) -> log-probabilities (B,T,V), or (N,V) for the
+    N positions where `keep` (B,T) is True (training skips pad positions, so
+    the vocabulary projection, the biggest matmul, never runs on them).
+
+    `project` maps outputs to vocabulary logits; `copy` is None or the
+    (attention (B,T,S), gate logit (B,T,1), source ids (B,T,S)) that
+    `mix_copy` takes. The one output layer of every family.
+    """
+    if keep is not None:
+        h = h[keep]
+        if copy is not None:
+            copy = tuple(t[keep] for t in copy)
+    log_p = project(h).float().log_softmax(-1)  # (..., V)
+    return log_p if copy is None else mix_copy(log_p, *copy)

@@ -42,7 +42,7 @@ from torch import nn
 from triptych.errors import UserError
 from triptych.text.attention import build_attention, check_attention_type
 from triptych.text.models import Seq2Seq, register_model, sequence_loss
-from triptych.text.models.copy import mix_copy
+from triptych.text.models.copy import output_log_probs
 from triptych.text.models.dropout import dropout
 
 CELLS = ("lstm", "gru")
@@ -225,19 +225,17 @@ class RNNSeq2Seq(Seq2Seq):
 
     def _log_probs(self, out, ctx, w, emb, src_ids, keep=None):
         """Attentional vectors (N,T,H) -> log-probabilities (N,T,V), or (M,V) for
-        the M positions where `keep` (N,T) is True (training skips pads)."""
-        if keep is not None:
-            out, ctx, w, emb = out[keep], ctx[keep], w[keep], emb[keep]
-            src_ids = src_ids[:, None, :].expand(-1, keep.size(1), -1)[keep]  # (M, S)
-        else:
-            src_ids = src_ids[:, None, :].expand(-1, out.size(1), -1)  # (N, T, S)
+        the M positions where `keep` (N,T) is True (training skips pads).
+        `src_ids` (N,S) are only read by copy attention."""
+        copy = None
+        if self.cfg.copy:
+            g = self.gate(torch.cat([out, ctx, emb], -1))  # (N, T, 1)
+            copy = (w, g, src_ids[:, None, :].expand(-1, out.size(1), -1))  # source ids (N, T, S)
+        return output_log_probs(out, self._logits, keep, copy)
+
+    def _logits(self, out):
         h = out if self.to_embed is None else self.to_embed(out)
-        logits = F.linear(h, self.embed.weight) if self.output is None else self.output(h)
-        log_p = logits.float().log_softmax(-1)
-        if not self.cfg.copy:
-            return log_p
-        g = self.gate(torch.cat([out, ctx, emb], -1))
-        return mix_copy(log_p, w, g, src_ids)
+        return F.linear(h, self.embed.weight) if self.output is None else self.output(h)
 
     def forward(self, src, tgt_in, return_attention: bool = False):
         """src (B,S), tgt_in (B,T) -> log_probs (B,T,V) [, {"cross": [(B,1,T,S)], "copy": (B,T,S)}]."""

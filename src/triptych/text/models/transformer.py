@@ -30,7 +30,7 @@ from torch import nn
 
 from triptych.errors import UserError
 from triptych.text.models import Seq2Seq, register_model, sequence_loss
-from triptych.text.models.copy import mix_copy
+from triptych.text.models.copy import output_log_probs
 from triptych.text.models.dropout import dropout
 
 
@@ -324,20 +324,16 @@ class Transformer(Seq2Seq):
     def _log_probs(self, h, x0, enc, keep=None):
         """Decoder output (B,T,C) -> log-probabilities (B,T,V), or (N,V) for the
         N positions where `keep` (B,T) is True (training skips pad positions)."""
+        copy = None
         if self.cfg.copy:
             attn = self._copy_attention(h, enc)  # (B, T, S)
             context = attn.to(h.dtype) @ enc["memory"]  # (B, T, C)
             g = self.gate(torch.cat([h, context, x0], -1)).float()  # (B, T, 1)
-            src_ids = enc["src"][:, None, :].expand_as(attn)  # (B, T, S)
-            if keep is not None:
-                attn, g, src_ids = attn[keep], g[keep], src_ids[keep]
-        if keep is not None:
-            h = h[keep]
-        logits = F.linear(h, self.embed.weight) if self.output is None else self.output(h)
-        log_p = logits.float().log_softmax(-1)  # (..., V)
-        if not self.cfg.copy:
-            return log_p
-        return mix_copy(log_p, attn, g, src_ids)
+            copy = (attn, g, enc["src"][:, None, :].expand_as(attn))  # source ids (B, T, S)
+        return output_log_probs(h, self._logits, keep, copy)
+
+    def _logits(self, h):
+        return F.linear(h, self.embed.weight) if self.output is None else self.output(h)
 
     def forward(self, src, tgt_in, return_attention: bool = False):
         """src (B,S), tgt_in (B,T) -> log_probs (B,T,V) [, {"cross": [L x (B,H,T,S)], "copy": (B,T,S)}]."""
