@@ -230,13 +230,16 @@ class DecoderLayer(nn.Module):
 
 @register_model("transformer", TransformerConfig)
 class Transformer(Seq2Seq):
-    """Encoder-decoder over one shared vocabulary; returns log-probabilities."""
+    """Encoder-decoder over one shared vocabulary (or a source one beside the
+    target's, `source_vocab_size`); returns log-probabilities."""
 
-    def __init__(self, cfg: TransformerConfig, vocab_size: int, pad_id: int):
+    def __init__(self, cfg: TransformerConfig, vocab_size: int, pad_id: int, source_vocab_size: int | None = None):
         super().__init__()
         self.cfg, self.vocab_size, self.pad_id = cfg, vocab_size, pad_id
         C = cfg.d_model
         self.embed = nn.Embedding(vocab_size, C, padding_idx=pad_id)  # source, target (and output if tied)
+        # Separate vocabularies (tokenizer.shared: false): the source reads a table of its own.
+        self.src_embed = None if source_vocab_size is None else nn.Embedding(source_vocab_size, C, padding_idx=pad_id)
         self.scale = math.sqrt(C)  # embeddings ~ N(0, 1/C), scaled up to match the positions' magnitude
         self.register_buffer("positions", sinusoids(cfg.max_positions, C), persistent=False)
         self.encoder = nn.ModuleList(EncoderLayer(cfg) for _ in range(cfg.encoder_layers))
@@ -257,20 +260,22 @@ class Transformer(Seq2Seq):
                 nn.init.xavier_uniform_(m.weight)
                 if m.bias is not None:
                     nn.init.zeros_(m.bias)
-        nn.init.normal_(self.embed.weight, 0.0, self.cfg.d_model**-0.5)
-        with torch.no_grad():
-            self.embed.weight[self.pad_id].zero_()
+        for table in (self.embed, self.src_embed):
+            if table is not None:
+                nn.init.normal_(table.weight, 0.0, self.cfg.d_model**-0.5)
+                with torch.no_grad():
+                    table.weight[self.pad_id].zero_()
 
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())
 
     # ---------------------------------------------------------------- encoder
 
-    def _embed(self, ids, start: int = 0):  # (B, T) -> (B, T, C)
+    def _embed(self, ids, start: int = 0, table=None):  # (B, T) -> (B, T, C); table: the source's, if it has one
         T = ids.size(1)
         if start + T > self.cfg.max_positions:
             raise ValueError(f"sequence of {start + T} tokens exceeds model.max_positions={self.cfg.max_positions}")
-        x = self.embed(ids) * self.scale + self.positions[start : start + T]
+        x = (self.embed if table is None else table)(ids) * self.scale + self.positions[start : start + T]
         return dropout(x, self.cfg.dropout, self.training)
 
     def encode(self, src):
@@ -283,7 +288,7 @@ class Transformer(Seq2Seq):
             bias = bias.masked_fill(~keep, float("-inf"))[:, None, None, :]  # (B, 1, 1, S) additive mask
             if keep.sum() < 0.9 * keep.numel():  # enough padding to be worth packing
                 packing = Packing(keep)
-        x = self._embed(src)  # (B, S, C)
+        x = self._embed(src, table=self.src_embed)  # (B, S, C)
         if packing is not None:
             x = packing.pack(x)  # (N, C)
         for layer in self.encoder:
