@@ -8,6 +8,8 @@ The contract, with B sentences (or B*K beam hypotheses), S source and T
 target positions and V vocabulary entries:
 
 - ``forward(src (B,S), tgt_in (B,T)) -> log_probs (B,T,V)``: teacher forcing;
+  `src` holds ids of the source vocabulary (the target's unless a family was
+  built with `source_vocab_size`, when it has a source embedding of its own);
   source pads are masked. ``return_attention=True`` also returns a dict of
   attention weights for the heat-maps (the default path computes none).
 - ``encode(src) -> enc``: a dict of batch-first tensors (the source mask and
@@ -142,11 +144,14 @@ def list_models() -> list[str]:
     return sorted(_REGISTRY)
 
 
-def build_model(name: str, model_cfg: dict | None, vocab_size: int, pad_id: int) -> Seq2Seq:
+def build_model(name: str, model_cfg: dict | None, vocab_size: int, pad_id: int,
+                source_vocab_size: int | None = None) -> Seq2Seq:
     """Build family `name` from the YAML `model:` section (a plain dict).
 
     The key `name` itself is ignored; any other key the family's config does
     not know is a `UserError` that names it and the allowed keys.
+    `source_vocab_size`: None when source and target share the vocabulary
+    (and the embedding); else the size of the source's own embedding.
     """
     if name not in _REGISTRY:
         raise UserError(f"model.name: unknown model {name!r}; allowed: {', '.join(list_models())}")
@@ -159,7 +164,9 @@ def build_model(name: str, model_cfg: dict | None, vocab_size: int, pad_id: int)
             f"model: unknown key {unknown[0]!r} for model {name!r}; allowed: {', '.join(sorted(fields))}"
         )
     cfg = config_cls(**values)
-    return model_cls(cfg, vocab_size, pad_id)
+    if source_vocab_size is not None and getattr(cfg, "copy", False):  # copying scatters source ids onto target ids
+        raise UserError("model.copy: copy attention needs one vocabulary for source and target (tokenizer.shared: true)")
+    return model_cls(cfg, vocab_size, pad_id, source_vocab_size=source_vocab_size)
 
 
 # Each family registers itself on import; keep this list at the bottom.

@@ -13,7 +13,8 @@ RIGHT-padded with `pad_id`; positions count from 0 at the first token.
 What the paper prescribes and where it is here:
 - token + learned position embeddings (`ConvS2S._embed`), one token table
   for source, target and (tied) output, as the Transformer family does: the
-  vocabulary is shared, and copying likes the two sides in one space;
+  vocabulary is shared, and copying likes the two sides in one space
+  (separate vocabularies, `source_vocab_size`, give the source its own);
 - blocks of conv -> GLU with residuals scaled by sqrt(0.5) so the variance
   stays put through the stack (`Encoder`, `DecoderLayer`);
 - causal decoder convolutions: K-1 zeros on the left, so position t sees
@@ -236,21 +237,26 @@ class DecoderLayer(nn.Module):
 
 @register_model("conv", ConvS2SConfig)
 class ConvS2S(Seq2Seq):
-    """Convolutional encoder-decoder over one shared vocabulary; returns log-probabilities."""
+    """Convolutional encoder-decoder over one shared vocabulary (or a source one
+    beside the target's, `source_vocab_size`); returns log-probabilities."""
 
     grouped_steps = True  # step() takes G rows per encoder row: see Seq2Seq
 
-    def __init__(self, cfg: ConvS2SConfig, vocab_size: int, pad_id: int):
+    def __init__(self, cfg: ConvS2SConfig, vocab_size: int, pad_id: int, source_vocab_size: int | None = None):
         super().__init__()
         self.cfg, self.vocab_size, self.pad_id = cfg, vocab_size, pad_id
         E, p = cfg.embed_dim, cfg.dropout
         self.embed = nn.Embedding(vocab_size, E, padding_idx=pad_id)
+        # Separate vocabularies (tokenizer.shared: false): the source reads a table of its own.
+        self.src_embed = None if source_vocab_size is None else nn.Embedding(source_vocab_size, E, padding_idx=pad_id)
         self.src_pos = nn.Embedding(cfg.max_positions, E)
         self.tgt_pos = nn.Embedding(cfg.max_positions, E)
-        for emb in (self.embed, self.src_pos, self.tgt_pos):
+        tokens = [t for t in (self.embed, self.src_embed) if t is not None]
+        for emb in (*tokens, self.src_pos, self.tgt_pos):
             nn.init.normal_(emb.weight, 0.0, 0.1)
         with torch.no_grad():
-            self.embed.weight[pad_id].zero_()
+            for emb in tokens:
+                emb.weight[pad_id].zero_()
         self.encoder = Encoder(cfg)
         channels, kernels = cfg.decoder_channels, cfg.decoder_kernel
         self.dec_in = linear(E, channels[0], p)
@@ -266,11 +272,11 @@ class ConvS2S(Seq2Seq):
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())
 
-    def _embed(self, ids, table, start: int = 0):  # (B, T) -> (B, T, E)
+    def _embed(self, ids, table, start: int = 0, tokens=None):  # (B, T) -> (B, T, E); tokens: the source's table, if it has one
         T = ids.size(1)
         if start + T > self.cfg.max_positions:
             raise ValueError(f"sequence of {start + T} tokens exceeds model.max_positions={self.cfg.max_positions}")
-        x = self.embed(ids) + table.weight[start : start + T]
+        x = (self.embed if tokens is None else tokens)(ids) + table.weight[start : start + T]
         return dropout(x, self.cfg.dropout, self.training)
 
     # ---------------------------------------------------------------- encoder
@@ -279,7 +285,7 @@ class ConvS2S(Seq2Seq):
         """src (B,S) -> dict of batch-first tensors that decoding reuses."""
         pad = src == self.pad_id  # (B, S)
         pad[:, 0] &= ~pad.all(1)  # an all-pad row attends to its first slot, not to nothing (NaN)
-        keys, values = self.encoder(self._embed(src, self.src_pos), pad, self.encoder_grad_scale)
+        keys, values = self.encoder(self._embed(src, self.src_pos, tokens=self.src_embed), pad, self.encoder_grad_scale)
         m = (~pad).sum(1).to(values.dtype)  # (B,) real source tokens
         return {
             "keys_t": keys.transpose(1, 2).contiguous(),  # (B, E, S): one layout for every step's matmul

@@ -79,7 +79,7 @@ class RNNSeq2Seq(Seq2Seq):
 
     grouped_steps = True  # step() takes G rows per encoder row: see Seq2Seq
 
-    def __init__(self, cfg: RNNConfig, vocab_size: int, pad_id: int):
+    def __init__(self, cfg: RNNConfig, vocab_size: int, pad_id: int, source_vocab_size: int | None = None):
         super().__init__()
         self.cfg, self.vocab_size, self.pad_id = cfg, vocab_size, pad_id
         E, H, K, L = cfg.embed_dim, cfg.hidden, 2 * cfg.encoder_hidden, cfg.decoder_layers
@@ -88,6 +88,8 @@ class RNNSeq2Seq(Seq2Seq):
         self.attn = build_attention(cfg.attention, H, K, cfg.attention_size,
                                     query_option="model.hidden", key_option="2 x model.encoder_hidden")
         self.embed = nn.Embedding(vocab_size, E, padding_idx=pad_id)  # source, target (and output if tied)
+        # Separate vocabularies (tokenizer.shared: false): the source reads a table of its own.
+        self.src_embed = None if source_vocab_size is None else nn.Embedding(source_vocab_size, E, padding_idx=pad_id)
         self.scale = math.sqrt(E)  # embeddings ~ N(0, 1/E) suit the tied output; the RNNs get them at unit scale
         rnn = nn.LSTM if self.lstm else nn.GRU
         # One forward and one backward RNN a layer (see `encode`); layer l > 0 reads both of layer l - 1.
@@ -109,9 +111,13 @@ class RNNSeq2Seq(Seq2Seq):
         self._init_weights()
 
     def _init_weights(self):
-        nn.init.normal_(self.embed.weight, 0.0, self.cfg.embed_dim**-0.5)
+        for table in (self.embed, self.src_embed):
+            if table is not None:
+                nn.init.normal_(table.weight, 0.0, self.cfg.embed_dim**-0.5)
         with torch.no_grad():
             self.embed.weight[self.pad_id].zero_()
+            if self.src_embed is not None:
+                self.src_embed.weight[self.pad_id].zero_()
             if self.lstm:  # forget gates start open (Jozefowicz et al. 2015)
                 H = self.cfg.hidden
                 for lin in [self.in_embed, *self.in_upper]:
@@ -122,8 +128,8 @@ class RNNSeq2Seq(Seq2Seq):
 
     # ---------------------------------------------------------------- encoder
 
-    def _embed(self, ids):  # (B, T) -> (B, T, E)
-        return dropout(self.embed(ids) * self.scale, self.cfg.dropout, self.training)
+    def _embed(self, ids, table=None):  # (B, T) -> (B, T, E); table: the source's, if it has one
+        return dropout((self.embed if table is None else table)(ids) * self.scale, self.cfg.dropout, self.training)
 
     def encode(self, src):
         """src (B,S) -> dict of batch-first tensors that decoding reuses.
@@ -143,7 +149,7 @@ class RNNSeq2Seq(Seq2Seq):
         pos = torch.arange(S, device=src.device)
         # rev[b, t] = lengths[b] - 1 - t on real positions, t on pads: its own inverse.
         rev = torch.where(pos < lengths[:, None], lengths[:, None] - 1 - pos, pos)  # (B, S)
-        x = self._embed(src)  # (B, S, E)
+        x = self._embed(src, self.src_embed)  # (B, S, E)
         for layer, (fwd, bwd) in enumerate(zip(self.enc_fwd, self.enc_bwd)):
             if layer > 0:
                 x = dropout(x, self.cfg.dropout, self.training)
