@@ -154,6 +154,8 @@ def export_text(ckpt: Path, out: Path) -> dict:
     summ = Summarizer(ckpt)
     model, tok, cfg = summ.model, summ.tokenizer, summ.cfg
     family = cfg.model.get("name")
+    if not cfg.tokenizer.shared:  # the export and its greedy decoder carry one tokenizer.json
+        raise UserError(f"{ckpt}: a model with separate source/target vocabularies (tokenizer.shared: false) cannot be exported to ONNX yet")
     if family != "transformer":
         raise UserError(f"{ckpt}: text model {family!r} cannot be exported to ONNX yet (only the Transformer has "
                         "encoder and decoder-step graphs)")

@@ -104,7 +104,7 @@ def text_attention(ckpt: Path, out: Path) -> tuple[Path, dict]:
     with torch.inference_mode():
         _, attn = model(src, tgt_in, return_attention=True)
     maps, titles = attention_maps(attn)
-    path = attention_heatmap(maps, tok.pieces(src_ids), tok.pieces(outputs), out, titles=titles)
+    path = attention_heatmap(maps, summ.source_tokenizer.pieces(src_ids), tok.pieces(outputs), out, titles=titles)
     return path, {"document": pair.source[:200], "summary": tok.decode(summary), "reference": pair.target}
 
 

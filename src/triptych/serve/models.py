@@ -110,7 +110,7 @@ class TextModel:
 
         s, tok = self.summarizer, self.summarizer.tokenizer
         limit = s.cfg.data.max_source_len
-        encoded = tok.encode_batch(documents)
+        encoded = s.source_tokenizer.encode_batch(documents)  # the source's vocabulary (the target's unless separate)
         ids = [x[:limit] or [tok.unk_id] for x in encoded]
         src = pad(ids, tok.pad_id).to(s.device)  # (B, S)
         common = dict(bos=tok.bos_id, eos=tok.eos_id, max_len=o.max_len, min_len=o.min_len,
@@ -162,7 +162,7 @@ class TextModel:
         out = []
         for b, (source, generated) in enumerate(zip(ids, tokens)):
             w = weights[b, : len(generated), : len(source)]
-            out.append({"source": tok.pieces(source), "summary": tok.pieces(generated),
+            out.append({"source": self.summarizer.source_tokenizer.pieces(source), "summary": tok.pieces(generated),
                         "weights": [[round(float(v), 4) for v in row] for row in w]})
         return out
 

@@ -129,7 +129,7 @@ def attention_maps(summarizer, text: str, decode, *, layer: str = "all", head: s
     target = readable_pieces(tok, tokens + ([tok.eos_id] if ended else []))
     return {
         "summary": tok.decode(tokens), "panels": panels, "titles": titles,
-        "source_tokens": readable_pieces(tok, src_ids), "target_tokens": target,
+        "source_tokens": readable_pieces(summarizer.source_tokenizer, src_ids), "target_tokens": target,
         "layers": len(cross), "heads": heads,
     }
 

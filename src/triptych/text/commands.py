@@ -123,7 +123,7 @@ def register(sub) -> None:
     tt.add_argument("--json", action="store_true")
     tt.set_defaults(func=cmd_tokenizer_train)
     ts = tverbs.add_parser("stats", help="<unk> rate and tokens per text of a tokenizer on a data file")
-    ts.add_argument("--tokenizer", required=True, nargs="+", help="tokenizer.json files (or checkpoint/run directories)")
+    ts.add_argument("--tokenizer", required=True, nargs="+", help="tokenizer.json files (or checkpoint/run directories; with separate vocabularies documents are measured with the source one)")
     ts.add_argument("--data", required=True, help="JSONL (or .source with its .target), gzip accepted")
     ts.add_argument("--json", action="store_true")
     ts.set_defaults(func=cmd_tokenizer_stats)
@@ -325,15 +325,15 @@ def cmd_tokenizer_train(args) -> int:
 
 def cmd_tokenizer_stats(args) -> int:
     from triptych.text.data import drop_empty, read_pairs
-    from triptych.text.tokenizer import Tokenizer, describe, unk_stats
+    from triptych.text.tokenizer import describe, tokenizers_of, unk_stats
 
     pairs = drop_empty(read_pairs(args.data, split="data"), args.data)
     results = []
     for path in args.tokenizer:
-        tok = Tokenizer.load(path)
+        tok, src = tokenizers_of(path)  # a run with separate vocabularies: documents measured with the source's
         results.append({
-            "tokenizer": str(path), **describe(tok),
-            "documents": unk_stats(tok, [p.source for p in pairs]),
+            "tokenizer": str(path), **describe(tok), **({"source": describe(src)} if src is not tok else {}),
+            "documents": unk_stats(src, [p.source for p in pairs]),
             "summaries": unk_stats(tok, [p.target for p in pairs]),
         })
     if args.json:
@@ -341,7 +341,7 @@ def cmd_tokenizer_stats(args) -> int:
 
         emit_json({"data": str(args.data), "pairs": len(pairs), "tokenizers": results})
         return 0
-    rows = [(r["tokenizer"], r["kind"], r["vocab_size"], f"{100 * r['documents']['unk_rate']:.2f}", f"{100 * r['summaries']['unk_rate']:.2f}",
+    rows = [(r["tokenizer"], r["kind"], f"{r['source']['vocab_size']}/{r['vocab_size']}" if "source" in r else r["vocab_size"], f"{100 * r['documents']['unk_rate']:.2f}", f"{100 * r['summaries']['unk_rate']:.2f}",
              f"{100 * r['summaries']['texts_with_unk']:.1f}", f"{r['summaries']['tokens_per_text']:.1f}") for r in results]
     print_table(rows, ("tokenizer", "kind", "vocab", "unk% docs", "unk% summaries", "summaries with unk %", "tokens/summary"))
     print(f"{len(pairs)} pairs of {args.data}")

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from triptych.config import TrainConfig
+from triptych.errors import UserError
 
 DEBIAN = "data/debian-descriptions"
 
@@ -29,9 +30,25 @@ class DataConfig:
 class TokenizerConfig:
     path: str | None = None  # an existing tokenizer.json; otherwise trained on data.train
     kind: str = "bpe"  # bpe (byte-level) | bpe-char (BPE on characters, for Chinese) | word (top vocab_size words, the rest <unk>)
-    vocab_size: int = 8000
+    vocab_size: int = 8000  # the target's (and, when shared, the source's) vocabulary
     lowercase: bool = False
     min_frequency: int = 2
+    # true: one vocabulary trained on both sides (embeddings shared, copy
+    # attention possible). false: the source side gets its own tokenizer
+    # (saved as source-tokenizer.json beside tokenizer.json, the target's)
+    # and the model its own source embedding; for language pairs whose
+    # scripts or words share little.
+    shared: bool = True
+    source_vocab_size: int | None = None  # shared: false only; default: vocab_size
+    source_path: str | None = None  # shared: false only: an existing source tokenizer.json (with `path`)
+
+    def __post_init__(self):
+        if self.shared:
+            for name in ("source_vocab_size", "source_path"):
+                if getattr(self, name) is not None:
+                    raise UserError(f"tokenizer.{name}: only used with tokenizer.shared: false (one vocabulary serves both sides now)")
+        elif bool(self.path) != bool(self.source_path):
+            raise UserError("tokenizer.path and tokenizer.source_path: with tokenizer.shared: false give both files (target and source) or neither")
 
 
 @dataclass

@@ -13,11 +13,11 @@ import torch
 
 from triptych.errors import UserError
 from triptych.text.config import DecodeConfig, TextConfig
-from triptych.text.tokenizer import Tokenizer
+from triptych.text.tokenizer import Tokenizer, load_tokenizers
 
 
 class Summarizer:
-    """A loaded text checkpoint: config, tokenizer and model in eval mode."""
+    """A loaded text checkpoint: config, tokenizer(s) and model in eval mode."""
 
     def __init__(self, checkpoint: str | Path, device: str = "cpu"):
         from triptych.engine.checkpoint import load_weights
@@ -25,8 +25,9 @@ class Summarizer:
 
         self.directory = Path(checkpoint)
         self.meta, self.cfg = self._read(self.directory)
-        self.tokenizer = Tokenizer.load(self.directory / "tokenizer.json")
-        self.model = build_model(self.cfg, self.tokenizer)
+        # The target's tokenizer (decodes), and the source's (encodes): one object unless tokenizer.shared is false.
+        self.tokenizer, self.source_tokenizer = load_tokenizers(self.directory, self.cfg.tokenizer.shared)
+        self.model = build_model(self.cfg, self.tokenizer, self.source_tokenizer)
         try:
             load_weights(self.directory, self.model)
         except UserError as e:
@@ -52,11 +53,11 @@ class Summarizer:
 
     def encode_documents(self, documents: list[str], source: str = "input") -> list[list[int]]:
         limit = self.cfg.data.max_source_len
-        ids = self.tokenizer.encode_batch(documents)
+        ids = self.source_tokenizer.encode_batch(documents)
         long = sum(len(x) > limit for x in ids)
         if long:
             print(f"triptych: {source}: truncated {long} document(s) to the model's {limit} tokens", file=sys.stderr)
-        return [x[:limit] or [self.tokenizer.unk_id] for x in ids]
+        return [x[:limit] or [self.source_tokenizer.unk_id] for x in ids]
 
     def summarize(self, documents: list[str], decode: DecodeConfig | None = None, source: str = "input", **overrides) -> list[str]:
         decode = decode or self.cfg.decode

@@ -70,6 +70,10 @@ def prepare_config(cfg: TextConfig) -> TextConfig:
     if not tokenizer.is_file():
         raise UserError(f"{directory}: checkpoint has no tokenizer.json")
     cfg.tokenizer.path = str(tokenizer)
+    # Separate source/target vocabularies travel as the model section does.
+    cfg.tokenizer.shared = bool((checkpoint.get("tokenizer") or {}).get("shared", True))
+    cfg.tokenizer.source_path = None if cfg.tokenizer.shared else str(directory / "source-tokenizer.json")
+    cfg.tokenizer.source_vocab_size = None
     return cfg
 
 

@@ -16,14 +16,19 @@ import torch
 from triptych.errors import UserError
 from triptych.text.config import TextConfig
 from triptych.text.data import Pair, drop_empty, plan_token_batches, read_pairs
-from triptych.text.tokenizer import KINDS, Tokenizer, looks_cjk, train_tokenizer
+from triptych.text.tokenizer import FILENAME, KINDS, SOURCE_FILENAME, Tokenizer, looks_cjk, train_tokenizer
 
 
 class EncodedPairs:
-    """Token ids of a corpus, truncated to the model's limits (counted)."""
+    """Token ids of a corpus, truncated to the model's limits (counted).
 
-    def __init__(self, pairs: list[Pair], tokenizer: Tokenizer, max_source: int, max_target: int, name: str):
-        sources = tokenizer.encode_batch([p.source for p in pairs])
+    Sources are encoded with `source_tokenizer` (the same tokenizer unless
+    the vocabularies are separate), targets with `tokenizer`."""
+
+    def __init__(self, pairs: list[Pair], tokenizer: Tokenizer, max_source: int, max_target: int, name: str,
+                 source_tokenizer: Tokenizer | None = None):
+        source_tokenizer = source_tokenizer or tokenizer
+        sources = source_tokenizer.encode_batch([p.source for p in pairs])
         targets = tokenizer.encode_batch([p.target for p in pairs])
         long_src = sum(len(s) > max_source for s in sources)
         long_tgt = sum(len(t) + 1 > max_target for t in targets)
@@ -33,7 +38,7 @@ class EncodedPairs:
                 f"and {long_tgt} summar(ies) to {max_target} tokens",
                 file=sys.stderr,
             )
-        self.sources = [s[:max_source] or [tokenizer.unk_id] for s in sources]
+        self.sources = [s[:max_source] or [source_tokenizer.unk_id] for s in sources]
         self.targets = [t[: max_target - 1] for t in targets]
         self.texts = pairs
 
@@ -49,42 +54,70 @@ def pad(rows: list[list[int]], pad_id: int) -> torch.Tensor:
     return out
 
 
-def build_tokenizer(cfg: TextConfig, run_dir: Path | None, train_pairs: list[Pair]) -> Tokenizer:
-    """The run's tokenizer: the configured file, the run's own, the one of the
-    `init_from` checkpoint, or a new one of `tokenizer.kind` trained on the
-    training pairs."""
-    if cfg.tokenizer.kind not in KINDS:
-        raise UserError(f"tokenizer.kind: {cfg.tokenizer.kind!r} is not one of {', '.join(KINDS)}")
-    if cfg.tokenizer.path:
-        return Tokenizer.load(cfg.tokenizer.path)
-    if run_dir is not None and (run_dir / "tokenizer.json").is_file():
-        return Tokenizer.load(run_dir / "tokenizer.json")
+def check_vocabularies(cfg: TextConfig) -> None:
+    """Copy attention scatters source token ids onto the target distribution,
+    so it needs one vocabulary for both sides: refused before any work."""
+    if not cfg.tokenizer.shared and cfg.model.get("copy"):
+        raise UserError(
+            "model.copy: copy attention needs one vocabulary for source and target, but tokenizer.shared is false; "
+            "set model.copy=false or tokenizer.shared=true"
+        )
+
+
+def build_tokenizers(cfg: TextConfig, run_dir: Path | None, train_pairs: list[Pair]) -> tuple[Tokenizer, Tokenizer]:
+    """The run's (target, source) tokenizers, one object twice when shared:
+    the configured files, the run's own, the ones of the `init_from`
+    checkpoint, or new ones of `tokenizer.kind` trained on the training pairs
+    (both sides together, or each side on its own texts)."""
+    from triptych.text.tokenizer import check_pair, load_tokenizers
+
+    t = cfg.tokenizer
+    if t.kind not in KINDS:
+        raise UserError(f"tokenizer.kind: {t.kind!r} is not one of {', '.join(KINDS)}")
+    if t.path:
+        target = Tokenizer.load(t.path)
+        if t.shared:
+            return target, target
+        source = Tokenizer.load(t.source_path)
+        check_pair(source, target, t.source_path)
+        return target, source
+    if run_dir is not None and (run_dir / FILENAME).is_file():  # --resume
+        return load_tokenizers(run_dir, t.shared)
     if cfg.init_from:  # fine-tuning: the weights only mean something with the ids they were trained on
         from triptych.files import require_file
 
-        tokenizer = Tokenizer.load(require_file(Path(cfg.init_from) / "tokenizer.json", "init_from tokenizer"))
-        if run_dir is not None:
-            tokenizer.save(run_dir / "tokenizer.json")
-        return tokenizer
-    texts = (t for p in train_pairs for t in (p.source, p.target))
-    tokenizer = train_tokenizer(
-        texts,
-        kind=cfg.tokenizer.kind,
-        vocab_size=cfg.tokenizer.vocab_size,
-        lowercase=cfg.tokenizer.lowercase,
-        min_frequency=cfg.tokenizer.min_frequency,
-    )
+        require_file(Path(cfg.init_from) / FILENAME, "init_from tokenizer")
+        pair = load_tokenizers(cfg.init_from, t.shared)
+    else:
+        train = lambda texts, size: train_tokenizer(  # noqa: E731
+            texts, kind=t.kind, vocab_size=size, lowercase=t.lowercase, min_frequency=t.min_frequency)
+        if t.shared:
+            target = train((x for p in train_pairs for x in (p.source, p.target)), t.vocab_size)
+            pair = (target, target)
+        else:
+            target = train((p.target for p in train_pairs), t.vocab_size)
+            pair = (target, train((p.source for p in train_pairs), t.source_vocab_size or t.vocab_size))
     if run_dir is not None:
-        tokenizer.save(run_dir / "tokenizer.json")
-    return tokenizer
+        save_tokenizers(run_dir, *pair)
+    return pair
 
 
-def build_model(cfg: TextConfig, tokenizer: Tokenizer):
+def save_tokenizers(directory: Path, target: Tokenizer, source: Tokenizer) -> None:
+    target.save(Path(directory) / FILENAME)
+    if source is not target:
+        source.save(Path(directory) / SOURCE_FILENAME)
+
+
+def build_model(cfg: TextConfig, tokenizer: Tokenizer, source_tokenizer: Tokenizer | None = None):
+    """The configured family over the target vocabulary; with separate
+    vocabularies (`source_tokenizer` given) a source embedding of its own."""
     from triptych.text.models import build_model as build
 
+    check_vocabularies(cfg)
     spec = dict(cfg.model)
     name = spec.pop("name", "transformer")
-    return build(name, spec, tokenizer.vocab_size, tokenizer.pad_id)
+    source_vocab = None if source_tokenizer is None or cfg.tokenizer.shared else source_tokenizer.vocab_size
+    return build(name, spec, tokenizer.vocab_size, tokenizer.pad_id, source_vocab_size=source_vocab)
 
 
 def check_init_from(cfg: TextConfig) -> None:
@@ -100,6 +133,13 @@ def check_init_from(cfg: TextConfig) -> None:
             f"init_from: {cfg.init_from} holds a {have!r} model but model.name is {want!r}; "
             "a checkpoint can only start a run of its own architecture"
         )
+    shared = bool(((theirs or {}).get("tokenizer") or {}).get("shared", True))  # older checkpoints: shared
+    if shared != cfg.tokenizer.shared:
+        held = "one shared vocabulary" if shared else "separate source and target vocabularies"
+        raise UserError(
+            f"init_from: {cfg.init_from} holds {held} but tokenizer.shared is {str(cfg.tokenizer.shared).lower()}; "
+            f"set tokenizer.shared={str(shared).lower()}"
+        )
 
 
 class TextTask:
@@ -108,6 +148,7 @@ class TextTask:
 
     def __init__(self, cfg: TextConfig, run_dir: Path | None = None, *, is_main: bool = True):
         self.cfg = cfg
+        check_vocabularies(cfg)
         if cfg.init_from:  # before the corpus is read and a tokenizer trained
             check_init_from(cfg)
         data = cfg.data
@@ -116,11 +157,12 @@ class TextTask:
         if data.limit_train:
             train_pairs = train_pairs[: data.limit_train]
         valid_pairs = drop_empty(read_pairs(data.valid, split="valid", **fields), data.valid)
-        self.tokenizer = build_tokenizer(cfg, run_dir if is_main else None, train_pairs)
-        encode = lambda pairs, name: EncodedPairs(pairs, self.tokenizer, data.max_source_len, data.max_target_len, name)  # noqa: E731
+        # The target's tokenizer, and the source's (the same object unless tokenizer.shared is false).
+        self.tokenizer, self.source_tokenizer = build_tokenizers(cfg, run_dir if is_main else None, train_pairs)
+        encode = lambda pairs, name: EncodedPairs(pairs, self.tokenizer, data.max_source_len, data.max_target_len, name, self.source_tokenizer)  # noqa: E731
         self.train = encode(train_pairs, data.train)
         self.valid = encode(valid_pairs, data.valid)
-        self.model = build_model(cfg, self.tokenizer)
+        self.model = build_model(cfg, self.tokenizer, self.source_tokenizer)
 
     # --- the engine's Task protocol -------------------------------------
     def batch_plan(self, epoch: int) -> list[list[int]]:
@@ -172,4 +214,4 @@ class TextTask:
         return metrics
 
     def save_artifacts(self, directory: Path) -> None:
-        self.tokenizer.save(Path(directory) / "tokenizer.json")
+        save_tokenizers(directory, self.tokenizer, self.source_tokenizer)

@@ -21,6 +21,13 @@ emit half a character; over characters every token is whole text, and only
 a character never seen in training becomes `<unk>`. All kinds are the same
 `Tokenizer` class over a Hugging Face model, saved as one `tokenizer.json`
 file that travels inside every text checkpoint.
+
+By default one vocabulary serves both sides (`tokenizer.shared: true`): the
+models share their source and target embeddings and copy attention can
+point at source tokens. With `tokenizer.shared: false` the source side has a
+tokenizer of its own, `source-tokenizer.json` beside `tokenizer.json` (which
+stays the target's, so every older checkpoint reads as before);
+`load_tokenizers` reads either layout.
 """
 
 from __future__ import annotations
@@ -36,7 +43,8 @@ from triptych.files import atomic_path
 
 PAD, UNK, BOS, EOS = "<pad>", "<unk>", "<s>", "</s>"
 SPECIAL_TOKENS = [PAD, UNK, BOS, EOS]
-FILENAME = "tokenizer.json"
+FILENAME = "tokenizer.json"  # the target side's (both sides' when shared)
+SOURCE_FILENAME = "source-tokenizer.json"  # the source side's, with tokenizer.shared: false
 KINDS = ("bpe", "bpe-char", "word")
 
 
@@ -110,6 +118,40 @@ class Tokenizer:
             return cls(HFTokenizer.from_file(str(path)))
         except Exception as e:  # the Rust side raises a generic Exception
             raise UserError(f"{path}: not a valid tokenizer file ({str(e).splitlines()[0][:120]})") from None
+
+
+def check_pair(source: Tokenizer, target: Tokenizer, where: str | os.PathLike) -> None:
+    """Separate source and target vocabularies must agree on the special ids:
+    the source is padded with the target's pad id, and a model has one."""
+    src = (source.pad_id, source.unk_id, source.bos_id, source.eos_id)
+    tgt = (target.pad_id, target.unk_id, target.bos_id, target.eos_id)
+    if src != tgt:
+        raise UserError(f"{where}: the source tokenizer's special ids {src} differ from the target's {tgt} (pad, unk, bos, eos)")
+    if source.kind != target.kind:
+        raise UserError(f"{where}: the source tokenizer is {source.kind!r} but the target's is {target.kind!r}; both sides use one kind")
+
+
+def load_tokenizers(directory: str | os.PathLike, shared: bool = True) -> tuple[Tokenizer, Tokenizer]:
+    """The (target, source) tokenizers of a run or checkpoint directory; one
+    object twice when `shared` (what every checkpoint from before separate
+    vocabularies is)."""
+    directory = Path(directory)
+    target = Tokenizer.load(directory)  # a directory's tokenizer.json, or the file itself
+    if shared:
+        return target, target
+    path = directory / SOURCE_FILENAME
+    if not path.is_file():
+        raise UserError(f"{path}: no source tokenizer, yet its config.yaml says tokenizer.shared: false")
+    source = Tokenizer.load(path)
+    check_pair(source, target, path)
+    return target, source
+
+
+def tokenizers_of(path: str | os.PathLike) -> tuple[Tokenizer, Tokenizer]:
+    """(target, source) of a tokenizer.json file (one object twice) or of a run
+    or checkpoint directory (its source-tokenizer.json, when it has one)."""
+    path = Path(path)
+    return load_tokenizers(path, shared=not (path.is_dir() and (path / SOURCE_FILENAME).is_file()))
 
 
 def train_bpe(
