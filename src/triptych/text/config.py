@@ -93,3 +93,12 @@ class TextConfig:
     decode: DecodeConfig = field(default_factory=DecodeConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
     rl: RLConfig = field(default_factory=RLConfig)
+
+    def __post_init__(self):
+        # Copy attention scatters source token ids onto the target distribution:
+        # it needs one vocabulary for both sides. Refused before any work is done.
+        if not self.tokenizer.shared and self.model.get("copy"):
+            raise UserError(
+                "model.copy: copy attention needs one vocabulary for source and target, but tokenizer.shared is false; "
+                "set model.copy=false or tokenizer.shared=true"
+            )

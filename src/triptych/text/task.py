@@ -54,16 +54,6 @@ def pad(rows: list[list[int]], pad_id: int) -> torch.Tensor:
     return out
 
 
-def check_vocabularies(cfg: TextConfig) -> None:
-    """Copy attention scatters source token ids onto the target distribution,
-    so it needs one vocabulary for both sides: refused before any work."""
-    if not cfg.tokenizer.shared and cfg.model.get("copy"):
-        raise UserError(
-            "model.copy: copy attention needs one vocabulary for source and target, but tokenizer.shared is false; "
-            "set model.copy=false or tokenizer.shared=true"
-        )
-
-
 def build_tokenizers(cfg: TextConfig, run_dir: Path | None, train_pairs: list[Pair]) -> tuple[Tokenizer, Tokenizer]:
     """The run's (target, source) tokenizers, one object twice when shared:
     the configured files, the run's own, the ones of the `init_from`
@@ -113,7 +103,6 @@ def build_model(cfg: TextConfig, tokenizer: Tokenizer, source_tokenizer: Tokeniz
     vocabularies (`source_tokenizer` given) a source embedding of its own."""
     from triptych.text.models import build_model as build
 
-    check_vocabularies(cfg)
     spec = dict(cfg.model)
     name = spec.pop("name", "transformer")
     source_vocab = None if source_tokenizer is None or cfg.tokenizer.shared else source_tokenizer.vocab_size
@@ -148,7 +137,6 @@ class TextTask:
 
     def __init__(self, cfg: TextConfig, run_dir: Path | None = None, *, is_main: bool = True):
         self.cfg = cfg
-        check_vocabularies(cfg)
         if cfg.init_from:  # before the corpus is read and a tokenizer trained
             check_init_from(cfg)
         data = cfg.data
