@@ -43,6 +43,17 @@ def emit_json(obj) -> None:
     sys.stdout.flush()
 
 
+def add_train_arguments(p, domain: str, override_example: str) -> None:
+    """The options every `<domain> train CONFIG` verb takes, so the domains read alike."""
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help=f"override a config key, e.g. {override_example}")
+    p.add_argument("--out", help=f"run directory (default runs/{domain}/<recipe name>)")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out from its latest checkpoint")
+    p.add_argument("--seed", type=int, help="overrides the recipe's seed")
+    p.add_argument("--device", default="cpu", help="cpu (default) or cuda")
+    p.add_argument("--json", action="store_true", help="print the run summary as one JSON object")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="triptych",

@@ -8,6 +8,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from triptych.cli import add_train_arguments
 from triptych.errors import UserError
 
 
@@ -18,13 +19,7 @@ def register(sub) -> None:
 
     p = verbs.add_parser("train", help="train a captioner from a YAML recipe")
     p.add_argument("config", help="recipe, e.g. configs/caption/digit-scenes.yaml")
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a config key, e.g. model.backbone_checkpoint=runs/vision/x/best")
-    p.add_argument("--out", help="run directory (default runs/caption/<recipe name>)")
-    p.add_argument("--resume", action="store_true", help="continue the run in --out from its latest checkpoint")
-    p.add_argument("--seed", type=int, help="overrides the recipe's seed")
-    p.add_argument("--device", default="cpu", help="cpu (default) or cuda")
-    p.add_argument("--json", action="store_true", help="print the run summary as one JSON object")
+    add_train_arguments(p, "caption", "model.backbone_checkpoint=runs/vision/x/best")
     p.set_defaults(func=cmd_train)
 
     p = verbs.add_parser("eval", help="BLEU-4 and ROUGE-L of a checkpoint's captions (all references)")

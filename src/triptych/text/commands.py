@@ -10,6 +10,7 @@ import os
 import sys
 from pathlib import Path
 
+from triptych.cli import add_train_arguments
 from triptych.errors import UserError
 
 
@@ -22,7 +23,7 @@ def register(sub) -> None:
 
     p = verbs.add_parser("train", help="train a summarizer from a YAML recipe")
     p.add_argument("config", help="recipe, e.g. configs/text/transformer-debian.yaml")
-    add_train_options(p)
+    add_train_arguments(p, "text", "train.lr=3e-4")
     p.set_defaults(func=cmd_train)
 
     p = verbs.add_parser("eval", help="ROUGE of a checkpoint's summaries on a test file")
@@ -127,15 +128,6 @@ def register(sub) -> None:
     ts.add_argument("--data", required=True, help="JSONL (or .source with its .target), gzip accepted")
     ts.add_argument("--json", action="store_true")
     ts.set_defaults(func=cmd_tokenizer_stats)
-
-
-def add_train_options(p) -> None:
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help="override a config key, e.g. train.lr=3e-4")
-    p.add_argument("--out", help="run directory (default runs/text/<recipe name>)")
-    p.add_argument("--resume", action="store_true", help="continue the run in --out from its latest checkpoint")
-    p.add_argument("--seed", type=int, help="overrides the recipe's seed")
-    p.add_argument("--device", default="cpu", help="cpu (default) or cuda")
-    p.add_argument("--json", action="store_true", help="print the run summary as one JSON object")
 
 
 def add_decode_options(p, rerank: bool = True) -> None:

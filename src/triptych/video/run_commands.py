@@ -7,19 +7,14 @@ from __future__ import annotations
 
 import sys
 
+from triptych.cli import add_train_arguments
 from triptych.errors import UserError
 
 
 def register(verbs) -> None:
     p = verbs.add_parser("train", help="train a video classifier from a YAML recipe")
     p.add_argument("config", help="recipe, e.g. configs/video/gated-netvlad-synth.yaml")
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a config key, e.g. train.lr=1e-3 or model.clusters=32")
-    p.add_argument("--out", help="run directory (default runs/video/<recipe name>)")
-    p.add_argument("--resume", action="store_true", help="continue the run in --out from its latest checkpoint")
-    p.add_argument("--seed", type=int, help="overrides the recipe's seed")
-    p.add_argument("--device", default="cpu", help="cpu (default) or cuda")
-    p.add_argument("--json", action="store_true", help="print the run summary as one JSON object")
+    add_train_arguments(p, "video", "train.lr=1e-3 or model.clusters=32")
     p.set_defaults(func=cmd_train)
 
     for verb, helptext in (("eval", "GAP@20, Hit@1, PERR, mAP of checkpoints on labelled TFRecords"),

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import sys
 
+from triptych.cli import add_train_arguments
 from triptych.errors import UserError
 
 
@@ -17,13 +18,7 @@ def register(sub) -> None:
 
     p = verbs.add_parser("train", help="train a classifier from a YAML recipe")
     p.add_argument("config", help="recipe, e.g. configs/vision/lenet5-digits.yaml")
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a config key, e.g. train.lr=3e-4 or model.small_input=true")
-    p.add_argument("--out", help="run directory (default runs/vision/<recipe name>)")
-    p.add_argument("--resume", action="store_true", help="continue the run in --out from its latest checkpoint")
-    p.add_argument("--seed", type=int, help="overrides the recipe's seed")
-    p.add_argument("--device", default="cpu", help="cpu (default) or cuda")
-    p.add_argument("--json", action="store_true", help="print the run summary as one JSON object")
+    add_train_arguments(p, "vision", "train.lr=3e-4 or model.small_input=true")
     p.set_defaults(func=cmd_train)
 
     p = verbs.add_parser("eval", help="accuracy and confusion matrix of a checkpoint")
