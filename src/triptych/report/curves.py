@@ -14,7 +14,7 @@ import math
 import os
 from pathlib import Path
 
-from triptych.report.plots import _check_path, _pyplot
+from triptych.report.plots import _check_path, _pyplot, _save
 
 # Bookkeeping fields of a record, not curves.
 _NOT_CURVES = {"step", "kind", "elapsed", "best", "epoch", "rss_mb", "grad_norm"}
@@ -79,10 +79,7 @@ def learning_curves(records: list[dict], path: str | os.PathLike, *, title: str 
         if title:
             fig.suptitle(title)
         fig.tight_layout()
-        from triptych.files import atomic_path
-
-        with atomic_path(p) as tmp:
-            fig.savefig(tmp, format=p.suffix.lstrip(".").lower().replace("jpg", "jpeg"), dpi=110)
+        _save(fig, p, dpi=110)
     finally:
         plt.close(fig)
     return p

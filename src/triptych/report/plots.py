@@ -27,6 +27,14 @@ def _pyplot():
     return plt
 
 
+def _save(fig, path: Path, dpi: int) -> None:
+    """Write `fig` atomically, in the format its file name asks for."""
+    from triptych.files import atomic_path
+
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format=path.suffix.lstrip(".").lower().replace("jpg", "jpeg"), dpi=dpi)
+
+
 def _check_path(path: str | os.PathLike) -> Path:
     p = Path(path)
     if p.suffix.lower() not in _FORMATS:
@@ -79,10 +87,7 @@ def confusion_matrix(
         accuracy = np.trace(cm) / total if total else 0.0
         ax.set_title(f"{title + ' — ' if title else ''}accuracy {100 * accuracy:.2f}% of {int(total)}")
         fig.tight_layout()
-        from triptych.files import atomic_path
-
-        with atomic_path(p) as tmp:
-            fig.savefig(tmp, format=p.suffix.lstrip(".").lower().replace("jpg", "jpeg"), dpi=120)
+        _save(fig, p, dpi=120)
     finally:
         plt.close(fig)
     return p
@@ -131,10 +136,7 @@ def class_ap_bars(
         ax.set_title(heading, fontsize=10)
         ax.grid(axis="x", alpha=0.3)
         fig.tight_layout()
-        from triptych.files import atomic_path
-
-        with atomic_path(p) as tmp:
-            fig.savefig(tmp, format=p.suffix.lstrip(".").lower().replace("jpg", "jpeg"), dpi=110)
+        _save(fig, p, dpi=110)
     finally:
         plt.close(fig)
     return p
@@ -227,10 +229,7 @@ def attention_heatmap(
             for ax in axes[:, 0]:
                 ax.set_ylabel("generated")
             fig.tight_layout()
-            from triptych.files import atomic_path
-
-            with atomic_path(p) as tmp:
-                fig.savefig(tmp, format=p.suffix.lstrip(".").lower().replace("jpg", "jpeg"), dpi=110)
+            _save(fig, p, dpi=110)
         finally:
             plt.close(fig)
     return p
@@ -281,10 +280,7 @@ def image_attention_grid(
                         markersize=2.5)
                 ax.set_title(word, fontsize=7)
         fig.tight_layout(pad=0.3)
-        from triptych.files import atomic_path
-
-        with atomic_path(p) as tmp:
-            fig.savefig(tmp, format=p.suffix.lstrip(".").lower().replace("jpg", "jpeg"), dpi=110)
+        _save(fig, p, dpi=110)
     finally:
         plt.close(fig)
     return p
