@@ -118,7 +118,9 @@ def _generate(model, src, choose, *, bos, eos, max_len, min_len, no_repeat_ngram
     """The one-candidate-a-sentence loop shared by `greedy` and `sample`.
 
     `choose(log_p (N,V)) -> tokens (N,)` picks each row's next token from
-    the constrained log-probabilities. Returns each sentence's tokens and
+    the constrained log-probabilities; None takes the argmax, which the
+    check for rows with nothing left has already found (one pass over the
+    (N,V) scores a step, not two). Returns each sentence's tokens and
     whether it ended with eos (False: it reached `max_len`, or nothing
     allowed was left).
     """
@@ -134,10 +136,12 @@ def _generate(model, src, choose, *, bos, eos, max_len, min_len, no_repeat_ngram
         for t in range(max_len):
             log_p = stepper.step(last)  # (N, V)
             _constrain(log_p, hist, t, never, eos, min_len, no_repeat_ngram)
-            dead = log_p.max(-1).values == NEG_INF  # (N,) nothing allowed is left: stop there
-            if dead.any():
-                log_p[dead, eos] = 0.0  # something to choose; the row ends without eos below
-            tok = choose(log_p)  # (N,)
+            best, tok = log_p.max(-1)  # (N,), (N,): the argmax, first of equals
+            dead = best == NEG_INF  # nothing allowed is left: the row stops there
+            if choose is not None:
+                if dead.any():
+                    log_p[dead, eos] = 0.0  # something to choose; the row ends without eos below
+                tok = choose(log_p)  # (N,)
             is_eos = tok == eos
             ended = is_eos | dead
             for r, k, e, d in zip(rows, tok.tolist(), is_eos.tolist(), dead.tolist()):
@@ -172,8 +176,7 @@ def greedy(
     use_cache: bool = True,
 ) -> list[list[int]]:
     """src (B,S) -> for each sentence, the argmax continuation's tokens."""
-    choose = lambda log_p: log_p.argmax(-1)  # noqa: E731
-    return _generate(model, src, choose, bos=bos, eos=eos, max_len=max_len, min_len=min_len,
+    return _generate(model, src, None, bos=bos, eos=eos, max_len=max_len, min_len=min_len,
                      no_repeat_ngram=no_repeat_ngram, use_cache=use_cache)[0]
 
 

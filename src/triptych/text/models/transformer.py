@@ -92,8 +92,9 @@ class Packing:
 
     Projections, feed-forward blocks and layer norms are most of an encoder's
     work and look at one token at a time, so the encoder runs them on the N
-    real tokens alone, packed as (N,C); only attention needs the (B,S) grid,
-    and gets it back for its own step. With real documents batched as they
+    real tokens alone, packed as (N,C); attention runs row by row on each
+    row's real tokens (or, if pads sit between real tokens, on the (B,S)
+    grid it gets back for its own step). With real documents batched as they
     come (a third real tokens, two thirds padding) this is most of the
     encoder's cost saved; with length-bucketed batches it is not used.
     """
@@ -101,6 +102,13 @@ class Packing:
     def __init__(self, keep: torch.Tensor):  # (B, S) bool
         self.B, self.S = keep.shape
         self.index = keep.flatten().nonzero().squeeze(1)  # (N,) flat positions of the real tokens
+        # Right padding (the usual case) puts each row's real tokens first, so the
+        # packed tokens are the rows one after another and attention can run row
+        # by row over exactly the real tokens: no work on the (B,S) grid's pads at
+        # all. `lengths` is None when some pad sits before a real token.
+        lengths = keep.sum(1)  # (B,)
+        prefix = torch.equal(keep, torch.arange(self.S, device=keep.device) < lengths[:, None])
+        self.lengths = lengths.tolist() if prefix else None
 
     def pack(self, x):  # (B, S, *) -> (N, *)
         return x.flatten(0, 1).index_select(0, self.index)
@@ -124,6 +132,9 @@ class SelfAttention(nn.Module):
         `cache` = (k, v) of the earlier steps (or () at step 0), this step's
         keys/values are appended and returned for the next step."""
         qkv = self.qkv(x)  # (B, T, 3C)
+        if packing is not None and packing.lengths is not None and not need_weights:
+            rows = [self._attend_row(part) for part in qkv.split(packing.lengths)]  # each (L, C)
+            return self.out(torch.cat(rows)), cache, None  # (N, C)
         if packing is not None:
             qkv = packing.unpack(qkv)  # (N, 3C) -> (B, T, 3C)
         B, T, C = qkv.shape[0], qkv.shape[1], qkv.shape[2] // 3
@@ -137,6 +148,14 @@ class SelfAttention(nn.Module):
         if packing is not None:
             y = packing.pack(y)
         return self.out(y), cache, w
+
+    def _attend_row(self, qkv):
+        """One packed row's real tokens (L, 3C) -> their attention output (L, C),
+        unmasked: the row's keys are exactly its real tokens."""
+        L, C = qkv.size(0), qkv.size(1) // 3
+        q, k, v = qkv.view(1, L, 3, self.heads, C // self.heads).permute(2, 0, 3, 1, 4)  # 3 x (1,H,L,D)
+        y = F.scaled_dot_product_attention(q, k, v, dropout_p=self.dropout if self.training else 0.0)
+        return y.transpose(1, 2).reshape(L, C)
 
 
 class CrossAttention(nn.Module):
@@ -153,9 +172,15 @@ class CrossAttention(nn.Module):
         self.kv = nn.Linear(cfg.d_model, 2 * cfg.d_model)
         self.out = nn.Linear(cfg.d_model, cfg.d_model)
 
-    def keys_values(self, memory):
-        B, S, C = memory.shape
-        k, v = self.kv(memory).view(B, S, 2, self.heads, C // self.heads).permute(2, 0, 3, 1, 4)  # 2 x (B,H,S,D)
+    def keys_values(self, memory, packing=None):
+        """memory (B,S,C), or (N,C) packed real tokens with their `packing`
+        (the projection then skips the pads; their keys/values are zeros,
+        masked out by the bias) -> keys, values (B,H,S,D)."""
+        kv = self.kv(memory)  # (B, S, 2C) or (N, 2C)
+        if packing is not None:
+            kv = packing.unpack(kv)  # (B, S, 2C)
+        B, S, C = kv.shape[0], kv.shape[1], kv.shape[2] // 2
+        k, v = kv.view(B, S, 2, self.heads, C // self.heads).permute(2, 0, 3, 1, 4)  # 2 x (B,H,S,D)
         # Contiguous once here, or every decoding step's matmul would copy them.
         return k.contiguous(), v.contiguous()
 
@@ -294,16 +319,15 @@ class Transformer(Seq2Seq):
         for layer in self.encoder:
             x = layer(x, bias, packing)
         memory = self.enc_norm(x)  # (B, S, C) or (N, C)
+        # Computed once per source, and on the real tokens alone when packed.
+        cross = [layer.cross.keys_values(memory, packing) for layer in self.decoder]
+        copy_k = self.copy_k(memory) if self.cfg.copy else None  # (B, S, C) or (N, C)
         if packing is not None:
             memory = packing.unpack(memory)  # (B, S, C), zeros at the pads
-        enc = {
-            "memory": memory,
-            "bias": bias,
-            "src": src,
-            "cross": [layer.cross.keys_values(memory) for layer in self.decoder],  # computed once per source
-        }
-        if self.cfg.copy:
-            enc["copy_k"] = self.copy_k(memory)  # (B, S, C)
+            copy_k = None if copy_k is None else packing.unpack(copy_k)
+        enc = {"memory": memory, "bias": bias, "src": src, "cross": cross}
+        if copy_k is not None:
+            enc["copy_k"] = copy_k  # (B, S, C)
         return enc
 
     # ---------------------------------------------------------------- decoder
