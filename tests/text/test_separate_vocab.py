@@ -159,6 +159,21 @@ def test_a_checkpoint_missing_its_source_tokenizer_is_one_clear_line(run, run_cl
     assert status == 2 and out == "" and "source-tokenizer.json" in err and err.count("\n") == 1
 
 
+def test_attention_map_and_serving_show_source_pieces(run, run_cli, tmp_path):
+    from triptych.serve.models import DecodeOptions, TextModel
+
+    text = "battery monitor plugin"
+    served = TextModel(run / "best")
+    source = served.summarizer.source_tokenizer
+    pieces = source.pieces(source.encode(text))
+    options = DecodeOptions(beam=1, max_len=5, min_len=1, length_penalty=1.0, no_repeat_ngram=0, attention=True)
+    [result] = served.summarize([text], options)
+    assert result["attention"]["source"] == pieces and len(result["attention"]["weights"][0]) == len(pieces)
+    status, stdout, err = run_cli("text", "attention", "--checkpoint", run / "best", "--text", text, "-o", tmp_path / "map.png", "--json")
+    assert status == 0, err
+    assert "".join(json.loads(stdout)["source_tokens"]).replace(" ", "") == text.replace(" ", "")
+
+
 def test_onnx_export_refuses_separate_vocabularies(run, run_cli, tmp_path):
     pytest.importorskip("onnx")
     from triptych.errors import UserError
