@@ -46,6 +46,7 @@ from triptych.text.config import TextConfig
 from triptych.text.decoding import greedy, sample
 from triptych.text.reward import RougeReward, parse_reward
 from triptych.text.task import TextTask, pad
+from triptych.text.tokenizer import SOURCE_FILENAME
 
 
 def prepare_config(cfg: TextConfig) -> TextConfig:
@@ -72,7 +73,7 @@ def prepare_config(cfg: TextConfig) -> TextConfig:
     cfg.tokenizer.path = str(tokenizer)
     # Separate source/target vocabularies travel as the model section does.
     cfg.tokenizer.shared = bool((checkpoint.get("tokenizer") or {}).get("shared", True))
-    cfg.tokenizer.source_path = None if cfg.tokenizer.shared else str(directory / "source-tokenizer.json")
+    cfg.tokenizer.source_path = None if cfg.tokenizer.shared else str(directory / SOURCE_FILENAME)
     cfg.tokenizer.source_vocab_size = None
     return cfg
 

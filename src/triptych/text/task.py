@@ -16,7 +16,7 @@ import torch
 from triptych.errors import UserError
 from triptych.text.config import TextConfig
 from triptych.text.data import Pair, drop_empty, plan_token_batches, read_pairs
-from triptych.text.tokenizer import FILENAME, KINDS, SOURCE_FILENAME, Tokenizer, looks_cjk, train_tokenizer
+from triptych.text.tokenizer import FILENAME, KINDS, SOURCE_FILENAME, Tokenizer, check_pair, load_tokenizers, looks_cjk, train_tokenizer
 
 
 class EncodedPairs:
@@ -59,8 +59,6 @@ def build_tokenizers(cfg: TextConfig, run_dir: Path | None, train_pairs: list[Pa
     the configured files, the run's own, the ones of the `init_from`
     checkpoint, or new ones of `tokenizer.kind` trained on the training pairs
     (both sides together, or each side on its own texts)."""
-    from triptych.text.tokenizer import check_pair, load_tokenizers
-
     t = cfg.tokenizer
     if t.kind not in KINDS:
         raise UserError(f"tokenizer.kind: {t.kind!r} is not one of {', '.join(KINDS)}")
@@ -100,12 +98,13 @@ def save_tokenizers(directory: Path, target: Tokenizer, source: Tokenizer) -> No
 
 def build_model(cfg: TextConfig, tokenizer: Tokenizer, source_tokenizer: Tokenizer | None = None):
     """The configured family over the target vocabulary; with separate
-    vocabularies (`source_tokenizer` given) a source embedding of its own."""
+    vocabularies (tokenizer.shared: false) a source embedding of
+    `source_tokenizer`'s size."""
     from triptych.text.models import build_model as build
 
     spec = dict(cfg.model)
     name = spec.pop("name", "transformer")
-    source_vocab = None if source_tokenizer is None or cfg.tokenizer.shared else source_tokenizer.vocab_size
+    source_vocab = None if cfg.tokenizer.shared else source_tokenizer.vocab_size
     return build(name, spec, tokenizer.vocab_size, tokenizer.pad_id, source_vocab_size=source_vocab)
 
 
