@@ -1,9 +1,8 @@
 """The Transformer's speed paths give the same numbers as the plain ones.
 
-The packed encoder runs self-attention row by row over each row's real
-tokens and projects the cross-attention keys/values (and copy keys) from the
-real tokens alone; greedy decoding drops rows from the batch as they
-finish. Each is checked
+The packed encoder projects the cross-attention keys/values (and copy keys)
+from the real tokens alone; `loss` runs the decoder on the real target tokens
+alone; greedy decoding drops rows from the batch as they finish. Each is checked
 here against the path it replaces, on batches whose lengths differ widely
 (where the padding, and so the saving, is largest).
 """
@@ -14,8 +13,7 @@ import pytest
 import torch
 
 from triptych.text.decoding import greedy
-from triptych.text.models import build_model
-from triptych.text.models import transformer as tf
+from triptych.text.models import build_model, sequence_loss
 
 PAD, BOS, EOS = 0, 1, 2
 V = 40
@@ -29,9 +27,9 @@ def one_thread():
     torch.set_num_threads(before)
 
 
-def tiny(copy=False, norm="pre"):
+def tiny(copy=False, norm="pre", **kw):
     torch.manual_seed(0)
-    cfg = dict(d_model=32, heads=4, encoder_layers=2, decoder_layers=2, ffn=64, copy=copy, norm=norm)
+    cfg = dict(d_model=32, heads=4, encoder_layers=2, decoder_layers=2, ffn=64, copy=copy, norm=norm, **kw)
     return build_model("transformer", cfg, V, PAD).eval()
 
 
@@ -44,39 +42,23 @@ def ragged(lengths=(2, 23, 5, 1, 14, 30), seed=0):
     return src
 
 
-def grid_packing(monkeypatch):
-    """Make every Packing forget its row lengths: attention then takes the
-    (B,S) grid path with an additive pad mask, the reference here."""
-    init = tf.Packing.__init__
-
-    def without_lengths(self, keep):
-        init(self, keep)
-        self.lengths = None
-
-    monkeypatch.setattr(tf.Packing, "__init__", without_lengths)
-
-
-def test_packing_knows_row_lengths_only_for_right_padding():
-    keep = torch.tensor([[1, 1, 0, 0], [1, 1, 1, 1], [1, 0, 0, 0]], dtype=torch.bool)
-    assert tf.Packing(keep).lengths == [2, 4, 1]
-    holes = torch.tensor([[1, 0, 1, 0], [1, 1, 1, 1]], dtype=torch.bool)
-    assert tf.Packing(holes).lengths is None
-
-
-@pytest.mark.parametrize("copy,norm", [(False, "pre"), (True, "pre"), (True, "post")])
-def test_row_by_row_encoder_equals_the_masked_grid(copy, norm, monkeypatch):
-    m, src = tiny(copy, norm), ragged()
-    with torch.no_grad():
-        fast = m.encode(src)
-        grid_packing(monkeypatch)
-        ref = m.encode(src)
+@pytest.mark.parametrize("copy", [False, True])
+def test_keys_values_from_packed_tokens_equal_those_of_the_padded_memory(copy):
+    """encode() projects the cross-attention keys/values (and copy keys) from
+    the real tokens alone; at real positions they equal the projections of
+    the padded memory, and the pads, masked out, are zeros."""
+    m, src = tiny(copy), ragged()
     keep = src != PAD
-    torch.testing.assert_close(fast["memory"][keep], ref["memory"][keep], atol=1e-5, rtol=1e-5)
-    for (k, v), (k_ref, v_ref) in zip(fast["cross"], ref["cross"]):  # (B, H, S, D): real positions must agree
-        torch.testing.assert_close(k.transpose(1, 2)[keep], k_ref.transpose(1, 2)[keep], atol=1e-5, rtol=1e-5)
-        torch.testing.assert_close(v.transpose(1, 2)[keep], v_ref.transpose(1, 2)[keep], atol=1e-5, rtol=1e-5)
-    if copy:
-        torch.testing.assert_close(fast["copy_k"][keep], ref["copy_k"][keep], atol=1e-5, rtol=1e-5)
+    assert keep.float().mean() < 0.9  # enough padding for the encoder to pack
+    with torch.no_grad():
+        enc = m.encode(src)
+        for layer, (k, v) in zip(m.decoder, enc["cross"]):
+            k_ref, v_ref = layer.cross.keys_values(enc["memory"])  # (B, H, S, D), from the (B, S, C) grid
+            for got, ref in ((k, k_ref), (v, v_ref)):
+                torch.testing.assert_close(got.transpose(1, 2)[keep], ref.transpose(1, 2)[keep], atol=1e-5, rtol=1e-5)
+                assert not got.transpose(1, 2)[~keep].any()
+        if copy:
+            torch.testing.assert_close(enc["copy_k"], m.copy_k(enc["memory"]), atol=1e-5, rtol=1e-5)
 
 
 @pytest.mark.parametrize("copy", [False, True])
@@ -89,26 +71,6 @@ def test_ragged_batch_log_probs_equal_each_row_alone(copy):
         together = m(src, tin)
         for i, n in enumerate((src != PAD).sum(1).tolist()):
             torch.testing.assert_close(together[i], m(src[i : i + 1, :n], tin[i : i + 1])[0], atol=1e-5, rtol=1e-5)
-
-
-def test_row_by_row_training_gradients_equal_the_masked_grid(monkeypatch):
-    m, src = tiny(copy=True), ragged()
-    tin = torch.cat([torch.full((src.size(0), 1), BOS), src[:, :4].clamp_min(3)], 1)
-    tout = torch.cat([src[:, :4].clamp_min(3), torch.full((src.size(0), 1), EOS)], 1)
-
-    def grads():
-        m.zero_grad()
-        loss, _ = m.loss(src, tin, tout, label_smoothing=0.1)
-        loss.backward()
-        return loss.detach(), {n: p.grad.clone() for n, p in m.named_parameters() if p.grad is not None}
-
-    loss, g = grads()
-    grid_packing(monkeypatch)
-    loss_ref, g_ref = grads()
-    torch.testing.assert_close(loss, loss_ref, atol=1e-5, rtol=1e-5)
-    assert g.keys() == g_ref.keys()
-    for name in g:
-        torch.testing.assert_close(g[name], g_ref[name], atol=1e-5, rtol=1e-5, msg=name)
 
 
 class EosAt(torch.nn.Module):
@@ -154,3 +116,29 @@ def test_greedy_dropping_finished_rows_equals_each_sentence_alone(copy):
         assert batch[i] == alone
         assert len(batch[i]) == min(ends[3 + i], 15)
 
+
+
+@pytest.mark.parametrize("copy,norm", [(False, "pre"), (True, "pre"), (False, "post")])
+def test_packed_decoder_loss_and_gradients_equal_forward_on_the_grid(copy, norm):
+    """Targets of very different lengths: `loss` runs the decoder on the real
+    target tokens alone; `forward` + `sequence_loss` runs it on the padded grid."""
+    m, src = tiny(copy, norm, dropout=0.0).train(), ragged()  # training mode, without randomness
+    tgt = ragged(lengths=(1, 9, 3, 12, 2, 6), seed=2)
+    n = (tgt != PAD).sum(1)
+    tin = torch.cat([torch.full((tgt.size(0), 1), BOS), tgt], 1)
+    tout = torch.cat([tgt, torch.full((tgt.size(0), 1), PAD)], 1)
+    tout[torch.arange(tgt.size(0)), n] = EOS
+    assert (tout != PAD).float().mean() < 0.9  # enough padding for the packed path
+
+    def grads(fn):
+        m.zero_grad()
+        loss = fn()
+        loss.backward()
+        return loss.detach(), {k: p.grad.clone() for k, p in m.named_parameters() if p.grad is not None}
+
+    loss, g = grads(lambda: m.loss(src, tin, tout, label_smoothing=0.1)[0])
+    ref, g_ref = grads(lambda: sequence_loss(m(src, tin), tout, PAD, 0.1)[0])
+    torch.testing.assert_close(loss, ref, atol=1e-5, rtol=1e-5)
+    assert g.keys() == g_ref.keys()
+    for name in g:
+        torch.testing.assert_close(g[name], g_ref[name], atol=1e-5, rtol=1e-5, msg=name)

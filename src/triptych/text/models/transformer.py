@@ -90,25 +90,19 @@ def _attend(q, k, v, bias, dropout: float, causal: bool, need_weights: bool):
 class Packing:
     """Where the real tokens of a right-padded (B,S) batch sit.
 
-    Projections, feed-forward blocks and layer norms are most of an encoder's
-    work and look at one token at a time, so the encoder runs them on the N
-    real tokens alone, packed as (N,C); attention runs row by row on each
-    row's real tokens (or, if pads sit between real tokens, on the (B,S)
-    grid it gets back for its own step). With real documents batched as they
-    come (a third real tokens, two thirds padding) this is most of the
-    encoder's cost saved; with length-bucketed batches it is not used.
+    Projections, feed-forward blocks and layer norms are most of a stack's
+    work and look at one token at a time, so they run on the N real tokens
+    alone, packed as (N,C); only attention needs the (B,S) grid, and gets it
+    back for its own step (one call over the grid: one call a row was tried
+    and lost, since with two threads every small call pays a thread hand-off).
+    With real documents batched as they come (a third real tokens) this is
+    most of the encoder's cost saved; length-bucketed sources are not packed,
+    but their summaries, which differ far more in length, are (`loss`).
     """
 
     def __init__(self, keep: torch.Tensor):  # (B, S) bool
         self.B, self.S = keep.shape
         self.index = keep.flatten().nonzero().squeeze(1)  # (N,) flat positions of the real tokens
-        # Right padding (the usual case) puts each row's real tokens first, so the
-        # packed tokens are the rows one after another and attention can run row
-        # by row over exactly the real tokens: no work on the (B,S) grid's pads at
-        # all. `lengths` is None when some pad sits before a real token.
-        lengths = keep.sum(1)  # (B,)
-        prefix = torch.equal(keep, torch.arange(self.S, device=keep.device) < lengths[:, None])
-        self.lengths = lengths.tolist() if prefix else None
 
     def pack(self, x):  # (B, S, *) -> (N, *)
         return x.flatten(0, 1).index_select(0, self.index)
@@ -132,9 +126,6 @@ class SelfAttention(nn.Module):
         `cache` = (k, v) of the earlier steps (or () at step 0), this step's
         keys/values are appended and returned for the next step."""
         qkv = self.qkv(x)  # (B, T, 3C)
-        if packing is not None and packing.lengths is not None and not need_weights:
-            rows = [self._attend_row(part) for part in qkv.split(packing.lengths)]  # each (L, C)
-            return self.out(torch.cat(rows)), cache, None  # (N, C)
         if packing is not None:
             qkv = packing.unpack(qkv)  # (N, 3C) -> (B, T, 3C)
         B, T, C = qkv.shape[0], qkv.shape[1], qkv.shape[2] // 3
@@ -148,14 +139,6 @@ class SelfAttention(nn.Module):
         if packing is not None:
             y = packing.pack(y)
         return self.out(y), cache, w
-
-    def _attend_row(self, qkv):
-        """One packed row's real tokens (L, 3C) -> their attention output (L, C),
-        unmasked: the row's keys are exactly its real tokens."""
-        L, C = qkv.size(0), qkv.size(1) // 3
-        q, k, v = qkv.view(1, L, 3, self.heads, C // self.heads).permute(2, 0, 3, 1, 4)  # 3 x (1,H,L,D)
-        y = F.scaled_dot_product_attention(q, k, v, dropout_p=self.dropout if self.training else 0.0)
-        return y.transpose(1, 2).reshape(L, C)
 
 
 class CrossAttention(nn.Module):
@@ -184,11 +167,18 @@ class CrossAttention(nn.Module):
         # Contiguous once here, or every decoding step's matmul would copy them.
         return k.contiguous(), v.contiguous()
 
-    def forward(self, x, kv, bias, need_weights=False):
-        B, T, C = x.shape
-        q = self.q(x).view(B, T, self.heads, C // self.heads).transpose(1, 2)  # (B, H, T, D)
+    def forward(self, x, kv, bias, need_weights=False, packing=None):
+        """x (B,T,C), or (N,C) packed real tokens with their `packing`."""
+        q = self.q(x)  # (B, T, C)
+        if packing is not None:
+            q = packing.unpack(q)  # (N, C) -> (B, T, C)
+        B, T, C = q.shape
+        q = q.view(B, T, self.heads, C // self.heads).transpose(1, 2)  # (B, H, T, D)
         y, w = _attend(q, kv[0], kv[1], bias, self.dropout if self.training else 0.0, False, need_weights)
-        return self.out(y.transpose(1, 2).reshape(B, T, C)), w
+        y = y.transpose(1, 2).reshape(B, T, C)
+        if packing is not None:
+            y = packing.pack(y)
+        return self.out(y), w
 
 
 class FeedForward(nn.Module):
@@ -225,30 +215,31 @@ class DecoderLayer(nn.Module):
         self.self_attn, self.cross, self.ffn = SelfAttention(cfg), CrossAttention(cfg), FeedForward(cfg)
         self.ln1, self.ln2, self.ln3 = (nn.LayerNorm(cfg.d_model) for _ in range(3))
 
-    def _cross(self, x, kv, bias, need_weights, group):
+    def _cross(self, x, kv, bias, need_weights, group, packing=None):
         """Cross-attention; with `group` G > 1, x holds G consecutive rows per
         memory row (beam hypotheses of one sentence), attended as G queries."""
         if group == 1:
-            return self.cross(x, kv, bias, need_weights)
+            return self.cross(x, kv, bias, need_weights, packing)
         N, T, C = x.shape
         y, w = self.cross(x.reshape(N // group, group * T, C), kv, bias, need_weights)
         return y.reshape(N, T, C), w
 
-    def forward(self, x, kv, bias, cache=None, need_weights=False, group=1):
-        """x (B,T,C). Training: causal self-attention over all T at once (right
-        padding means no real position ever sees a pad, so no padding mask).
-        Decoding: T=1 and `cache` holds the earlier positions."""
+    def forward(self, x, kv, bias, cache=None, need_weights=False, group=1, packing=None):
+        """x (B,T,C), or (N,C) packed with its `packing`. Training: causal
+        self-attention over all T at once (right padding means no real position
+        ever sees a pad, so no padding mask). Decoding: T=1 and `cache` holds
+        the earlier positions."""
         drop = lambda y: dropout(y, self.dropout, self.training)  # noqa: E731
-        causal = cache is None and x.size(1) > 1
+        causal = cache is None and (packing is not None or x.size(1) > 1)
         if self.pre:
-            y, cache, _ = self.self_attn(self.ln1(x), causal=causal, cache=cache)
+            y, cache, _ = self.self_attn(self.ln1(x), causal=causal, cache=cache, packing=packing)
             x = x + drop(y)
-            y, w = self._cross(self.ln2(x), kv, bias, need_weights, group)
+            y, w = self._cross(self.ln2(x), kv, bias, need_weights, group, packing)
             x = x + drop(y)
             return x + drop(self.ffn(self.ln3(x))), cache, w
-        y, cache, _ = self.self_attn(x, causal=causal, cache=cache)
+        y, cache, _ = self.self_attn(x, causal=causal, cache=cache, packing=packing)
         x = self.ln1(x + drop(y))
-        y, w = self._cross(x, kv, bias, need_weights, group)
+        y, w = self._cross(x, kv, bias, need_weights, group, packing)
         x = self.ln2(x + drop(y))
         return self.ln3(x + drop(self.ffn(x))), cache, w
 
@@ -332,13 +323,16 @@ class Transformer(Seq2Seq):
 
     # ---------------------------------------------------------------- decoder
 
-    def _decode(self, tgt, enc, caches=None, start=0, need_weights=False, group=1):
-        """tgt (B,T) -> decoder output (B,T,C), its input (B,T,C), new caches, attention."""
+    def _decode(self, tgt, enc, caches=None, start=0, need_weights=False, group=1, packing=None):
+        """tgt (B,T) -> decoder output (B,T,C), its input (B,T,C), new caches,
+        attention; outputs and inputs are (N,C) for the real tokens of `packing`."""
         x0 = self._embed(tgt, start)
+        if packing is not None:
+            x0 = packing.pack(x0)  # (N, C)
         x, new_caches, cross = x0, [], []
         for i, layer in enumerate(self.decoder):
             cache = None if caches is None else caches[i]
-            x, cache, w = layer(x, enc["cross"][i], enc["bias"], cache, need_weights, group)
+            x, cache, w = layer(x, enc["cross"][i], enc["bias"], cache, need_weights, group, packing)
             new_caches.append(cache)
             cross.append(w)
         return self.dec_norm(x), x0, new_caches, cross
@@ -378,12 +372,21 @@ class Transformer(Seq2Seq):
 
     def loss(self, src, tgt_in, tgt_out, label_smoothing: float = 0.0):
         """Summed label-smoothed NLL; the vocabulary projection (the biggest
-        matmul) only runs on real target positions, not on padding."""
+        matmul) only runs on real target positions, not on padding, and so
+        does the decoder when the targets are padded enough (summaries of
+        one batch differ in length far more than its bucketed sources)."""
         enc = self.encode(src)
-        h, x0, _, _ = self._decode(tgt_in, enc)
-        keep = tgt_out != self.pad_id  # (B, T)
+        keep = tgt_out != self.pad_id  # (B, T): the real target positions (tgt_in's, shifted by one)
+        packing = None
+        if keep.sum() < 0.9 * keep.numel() and torch.equal(keep, tgt_in != self.pad_id):
+            packing = Packing(keep)
+        h, x0, _, _ = self._decode(tgt_in, enc, packing=packing)  # (B, T, C), or (N, C) packed
+        if packing is not None and not self.cfg.copy:
+            keep = None  # h already holds the real positions, in keep's order
+        elif packing is not None:  # copy attention reads the (B,T) grid
+            h, x0 = packing.unpack(h), packing.unpack(x0)
         log_p = self._log_probs(h, x0, enc, keep)  # (N, V)
-        return sequence_loss(log_p, tgt_out[keep], self.pad_id, label_smoothing)
+        return sequence_loss(log_p, tgt_out[tgt_out != self.pad_id], self.pad_id, label_smoothing)
 
     # ------------------------------------------------------- incremental decoding
 
