@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 import torch
 
@@ -276,6 +278,9 @@ def test_the_recipes_build_and_share_the_transformer_recipes_data_and_decoding(a
     cfg = configs.from_dict(TextConfig, yaml.safe_load(open(path)), path)
     ref = configs.from_dict(TextConfig, yaml.safe_load(open("configs/text/transformer-debian.yaml")), "transformer")
     assert cfg.model["attention"] == attention and cfg.train.max_minutes == 60
-    assert (cfg.data, cfg.tokenizer, cfg.decode) == (ref.data, ref.tokenizer, ref.decode)
+    # Same files, target cut, batch budget, vocabulary and decoding; where the
+    # source is cut is each recipe's own speed choice (the Transformer's 96).
+    data, ref_data = (dataclasses.replace(d, max_source_len=0) for d in (cfg.data, ref.data))
+    assert (data, cfg.tokenizer, cfg.decode) == (ref_data, ref.tokenizer, ref.decode)
     spec = dict(cfg.model)
     assert isinstance(build_model(spec.pop("name"), spec, 8000, PAD), RNNSeq2Seq)
