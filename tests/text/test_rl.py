@@ -23,12 +23,7 @@ RL = ["--set", "rl.enabled=true", "--set", "rl.gamma=1.0", "--set", "train.lr=0.
       "--set", "train.eval_every=1000", "--set", "eval.valid_rouge_samples=40", "--set", "decode.max_len=8"]
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/text/conftest.py
 
 
 # Small settings for any family: only the keys a family's config has are used.

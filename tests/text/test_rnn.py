@@ -19,12 +19,7 @@ CELLS = ("lstm", "gru")
 EVERY = [(kind, cell, copy) for kind in ATTENTION_TYPES for cell in CELLS for copy in (False, True)]
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/text/conftest.py
 
 
 def tiny(attention="luong-general", cell="lstm", copy=False, **kw):

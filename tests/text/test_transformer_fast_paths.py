@@ -19,12 +19,7 @@ PAD, BOS, EOS = 0, 1, 2
 V = 40
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/text/conftest.py
 
 
 def tiny(copy=False, norm="pre", **kw):
