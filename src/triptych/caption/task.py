@@ -18,7 +18,7 @@ import torch
 from triptych.caption.config import CaptionConfig
 from triptych.caption.data import CaptionSet
 from triptych.errors import UserError
-from triptych.text.task import pad
+from triptych.text.task import TeacherForcing, pad
 from triptych.text.tokenizer import Tokenizer, train_tokenizer
 from triptych.vision.task import batches
 
@@ -51,7 +51,7 @@ def caption_images(model, tokenizer: Tokenizer, images: torch.Tensor, *, beam: i
     return out
 
 
-class CaptionTask:
+class CaptionTask(TeacherForcing):
     domain = "caption"
     unit_name = "tok"
 
@@ -89,13 +89,6 @@ class CaptionTask:
         tgt_out = pad([ids[i] + [tok.eos_id] for i in indices], tok.pad_id)
         return {"src": images.to(device), "tgt_in": tgt_in.to(device), "tgt_out": tgt_out.to(device)}
 
-    def batch_units(self, batch: dict) -> int:
-        return int((batch["tgt_out"] != self.tokenizer.pad_id).sum())
-
-    def loss(self, model, batch: dict):
-        loss_sum, _ = model.loss(batch["src"], batch["tgt_in"], batch["tgt_out"], self.cfg.label_smoothing)
-        return loss_sum, {}
-
     @torch.no_grad()
     def evaluate(self, model) -> dict[str, float]:
         from triptych.caption.metrics import caption_scores
@@ -103,12 +96,8 @@ class CaptionTask:
         was_training = model.training
         model.eval()
         device = next(model.parameters()).device
-        total, tokens = 0.0, 0
-        for idx in batches(len(self.valid), 128):
-            batch = self.collate(idx, device, self.valid, self.valid_ids)
-            loss_sum, n = model.loss(batch["src"], batch["tgt_in"], batch["tgt_out"], 0.0)
-            total, tokens = total + float(loss_sum), tokens + int(n)
-        metrics = {"valid_loss": total / max(tokens, 1)}
+        valid = (self.collate(idx, device, self.valid, self.valid_ids) for idx in batches(len(self.valid), 128))
+        metrics = {"valid_loss": self.mean_loss(model, valid)}
         n = min(self.cfg.valid_bleu_samples, len(self.valid.images))
         if n > 0:
             hyps = caption_images(model, self.tokenizer, self.valid.images[:n], beam=1, max_len=self.cfg.decode.max_len)

@@ -130,7 +130,31 @@ def check_init_from(cfg: TextConfig) -> None:
         )
 
 
-class TextTask:
+class TeacherForcing:
+    """The engine's batch_units and loss, and the validation loss, for a task
+    whose batches are {"src", "tgt_in", "tgt_out"} and whose model has
+    `loss(src, tgt_in, tgt_out, label_smoothing)`: summaries, translations
+    and captions alike. The task provides `tokenizer` and `cfg.label_smoothing`."""
+
+    def batch_units(self, batch: dict) -> int:
+        return int((batch["tgt_out"] != self.tokenizer.pad_id).sum())
+
+    def loss(self, model, batch: dict):
+        loss_sum, _ = model.loss(batch["src"], batch["tgt_in"], batch["tgt_out"], self.cfg.label_smoothing)
+        return loss_sum, {}
+
+    @staticmethod
+    def mean_loss(model, batches) -> float:
+        """Per-token loss over `batches`, without label smoothing."""
+        total, tokens = 0.0, 0
+        for batch in batches:
+            loss_sum, n = model.loss(batch["src"], batch["tgt_in"], batch["tgt_out"], 0.0)
+            total += float(loss_sum)
+            tokens += int(n)
+        return total / max(tokens, 1)
+
+
+class TextTask(TeacherForcing):
     domain = "text"
     unit_name = "tok"
 
@@ -169,13 +193,6 @@ class TextTask:
         tgt_out = pad([data.targets[i] + [tok.eos_id] for i in indices], tok.pad_id)
         return {"src": src.to(device), "tgt_in": tgt_in.to(device), "tgt_out": tgt_out.to(device)}
 
-    def batch_units(self, batch: dict) -> int:
-        return int((batch["tgt_out"] != self.tokenizer.pad_id).sum())
-
-    def loss(self, model, batch: dict):
-        loss_sum, _ = model.loss(batch["src"], batch["tgt_in"], batch["tgt_out"], self.cfg.label_smoothing)
-        return loss_sum, {}
-
     @torch.no_grad()
     def evaluate(self, model) -> dict[str, float]:
         from triptych.text.inference import summarize_ids
@@ -184,14 +201,9 @@ class TextTask:
         was_training = model.training
         model.eval()
         device = next(model.parameters()).device
-        total, tokens = 0.0, 0
         order = sorted(range(len(self.valid)), key=lambda i: len(self.valid.sources[i]))
-        for start in range(0, len(order), 128):
-            batch = self.collate(order[start : start + 128], device, self.valid)
-            loss_sum, n = model.loss(batch["src"], batch["tgt_in"], batch["tgt_out"], 0.0)
-            total += float(loss_sum)
-            tokens += int(n)
-        metrics = {"valid_loss": total / max(tokens, 1)}
+        valid = (self.collate(order[start : start + 128], device, self.valid) for start in range(0, len(order), 128))
+        metrics = {"valid_loss": self.mean_loss(model, valid)}
         n = min(self.cfg.eval.valid_rouge_samples, len(self.valid))
         if n > 0:
             hyps = summarize_ids(model, self.tokenizer, self.valid.sources[:n], self.cfg.decode, beam=1, device=device)
