@@ -5,7 +5,10 @@
 #     of steps the 60-minute CPU recipe makes (5,400), to choose the settings
 #     worth a 60-minute CPU run;
 #   - BPE against a word vocabulary, the same recipe with each (issue 4);
-#   - self-critical RL from the 60-minute CPU checkpoint, a few settings.
+#   - self-critical RL from the 60-minute CPU checkpoint, a few settings;
+#   - the en-fr translation recipes (issue 8) at the step count a 60-minute
+#     one-thread CPU run makes (ENFR_STEPS), one setting changed at a time;
+#     these are compared by the valid loss and ROUGE-L in their metrics.jsonl.
 # Every run is then scored on the test split with the recipe's decoding.
 #
 #   OUT=/tmp/studies bash benchmarks/text_gpu_studies.sh
@@ -51,6 +54,8 @@ say "start on $DEVICE: $(python3 -c 'import torch; print(torch.__version__, torc
 STUDIES=${STUDIES:-recipe word source96 dropout0 lr2e-3 rl-lr3e-5 rl-gamma0.99 rl-lr3e-5-gamma0.99}
 SCORED=${SCORED:-$STUDIES}
 recipe=(--set train.max_steps="$STEPS")
+enfr=(--set train.max_steps="${ENFR_STEPS:-1500}" --set train.eval_every=500)
+drop0=(--set model.dropout=0.0)
 rl=(--set init_from="$START" --set train.max_steps="$RL_STEPS")
 for study in $STUDIES; do
   case $study in
@@ -62,6 +67,12 @@ for study in $STUDIES; do
     rl-lr3e-5) train rl-lr3e-5 transformer-debian-rl "${rl[@]}" --set train.lr=0.00003 & ;;
     rl-gamma0.99) train rl-gamma0.99 transformer-debian-rl "${rl[@]}" --set rl.gamma=0.99 & ;;
     rl-lr3e-5-gamma0.99) train rl-lr3e-5-gamma0.99 transformer-debian-rl "${rl[@]}" --set train.lr=0.00003 --set rl.gamma=0.99 & ;;
+    enfr)     train enfr transformer-en-fr "${enfr[@]}" & ;;
+    enfr-lr2e-3) train enfr-lr2e-3 transformer-en-fr "${enfr[@]}" --set train.lr=0.002 & ;;
+    enfr-lr2e-3-drop0) train enfr-lr2e-3-drop0 transformer-en-fr "${enfr[@]}" --set train.lr=0.002 "${drop0[@]}" & ;;
+    rnn-enfr) train rnn-enfr rnn-bahdanau-en-fr "${enfr[@]}" & ;;
+    rnn-enfr-lr2e-3) train rnn-enfr-lr2e-3 rnn-bahdanau-en-fr "${enfr[@]}" --set train.lr=0.002 & ;;
+    rnn-enfr-lr2e-3-drop0) train rnn-enfr-lr2e-3-drop0 rnn-bahdanau-en-fr "${enfr[@]}" --set train.lr=0.002 "${drop0[@]}" & ;;
     *) say "unknown study $study"; exit 2 ;;
   esac
 done
