@@ -41,6 +41,20 @@ def test_trimmer_trims_only_after_growing_by_the_slack_over_its_baseline():
     assert t.maybe_trim() and t.trims == 2
 
 
+def test_trim_now_trims_at_any_level_and_restarts_the_baseline():
+    level = {"rss": 1000.0}
+    calls = []
+    t = memory.HeapTrimmer(slack_mb=200, rss=lambda: level["rss"], trim=lambda: calls.append(level["rss"]))
+    assert not t.maybe_trim()  # baseline 1000
+    level["rss"] = 1050.0
+    t.trim_now()  # before validation: no slack needed
+    assert calls == [1050.0] and t.trims == 1
+    level["rss"] = 1240.0
+    assert not t.maybe_trim()  # the first reading after a trim is the new baseline
+    level["rss"] = 1440.0
+    assert t.maybe_trim() and t.trims == 2
+
+
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc malloc_trim")
 def test_glibc_trim_is_found_and_callable():
     trim = memory._glibc_malloc_trim()

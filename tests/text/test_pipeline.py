@@ -129,3 +129,33 @@ def test_tokenizer_train_command(corpus, run_cli, tmp_path):
     tok = Tokenizer.load(out)
     text = "Zürich 東京 and GNOME"
     assert tok.decode(tok.encode(text)) == text.lower()
+
+
+def test_validation_batches_keep_the_training_token_budget(trained, corpus):
+    """Validation used to take 128 documents at a time, whatever their
+    length (1.35 GB at once on the Debian recipe); it now batches by
+    `data.batch_tokens`, and the loss does not depend on how it is batched."""
+    from triptych.text.data import read_pairs
+    from triptych.text.inference import Summarizer
+    from triptych.text.task import EncodedPairs, TextTask
+
+    s = Summarizer(trained / "best")
+    task = TextTask.__new__(TextTask)  # the task's evaluation alone, without training a tokenizer again
+    task.cfg, task.tokenizer, task.source_tokenizer = s.cfg, s.tokenizer, s.source_tokenizer
+    task.cfg.eval.valid_rouge_samples = 0
+    task.valid = EncodedPairs(read_pairs(corpus / "valid.jsonl"), s.tokenizer, 64, 24, "valid", s.source_tokenizer)
+    sizes, collate = [], task.collate
+
+    def recording(indices, device, data=None):
+        batch = collate(indices, device, data)
+        sizes.append((len(indices), batch["src"].numel() + batch["tgt_in"].numel()))
+        return batch
+
+    task.collate = recording
+    losses = {}
+    for budget in (300, 100_000):
+        task.cfg.data.batch_tokens, sizes[:] = budget, []
+        losses[budget] = task.evaluate(s.model)["valid_loss"]
+        assert (len(sizes) > 1) == (budget == 300)
+        assert all(size <= budget or n == 1 for n, size in sizes)
+    assert losses[300] == pytest.approx(losses[100_000], rel=1e-5)

@@ -72,6 +72,15 @@ class HeapTrimmer:
         self.trims = 0
         self._baseline: float | None = None
 
+    def trim_now(self) -> None:
+        """Trim whatever the growth: before a phase with other batch shapes
+        (validation), so its working set starts from the memory in use, not
+        on top of the heap training left behind."""
+        if self._trim is not None:
+            self._trim()
+            self.trims += 1
+            self._baseline = None
+
     def maybe_trim(self) -> bool:
         """Trim if memory grew past the slack; True when it did."""
         if self._trim is None:
@@ -84,7 +93,5 @@ class HeapTrimmer:
             return False
         if now < self._baseline + self.slack_mb:
             return False
-        self._trim()
-        self.trims += 1
-        self._baseline = None
+        self.trim_now()
         return True

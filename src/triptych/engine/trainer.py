@@ -285,6 +285,8 @@ class _Run:
         cfg, model = self.cfg, self.task.model
         verdict = {"metrics": {}, "error": None}
         if self.main:
+            if self.trimmer is not None:
+                self.trimmer.trim_now()
             devices = [self.device] if self.device.type == "cuda" else []
             autocast = (torch.autocast(self.device.type, dtype=torch.bfloat16) if cfg.precision == "bf16"
                         else nullcontext())

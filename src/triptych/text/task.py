@@ -201,9 +201,12 @@ class TextTask(TeacherForcing):
         was_training = model.training
         model.eval()
         device = next(model.parameters()).device
-        order = sorted(range(len(self.valid)), key=lambda i: len(self.valid.sources[i]))
-        valid = (self.collate(order[start : start + 128], device, self.valid) for start in range(0, len(order), 128))
-        metrics = {"valid_loss": self.mean_loss(model, valid)}
+        # The training batches' token budget, not a fixed count of documents:
+        # 128 of the longest documents held 1.35 GB at once (measured on the
+        # Debian recipe), which on top of the training heap broke the 3 GB budget.
+        plan = plan_token_batches([len(s) for s in self.valid.sources], [len(t) + 1 for t in self.valid.targets],
+                                  max_tokens=self.cfg.data.batch_tokens, seed=0, epoch=0, bucket_noise=0.0)
+        metrics = {"valid_loss": self.mean_loss(model, (self.collate(b, device, self.valid) for b in plan))}
         n = min(self.cfg.eval.valid_rouge_samples, len(self.valid))
         if n > 0:
             hyps = summarize_ids(model, self.tokenizer, self.valid.sources[:n], self.cfg.decode, beam=1, device=device)
