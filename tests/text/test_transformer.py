@@ -174,6 +174,12 @@ def test_sequence_loss_is_the_summed_label_smoothed_cross_entropy():
         ref = F.cross_entropy(logits.view(-1, V), targets.view(-1), ignore_index=PAD, label_smoothing=eps, reduction="sum")
         assert n == 8
         torch.testing.assert_close(loss, ref)
+    full = torch.randint(3, V, (2, 5))  # no padding: the path that skips the masked copy, (B,T) and (N,)
+    ref = F.cross_entropy(logits.view(-1, V), full.view(-1), label_smoothing=0.1, reduction="sum")
+    for lp, tgt in ((logits.log_softmax(-1), full), (logits.view(-1, V).log_softmax(-1), full.view(-1))):
+        loss, n = sequence_loss(lp, tgt, PAD, 0.1)
+        assert n == 10
+        torch.testing.assert_close(loss, ref)
 
 
 @pytest.mark.parametrize("copy", [False, True])

@@ -72,8 +72,10 @@ def sequence_loss(
     of the target mass uniformly over the vocabulary (Szegedy et al. 2016).
     """
     keep = targets != pad_id
-    lp = log_probs[keep]  # (N, V): only real tokens cost anything
-    tgt = targets[keep]
+    if keep.all():  # the families' loss() pass real positions only: a masked copy would cost a third of this
+        lp, tgt = log_probs.reshape(-1, log_probs.size(-1)), targets.reshape(-1)
+    else:
+        lp, tgt = log_probs[keep], targets[keep]  # (N, V): only real tokens cost anything
     nll = -lp.gather(-1, tgt.unsqueeze(-1)).squeeze(-1)  # (N,)
     if label_smoothing > 0.0:
         smooth = -lp.mean(-1)  # (N,) cross-entropy with the uniform distribution
