@@ -12,7 +12,9 @@
 # Every run is then scored on the test split with the recipe's decoding.
 #
 #   OUT=/tmp/studies bash benchmarks/text_gpu_studies.sh
-#   (needs runs/text/transformer-debian/best, the RL runs' starting point)
+#   (needs runs/text/transformer-debian/best, the RL runs' starting point,
+#   and nltk, which validation's stemmed ROUGE uses: on a bare GPU machine
+#   with no network, `python3 -m pip install --no-deps nltk-*.whl` first)
 #
 # STEPS, RL_STEPS, CAP_MIN (a safety time budget per training), DEVICE and
 # EVAL_LIMIT (score only the first N test pairs) shorten it for a smoke test;
