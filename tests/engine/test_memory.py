@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 
 import pytest
@@ -77,3 +78,17 @@ def test_training_logs_rss_and_trims_when_memory_grows(tmp_path, monkeypatch):
     assert summary["heap_trims"] >= 2
     logged = [r for r in read_metrics(tmp_path) if r["kind"] == "train"]
     assert len(logged) == 3 and all(r["rss_mb"] >= 1000 for r in logged)
+
+
+def test_training_caps_the_kernel_cache_unless_the_user_chose(tmp_path, monkeypatch):
+    from tests.engine.toy_task import make
+    from triptych.engine.trainer import train
+
+    monkeypatch.delenv("ONEDNN_PRIMITIVE_CACHE_CAPACITY", raising=False)
+    task, cfg = make({"max_steps": 2})
+    train(task, cfg.train, tmp_path / "a", full_config=cfg, progress=False)
+    assert os.environ["ONEDNN_PRIMITIVE_CACHE_CAPACITY"] == str(memory.KERNEL_CACHE_ENTRIES)
+    monkeypatch.setenv("ONEDNN_PRIMITIVE_CACHE_CAPACITY", "1024")
+    task, cfg = make({"max_steps": 2})
+    train(task, cfg.train, tmp_path / "b", full_config=cfg, progress=False)
+    assert os.environ["ONEDNN_PRIMITIVE_CACHE_CAPACITY"] == "1024"

@@ -58,6 +58,7 @@ def train(task, train_cfg, run_dir, *, full_config=None, seed: int = 0, device: 
     last evaluation), run_dir and best_dir. `progress` forces the bar on/off.
     """
     _check(train_cfg)
+    memory.cap_kernel_cache()
     if train_cfg.threads:
         torch.set_num_threads(train_cfg.threads)
     info = dist.setup(device)
