@@ -25,8 +25,11 @@ def inputs(seed, shape=(3, 5), V=40, S=12, dtype=torch.float64):
 
 
 def test_first_occurrences_marks_one_position_per_distinct_id():
-    ids = torch.tensor([[5, 3, 5, 5, 0, 3], [1, 2, 3, 4, 5, 6]])
-    assert first_occurrences(ids).tolist() == [[1, 1, 0, 0, 1, 0], [1] * 6]
+    ids = torch.cat([torch.tensor([[5, 3, 5, 5, 0, 3] * 20, list(range(120))]), torch.randint(0, 9, (30, 120))])
+    marks = first_occurrences(ids)
+    for row, mark in zip(ids.tolist(), marks.tolist()):
+        kept = [i for i, m in zip(row, mark) if m == 1.0]
+        assert sorted(kept) == sorted(set(row)) and set(mark) <= {0.0, 1.0}
 
 
 def test_mix_equals_the_definition_and_so_do_its_gradients():

@@ -38,9 +38,11 @@ def mix_copy(
 
 
 def first_occurrences(ids: torch.Tensor) -> torch.Tensor:
-    """(..., S) ids -> (..., S) float, 1 where a position holds the first
-    (leftmost) occurrence of its id in its row, else 0."""
-    ordered, order = ids.sort(dim=-1, stable=True)
+    """(..., S) ids -> (..., S) float, 1 at one position of each distinct id
+    in its row, else 0. Which of a repeated id's positions is kept does not
+    matter (they carry the same value); a plain sort exports to ONNX, a
+    stable one does not."""
+    ordered, order = ids.sort(dim=-1)
     new = torch.ones_like(ordered, dtype=torch.bool)
     new[..., 1:] = ordered[..., 1:] != ordered[..., :-1]
     return torch.zeros_like(ids, dtype=torch.float32).scatter_(-1, order, new.float())
