@@ -177,13 +177,13 @@ class TextTask(TeacherForcing):
 
     # --- the engine's Task protocol -------------------------------------
     def batch_plan(self, epoch: int) -> list[list[int]]:
-        return plan_token_batches(
-            [len(s) for s in self.train.sources],
-            [len(t) + 1 for t in self.train.targets],
-            max_tokens=self.cfg.data.batch_tokens,
-            seed=self.cfg.seed,
-            epoch=epoch,
-        )
+        return self._token_batches(self.train, seed=self.cfg.seed, epoch=epoch)
+
+    def _token_batches(self, data: EncodedPairs, **plan) -> list[list[int]]:
+        """`data`'s indices in batches of at most `data.batch_tokens` padded
+        tokens (source + target with its eos)."""
+        return plan_token_batches([len(s) for s in data.sources], [len(t) + 1 for t in data.targets],
+                                  max_tokens=self.cfg.data.batch_tokens, **plan)
 
     def collate(self, indices: list[int], device, data: EncodedPairs | None = None) -> dict:
         data = data or self.train
@@ -204,8 +204,7 @@ class TextTask(TeacherForcing):
         # The training batches' token budget, not a fixed count of documents:
         # 128 of the longest documents held 1.35 GB at once (measured on the
         # Debian recipe), which on top of the training heap broke the 3 GB budget.
-        plan = plan_token_batches([len(s) for s in self.valid.sources], [len(t) + 1 for t in self.valid.targets],
-                                  max_tokens=self.cfg.data.batch_tokens, seed=0, epoch=0, bucket_noise=0.0)
+        plan = self._token_batches(self.valid, seed=0, epoch=0, bucket_noise=0.0)
         metrics = {"valid_loss": self.mean_loss(model, (self.collate(b, device, self.valid) for b in plan))}
         n = min(self.cfg.eval.valid_rouge_samples, len(self.valid))
         if n > 0:

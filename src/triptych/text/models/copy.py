@@ -24,8 +24,9 @@ def mix_copy(
     at those S ids and written into log(g) + log p_vocab, the answer for every
     other token: two (..., V) tensors instead of the seven that mixing over
     the whole vocabulary made, and as many fewer passes of exp/log over them
-    (this layer's forward + backward 2.2x faster, docs/results.md). Log space keeps a tiny p_vocab precise;
-    the clamp keeps log(0) (copy mass of a pad) finite and its gradient zero.
+    (this layer's forward + backward 2.2x faster, docs/results.md). Log space
+    keeps a tiny p_vocab precise; the clamp keeps log(0) (copy mass of a pad)
+    finite and its gradient zero.
     """
     g = gate_logit.to(log_p_vocab.dtype)
     generate = F.logsigmoid(g) + log_p_vocab  # (..., V): log(g p_vocab), the answer off the source

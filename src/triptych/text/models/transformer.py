@@ -376,17 +376,17 @@ class Transformer(Seq2Seq):
         does the decoder when the targets are padded enough (summaries of
         one batch differ in length far more than its bucketed sources)."""
         enc = self.encode(src)
-        keep = tgt_out != self.pad_id  # (B, T): the real target positions (tgt_in's, shifted by one)
+        real = keep = tgt_out != self.pad_id  # (B, T): the real target positions (tgt_in's, shifted by one)
         packing = None
-        if keep.sum() < 0.9 * keep.numel() and torch.equal(keep, tgt_in != self.pad_id):
-            packing = Packing(keep)
+        if real.sum() < 0.9 * real.numel() and torch.equal(real, tgt_in != self.pad_id):
+            packing = Packing(real)
         h, x0, _, _ = self._decode(tgt_in, enc, packing=packing)  # (B, T, C), or (N, C) packed
         if packing is not None and not self.cfg.copy:
             keep = None  # h already holds the real positions, in keep's order
         elif packing is not None:  # copy attention reads the (B,T) grid
             h, x0 = packing.unpack(h), packing.unpack(x0)
         log_p = self._log_probs(h, x0, enc, keep)  # (N, V)
-        return sequence_loss(log_p, tgt_out[tgt_out != self.pad_id], self.pad_id, label_smoothing)
+        return sequence_loss(log_p, tgt_out[real], self.pad_id, label_smoothing)
 
     # ------------------------------------------------------- incremental decoding
 
