@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import signal
+import sys
 
 import pytest
 
@@ -26,6 +27,14 @@ def test_keep_best_picks_the_best_evaluation(tmp_path):
     assert (tmp_path / "config.yaml").is_file()
     valid = [r for r in read_metrics(tmp_path) if r["kind"] == "valid"]
     assert [r["step"] for r in valid] == [2, 4, 6, 8, 10] and valid[-1]["best"] == 1.0
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc malloc_trim")
+def test_every_validation_is_bracketed_by_heap_trims(tmp_path):
+    # a slack no step reaches: the only trims are the ones around validation
+    task, cfg = make({"max_steps": 4, "eval_every": 2, "trim_memory_mb": 1e9})
+    summary = train(task, cfg.train, tmp_path, full_config=cfg, seed=0, progress=False)
+    assert task.evaluations == 2 and summary["heap_trims"] == 4
 
 
 def test_keep_best_with_a_metric_to_maximise(tmp_path):

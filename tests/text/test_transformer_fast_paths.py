@@ -1,6 +1,7 @@
 """The Transformer's speed paths give the same numbers as the plain ones.
 
-The packed encoder projects the cross-attention keys/values (and copy keys)
+On CPU, attention outside float32 runs as explicit matmuls rather than the
+fused kernel (whose bf16 backward is slow). The packed encoder projects the cross-attention keys/values (and copy keys)
 from the real tokens alone; `loss` runs the decoder on the real target tokens
 alone; greedy decoding drops rows from the batch as they finish. Each is checked
 here against the path it replaces, on batches whose lengths differ widely
@@ -14,6 +15,7 @@ import torch
 
 from triptych.text.decoding import greedy
 from triptych.text.models import build_model, sequence_loss
+from triptych.text.models.transformer import _attend
 
 PAD, BOS, EOS = 0, 1, 2
 V = 40
@@ -137,3 +139,23 @@ def test_packed_decoder_loss_and_gradients_equal_forward_on_the_grid(copy, norm)
     assert g.keys() == g_ref.keys()
     for name in g:
         torch.testing.assert_close(g[name], g_ref[name], atol=1e-5, rtol=1e-5, msg=name)
+
+
+@pytest.mark.parametrize("causal", [False, True])
+def test_explicit_attention_equals_the_fused_kernel_with_gradients(causal):
+    """float64 takes the explicit path (like bf16); the fused kernel on the
+    same float64 inputs is the reference, padding mask and gradients included."""
+    g = torch.Generator().manual_seed(0)
+    q, k, v = (torch.randn(3, 2, 7, 8, generator=g, dtype=torch.float64, requires_grad=True) for _ in range(3))
+    bias = None
+    if not causal:  # a padding mask, as the encoder builds it: row 1 sees 4 keys, row 2 sees 1
+        keep = torch.ones(3, 7, dtype=torch.bool)
+        keep[1, 4:], keep[2, 1:] = False, False
+        bias = torch.zeros(3, 7, dtype=torch.float64).masked_fill(~keep, float("-inf"))[:, None, None, :]
+    y, _ = _attend(q, k, v, bias, 0.0, causal, need_weights=False)
+    grads = torch.autograd.grad(y.square().sum(), (q, k, v))
+    ref = torch.nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=bias, is_causal=causal)
+    ref_grads = torch.autograd.grad(ref.square().sum(), (q, k, v))
+    torch.testing.assert_close(y, ref, rtol=1e-10, atol=1e-10)
+    for got, want in zip(grads, ref_grads):
+        torch.testing.assert_close(got, want, rtol=1e-10, atol=1e-10)

@@ -323,7 +323,9 @@ class _Run:
         else:
             self.bad_evals += 1
         if self.trimmer is not None:
-            self.trimmer.maybe_trim()  # decoding's batch shapes differ from training's
+            # Validation's batch shapes differ from training's: give its heap
+            # back now, or the rest of the run keeps it (measured: +2.3 GB).
+            self.trimmer.trim_now()
         self.log.log("valid", self.step, dict(metrics, best=self.best), self._now() if self.main else self.elapsed)
         if self.main:
             shown = " ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in metrics.items())

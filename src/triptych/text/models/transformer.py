@@ -70,12 +70,17 @@ def sinusoids(n: int, dim: int) -> torch.Tensor:
 def _attend(q, k, v, bias, dropout: float, causal: bool, need_weights: bool):
     """Scaled dot-product attention over (B,H,*,D) tensors -> (B,H,Tq,D)[, weights].
 
-    The fused kernel serves training; the explicit path serves the attention
-    pictures (they need the weights) and decoding steps on CPU, where a few
-    queries at a time run ~40% faster through two plain matmuls.
+    The fused kernel serves CUDA and float32 training on CPU. Two plain
+    matmuls and a softmax serve the rest of the CPU's work: bf16 (the fused
+    CPU kernel's bf16 backward is slow: with this model's sizes the explicit
+    path's forward + backward is 2-5x faster, docs/results.md) and decoding
+    steps (a few queries at a time run ~40% faster). The softmax is taken in
+    float32, as the fused kernels accumulate. The attention pictures need the
+    weights, so they always take this path.
     """
-    explicit = need_weights or (q.size(-2) <= 16 and q.device.type == "cpu" and not causal and dropout == 0.0)
-    if not explicit:
+    cpu = q.device.type == "cpu"
+    few_queries = q.size(-2) <= 16 and not causal and dropout == 0.0
+    if not (need_weights or (cpu and (q.dtype != torch.float32 or few_queries))):
         return F.scaled_dot_product_attention(q, k, v, attn_mask=bias, dropout_p=dropout, is_causal=causal), None
     scores = q @ k.transpose(-2, -1) / math.sqrt(q.size(-1))  # (B, H, Tq, Tk)
     if causal:
@@ -83,8 +88,9 @@ def _attend(q, k, v, bias, dropout: float, causal: bool, need_weights: bool):
         scores = scores.masked_fill(torch.ones(tq, tk, dtype=torch.bool, device=q.device).triu(1), float("-inf"))
     if bias is not None:
         scores = scores + bias
-    weights = scores.softmax(-1)
-    return F.dropout(weights, dropout) @ v, (weights if need_weights else None)
+    weights = scores.softmax(-1, dtype=torch.promote_types(scores.dtype, torch.float32))  # bf16 -> float32
+    y = F.dropout(weights, dropout).to(v.dtype) @ v
+    return y, (weights if need_weights else None)
 
 
 class Packing:
