@@ -1,7 +1,7 @@
 """The Transformer's speed paths give the same numbers as the plain ones.
 
-On CPU, attention outside float32 runs as explicit matmuls rather than the
-fused kernel (whose bf16 backward is slow). The packed encoder projects the cross-attention keys/values (and copy keys)
+On CPU, attention in bf16 (and float64) runs as explicit matmuls rather
+than the fused kernel (whose bf16 backward is slow). The packed encoder projects the cross-attention keys/values (and copy keys)
 from the real tokens alone; `loss` runs the decoder on the real target tokens
 alone; greedy decoding drops rows from the batch as they finish. Each is checked
 here against the path it replaces, on batches whose lengths differ widely
@@ -143,8 +143,9 @@ def test_packed_decoder_loss_and_gradients_equal_forward_on_the_grid(copy, norm)
 
 @pytest.mark.parametrize("causal", [False, True])
 def test_explicit_attention_equals_the_fused_kernel_with_gradients(causal):
-    """float64 takes the explicit path (like bf16); the fused kernel on the
-    same float64 inputs is the reference, padding mask and gradients included."""
+    """float64 takes the explicit path on CPU (as bf16 does); the fused kernel
+    on the same float64 inputs is the reference, padding mask and gradients
+    included."""
     g = torch.Generator().manual_seed(0)
     q, k, v = (torch.randn(3, 2, 7, 8, generator=g, dtype=torch.float64, requires_grad=True) for _ in range(3))
     bias = None

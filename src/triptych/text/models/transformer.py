@@ -32,6 +32,7 @@ from triptych.errors import UserError
 from triptych.text.models import Seq2Seq, register_model, sequence_loss
 from triptych.text.models.copy import output_log_probs
 from triptych.text.models.dropout import dropout
+from triptych.text.models.packing import Packing
 
 
 @dataclass
@@ -70,17 +71,17 @@ def sinusoids(n: int, dim: int) -> torch.Tensor:
 def _attend(q, k, v, bias, dropout: float, causal: bool, need_weights: bool):
     """Scaled dot-product attention over (B,H,*,D) tensors -> (B,H,Tq,D)[, weights].
 
-    The fused kernel serves CUDA and float32 training on CPU. Two plain
-    matmuls and a softmax serve the rest of the CPU's work: bf16 (the fused
-    CPU kernel's bf16 backward is slow: with this model's sizes the explicit
-    path's forward + backward is 2-5x faster, docs/results.md) and decoding
-    steps (a few queries at a time run ~40% faster). The softmax is taken in
-    float32, as the fused kernels accumulate. The attention pictures need the
-    weights, so they always take this path.
+    The fused kernel serves CUDA, and float32 on CPU for more than 16 queries
+    (encoding a padded batch for decoding: 1.5x faster than explicit). Two
+    plain matmuls and a softmax serve the rest of the CPU's work, where they
+    are faster with this model's sizes (`benchmarks/attention_cpu.py`): bf16,
+    whose fused backward is slow (forward + backward 2-5x faster), and a
+    few queries at a time (decoding steps, short summaries: 1.2-1.4x). The
+    softmax is taken in float32 at least, as the fused kernels accumulate.
+    The attention pictures need the weights, so they take this path anywhere.
     """
-    cpu = q.device.type == "cpu"
-    few_queries = q.size(-2) <= 16 and not causal and dropout == 0.0
-    if not (need_weights or (cpu and (q.dtype != torch.float32 or few_queries))):
+    cpu, many_queries = q.device.type == "cpu", q.size(-2) > 16
+    if not need_weights and (not cpu or (q.dtype == torch.float32 and many_queries)):
         return F.scaled_dot_product_attention(q, k, v, attn_mask=bias, dropout_p=dropout, is_causal=causal), None
     scores = q @ k.transpose(-2, -1) / math.sqrt(q.size(-1))  # (B, H, Tq, Tk)
     if causal:
@@ -91,31 +92,6 @@ def _attend(q, k, v, bias, dropout: float, causal: bool, need_weights: bool):
     weights = scores.softmax(-1, dtype=torch.promote_types(scores.dtype, torch.float32))  # bf16 -> float32
     y = F.dropout(weights, dropout).to(v.dtype) @ v
     return y, (weights if need_weights else None)
-
-
-class Packing:
-    """Where the real tokens of a right-padded (B,S) batch sit.
-
-    Projections, feed-forward blocks and layer norms are most of a stack's
-    work and look at one token at a time, so they run on the N real tokens
-    alone, packed as (N,C); only attention needs the (B,S) grid, and gets it
-    back for its own step (one call over the grid: one call a row was tried
-    and lost, since with two threads every small call pays a thread hand-off).
-    With real documents batched as they come (a third real tokens) this is
-    most of the encoder's cost saved; length-bucketed sources are not packed,
-    but their summaries, which differ far more in length, are (`loss`).
-    """
-
-    def __init__(self, keep: torch.Tensor):  # (B, S) bool
-        self.B, self.S = keep.shape
-        self.index = keep.flatten().nonzero().squeeze(1)  # (N,) flat positions of the real tokens
-
-    def pack(self, x):  # (B, S, *) -> (N, *)
-        return x.flatten(0, 1).index_select(0, self.index)
-
-    def unpack(self, x):  # (N, *) -> (B, S, *), zeros at the pads
-        grid = x.new_zeros(self.B * self.S, *x.shape[1:]).index_copy(0, self.index, x)
-        return grid.view(self.B, self.S, *x.shape[1:])
 
 
 class SelfAttention(nn.Module):
