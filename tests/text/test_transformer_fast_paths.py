@@ -1,10 +1,11 @@
 """The Transformer's speed paths give the same numbers as the plain ones.
 
 On CPU, attention in bf16 (and float64) runs as explicit matmuls rather
-than the fused kernel (whose bf16 backward is slow). The packed encoder projects the cross-attention keys/values (and copy keys)
-from the real tokens alone; `loss` runs the decoder on the real target tokens
-alone; greedy decoding drops rows from the batch as they finish. Each is checked
-here against the path it replaces, on batches whose lengths differ widely
+than the fused kernel (whose bf16 backward is slow). The packed encoder
+projects the cross-attention keys/values (and copy keys) from the real tokens
+alone; `loss` runs the decoder on the real target tokens alone; greedy
+decoding drops rows from the batch as they finish. Each is checked here
+against the path it replaces, on batches whose lengths differ widely
 (where the padding, and so the saving, is largest).
 """
 

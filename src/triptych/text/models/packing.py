@@ -20,6 +20,8 @@ class Packing:
 
     def __init__(self, keep: torch.Tensor):  # (B, S) bool
         self.B, self.S = keep.shape
+        # Both forms of the same positions, each for the op it makes fastest:
+        # `index_select` packs, a boolean-mask write unpacks.
         self.keep = keep
         self.index = keep.flatten().nonzero().squeeze(1)  # (N,) flat positions of the real tokens
 
