@@ -4,7 +4,8 @@ On CPU, attention in bf16 (and float64) runs as explicit matmuls rather
 than the fused kernel (whose bf16 backward is slow). The packed encoder
 projects the cross-attention keys/values (and copy keys) from the real tokens
 alone; `loss` runs the decoder on the real target tokens alone; greedy
-decoding drops rows from the batch as they finish. Each is checked here
+decoding drops rows from the batch as they finish; inference attends over
+each packed row's own tokens, one row at a time. Each is checked here
 against the path it replaces, on batches whose lengths differ widely
 (where the padding, and so the saving, is largest).
 """
@@ -114,6 +115,31 @@ def test_greedy_dropping_finished_rows_equals_each_sentence_alone(copy):
         assert batch[i] == alone
         assert len(batch[i]) == min(ends[3 + i], 15)
 
+
+@pytest.mark.parametrize("norm", ["pre", "post"])
+def test_inference_attending_row_by_row_equals_the_masked_grid(norm):
+    """Without autograd, packed self-attention runs a row at a time over the
+    row's own tokens (no pads, no mask); with autograd, over the masked (B,S)
+    grid. float64, so that any difference is the path's, not rounding's:
+    the encoder (bidirectional) and the packed decoder of `loss` (causal)."""
+    m, src = tiny(norm=norm, dropout=0.0).double(), ragged()
+    tgt = ragged(lengths=(1, 9, 3, 12, 2, 6), seed=2)
+    tin = torch.cat([torch.full((tgt.size(0), 1), BOS), tgt], 1)
+    tout = torch.cat([tgt, torch.full((tgt.size(0), 1), PAD)], 1)
+    tout[torch.arange(tgt.size(0)), (tgt != PAD).sum(1)] = EOS
+    keep = src != PAD
+    calls = []
+    attend_rows = type(m.encoder[0].attn)._attend_rows
+    with pytest.MonkeyPatch.context() as mp:  # count the row-by-row calls, so the test sees the path taken
+        mp.setattr(type(m.encoder[0].attn), "_attend_rows", lambda *a: calls.append(1) or attend_rows(*a))
+        with torch.enable_grad():
+            grid_memory, grid_loss = m.encode(src)["memory"], m.loss(src, tin, tout)[0]
+        assert not calls
+        with torch.no_grad():
+            row_memory, row_loss = m.encode(src)["memory"], m.loss(src, tin, tout)[0]
+        assert len(calls) == 2 * len(m.encoder) + len(m.decoder)
+    torch.testing.assert_close(row_memory[keep], grid_memory[keep].detach(), rtol=1e-10, atol=1e-10)
+    torch.testing.assert_close(row_loss, grid_loss.detach(), rtol=1e-10, atol=1e-10)
 
 
 @pytest.mark.parametrize("copy,norm", [(False, "pre"), (True, "pre"), (False, "post")])

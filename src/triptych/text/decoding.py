@@ -24,6 +24,8 @@ from dataclasses import dataclass
 
 import torch
 
+from triptych.text.models.prepacked import packed_weights
+
 NEG_INF = float("-inf")
 
 
@@ -44,11 +46,12 @@ class Hypothesis:
 
 @contextlib.contextmanager
 def _inference(model):
-    """Eval mode (no dropout) and no autograd bookkeeping, restored afterwards."""
+    """Eval mode (no dropout), no autograd bookkeeping, and linear layers on
+    weights packed for the call (`prepacked`); the mode restored afterwards."""
     was_training = model.training
     model.eval()
     try:
-        with torch.inference_mode():
+        with torch.inference_mode(), packed_weights():
             yield
     finally:
         model.train(was_training)

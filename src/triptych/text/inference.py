@@ -13,6 +13,7 @@ import torch
 
 from triptych.errors import UserError
 from triptych.text.config import DecodeConfig, TextConfig
+from triptych.text.models.prepacked import packed_weights
 from triptych.text.tokenizer import Tokenizer, load_tokenizers
 
 
@@ -66,6 +67,7 @@ class Summarizer:
 
 
 @torch.inference_mode()
+@packed_weights()  # packed once for all the batches
 def summarize_ids(model, tokenizer: Tokenizer, sources: list[list[int]], decode: DecodeConfig, *, device, beam: int | None = None, progress=None) -> list[str]:
     """Decode summaries of already-encoded documents, in the input order."""
     from triptych.text.decoding import beam_search, greedy
@@ -91,6 +93,7 @@ def summarize_ids(model, tokenizer: Tokenizer, sources: list[list[int]], decode:
 
 
 @torch.inference_mode()
+@packed_weights()
 def nbest_ids(model, tokenizer: Tokenizer, sources: list[list[int]], decode: DecodeConfig, *, nbest: int, device, progress=None) -> list:
     """Beam search keeping each document's `nbest` hypotheses (`Hypothesis`:
     tokens, GNMT score, log-prob), best score first, in the input order: the

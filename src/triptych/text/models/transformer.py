@@ -33,6 +33,7 @@ from triptych.text.models import Seq2Seq, register_model, sequence_loss
 from triptych.text.models.copy import output_log_probs
 from triptych.text.models.dropout import dropout
 from triptych.text.models.packing import Packing
+from triptych.text.models.prepacked import Linear, linear
 
 
 @dataclass
@@ -100,14 +101,16 @@ class SelfAttention(nn.Module):
     def __init__(self, cfg: TransformerConfig):
         super().__init__()
         self.heads, self.dropout = cfg.heads, cfg.attention_dropout
-        self.qkv = nn.Linear(cfg.d_model, 3 * cfg.d_model)
-        self.out = nn.Linear(cfg.d_model, cfg.d_model)
+        self.qkv = Linear(cfg.d_model, 3 * cfg.d_model)
+        self.out = Linear(cfg.d_model, cfg.d_model)
 
     def forward(self, x, bias=None, causal=False, cache=None, need_weights=False, packing=None):
         """x (B,T,C), or (N,C) packed real tokens with their `packing`. With
         `cache` = (k, v) of the earlier steps (or () at step 0), this step's
         keys/values are appended and returned for the next step."""
         qkv = self.qkv(x)  # (B, T, 3C)
+        if packing is not None and not torch.is_grad_enabled() and not need_weights:
+            return self.out(self._attend_rows(qkv, packing, causal)), None, None
         if packing is not None:
             qkv = packing.unpack(qkv)  # (N, 3C) -> (B, T, 3C)
         B, T, C = qkv.shape[0], qkv.shape[1], qkv.shape[2] // 3
@@ -122,6 +125,17 @@ class SelfAttention(nn.Module):
             y = packing.pack(y)
         return self.out(y), cache, w
 
+    def _attend_rows(self, qkv, packing, causal):
+        """Packed (N, 3C) -> (N, C), each row attending over its own tokens
+        alone: no pads and no mask (inference's path; see `Packing`)."""
+        C, drop = qkv.size(1) // 3, self.dropout if self.training else 0.0
+        y = qkv.new_empty(qkv.size(0), C)
+        for start, end in packing.spans:
+            rows = qkv[start:end].view(1, end - start, 3, self.heads, C // self.heads)
+            q, k, v = rows.permute(2, 0, 3, 1, 4)  # 3 x (1, H, L, D): 4-D, as the fused kernel needs
+            y[start:end] = _attend(q, k, v, None, drop, causal, False)[0][0].transpose(0, 1).reshape(end - start, C)
+        return y
+
 
 class CrossAttention(nn.Module):
     """Multi-head attention from the decoder to the encoder output ("memory").
@@ -133,9 +147,9 @@ class CrossAttention(nn.Module):
     def __init__(self, cfg: TransformerConfig):
         super().__init__()
         self.heads, self.dropout = cfg.heads, cfg.attention_dropout
-        self.q = nn.Linear(cfg.d_model, cfg.d_model)
-        self.kv = nn.Linear(cfg.d_model, 2 * cfg.d_model)
-        self.out = nn.Linear(cfg.d_model, cfg.d_model)
+        self.q = Linear(cfg.d_model, cfg.d_model)
+        self.kv = Linear(cfg.d_model, 2 * cfg.d_model)
+        self.out = Linear(cfg.d_model, cfg.d_model)
 
     def keys_values(self, memory, packing=None):
         """memory (B,S,C), or (N,C) packed real tokens with their `packing`
@@ -166,8 +180,8 @@ class CrossAttention(nn.Module):
 class FeedForward(nn.Module):
     def __init__(self, cfg: TransformerConfig):
         super().__init__()
-        self.fc1 = nn.Linear(cfg.d_model, cfg.ffn)
-        self.fc2 = nn.Linear(cfg.ffn, cfg.d_model)
+        self.fc1 = Linear(cfg.d_model, cfg.ffn)
+        self.fc2 = Linear(cfg.ffn, cfg.d_model)
         self.dropout = cfg.dropout
 
     def forward(self, x):
@@ -245,11 +259,11 @@ class Transformer(Seq2Seq):
         # Pre-LN leaves the residual stream un-normalised: one final LN per stack.
         self.enc_norm = nn.LayerNorm(C) if cfg.norm == "pre" else nn.Identity()
         self.dec_norm = nn.LayerNorm(C) if cfg.norm == "pre" else nn.Identity()
-        self.output = None if cfg.tie_embeddings else nn.Linear(C, vocab_size, bias=False)
+        self.output = None if cfg.tie_embeddings else Linear(C, vocab_size, bias=False)
         if cfg.copy:
-            self.copy_q = nn.Linear(C, C, bias=False)
-            self.copy_k = nn.Linear(C, C, bias=False)
-            self.gate = nn.Linear(3 * C, 1)  # [decoder output, copy context, decoder input] -> logit of g
+            self.copy_q = Linear(C, C, bias=False)
+            self.copy_k = Linear(C, C, bias=False)
+            self.gate = Linear(3 * C, 1)  # [decoder output, copy context, decoder input] -> logit of g
         self._init_weights()
 
     def _init_weights(self):
@@ -338,7 +352,7 @@ class Transformer(Seq2Seq):
         return output_log_probs(h, self._logits, keep, copy)
 
     def _logits(self, h):
-        return F.linear(h, self.embed.weight) if self.output is None else self.output(h)
+        return linear(h, self.embed.weight) if self.output is None else self.output(h)
 
     def forward(self, src, tgt_in, return_attention: bool = False):
         """src (B,S), tgt_in (B,T) -> log_probs (B,T,V) [, {"cross": [L x (B,H,T,S)], "copy": (B,T,S)}]."""

@@ -1,0 +1,87 @@
+"""Linear layers whose inference runs on oneDNN with weights reordered once.
+
+Why: torch's CPU build sends a float32 `F.linear` to MKL's sgemm, which
+re-lays-out the weight matrix on every call. Decoding calls each layer with
+a few dozen rows at a time, so that re-layout is much of the work: with 32
+rows, the Transformer's 8,000 x 256 output projection takes 1.5 ms, and
+0.66 ms once the weight is reordered for oneDNN ahead of time; a decoder
+layer's projections gain 1.3-1.65x, the encoder's, over thousands of packed
+tokens, 1.2-1.3x (`benchmarks/inference_cpu.py`).
+
+The packed path serves float32 CPU work under `torch.inference_mode()`
+without autocast, inside `packed_weights()`: there is no autograd through it,
+and training, bf16 autocast and CUDA keep `F.linear`. Within that context a
+weight is packed on first use and the copy reused; leaving drops the copies.
+The copies last no longer than the context because nothing can tell cheaply
+that a weight changed: fused AdamW updates weights in place without moving
+their version counters. So decoding holds the context for one call (packing
+the benchmark's model takes about 20 ms), and evaluation for all its batches.
+Where the oneDNN ops are missing from the installed torch, `F.linear` serves.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+# id(weight) -> (weight, its packed copy) while a `packed_weights()` context is open in this thread.
+_packed: contextvars.ContextVar[dict[int, tuple[torch.Tensor, torch.Tensor]] | None] = contextvars.ContextVar(
+    "packed", default=None
+)
+_available: bool | None = None  # are the oneDNN linear ops usable here? Found out on first use.
+
+
+def _onednn_available() -> bool:
+    global _available
+    if _available is None:
+        try:
+            w = torch.ones(2, 2)
+            y = torch.ops.mkldnn._linear_pointwise(torch.ones(1, 2), torch.ops.mkldnn._reorder_linear_weight(w),
+                                                   None, "none", [], "")  # fmt: skip
+            _available = bool(torch.equal(y, torch.full((1, 2), 2.0)))
+        except (AttributeError, RuntimeError, NotImplementedError):
+            _available = False
+    return _available
+
+
+@contextlib.contextmanager
+def packed_weights():
+    """Float32 CPU inference within packs each weight once; the weights must not change inside.
+    Nested contexts share the outermost one's copies."""
+    if _packed.get() is not None:
+        yield
+        return
+    token = _packed.set({})
+    try:
+        yield
+    finally:
+        _packed.reset(token)
+
+
+def linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
+    """`F.linear(x, weight, bias)`, through the packed weight where it is faster (equal to float32 rounding)."""
+    cache = _packed.get()
+    if (
+        cache is None
+        or not torch.is_inference_mode_enabled()
+        or x.device.type != "cpu"
+        or not x.dtype == weight.dtype == torch.float32
+        or torch.is_autocast_enabled("cpu")
+        or not _onednn_available()
+    ):
+        return F.linear(x, weight, bias)
+    entry = cache.get(id(weight))
+    if entry is None:  # the weight is kept in the entry, so its id cannot be reused while the context lasts
+        entry = cache[id(weight)] = (weight, torch.ops.mkldnn._reorder_linear_weight(weight))
+    return torch.ops.mkldnn._linear_pointwise(x, entry[1], bias, "none", [], "")
+
+
+class Linear(nn.Linear):
+    """`nn.Linear` (same parameters, same state-dict keys) whose inference goes through `linear`."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return linear(x, self.weight, self.bias)
