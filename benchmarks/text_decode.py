@@ -21,6 +21,12 @@ HF decodes twice, with each of its attention implementations ("sdpa", its
 default, and "eager": explicit matmuls, which triptych's own steps use on
 CPU); the peer of each measure is the faster of the two.
 
+triptych's linear layers reorder their weights for oneDNN (`prepacked`)
+once per round, as `triptych text eval` does once per file: one
+`packed_weights()` context around all the batches, the reordering timed
+with them (about 20 ms a round). Called bare, `greedy` reorders them at
+every call.
+
 Usage: python benchmarks/text_decode.py [--rounds R] [--batches N] [--threads N]
 Prints a human line per measure on stderr and one JSON line last on stdout,
 with "ratio" = the smaller of the greedy and beam-4 speed-ups (triptych
@@ -40,6 +46,7 @@ from text_train import BOS, EOS, PAD, SIZE, VOCAB, build_bart, encode_pairs, loa
 
 from triptych.text.decoding import beam_search, greedy  # noqa: E402  (text_train put src/ on the path)
 from triptych.text.models import build_model  # noqa: E402
+from triptych.text.models.prepacked import packed_weights  # noqa: E402
 
 MAX_NEW, BATCH, LENGTH_PENALTY = 24, 32, 0.6
 
@@ -63,8 +70,9 @@ def hf(model, src, beam):
 
 def timed(fn, model, batches, beam) -> float:
     start = time.perf_counter()
-    for src in batches:
-        fn(model, src, beam)
+    with packed_weights():  # triptych's layers only: HF's are plain nn.Linear
+        for src in batches:
+            fn(model, src, beam)
     return time.perf_counter() - start
 
 

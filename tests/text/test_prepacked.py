@@ -13,6 +13,12 @@ from triptych.text.models import prepacked
 needs_onednn = pytest.mark.skipif(not prepacked._onednn_available(), reason="this torch has no oneDNN linear ops")
 
 
+@pytest.fixture(autouse=True)
+def pack_any_size(monkeypatch):
+    """The tests' layers are small; the size rule has a test of its own."""
+    monkeypatch.setattr(prepacked, "MIN_MACS", 0)
+
+
 def layer(n_in=64, n_out=300, bias=True):
     torch.manual_seed(0)
     return prepacked.Linear(n_in, n_out, bias=bias)
@@ -79,6 +85,17 @@ def test_outside_the_context_training_autocast_and_float64_keep_f_linear():
         with torch.inference_mode():
             assert m64(x.double()).dtype == torch.float64
         assert not packed_ids()
+
+
+@needs_onednn
+def test_products_too_small_to_gain_keep_f_linear(monkeypatch):
+    monkeypatch.setattr(prepacked, "MIN_MACS", 64 * 300 * 4)
+    m = layer()
+    with torch.inference_mode(), prepacked.packed_weights():
+        m(torch.randn(3, 64))
+        assert not packed_ids()
+        m(torch.randn(2, 2, 64))
+        assert packed_ids() == {id(m.weight)}
 
 
 def test_without_onednn_f_linear_serves(monkeypatch):

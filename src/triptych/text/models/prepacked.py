@@ -6,7 +6,9 @@ a few dozen rows at a time, so that re-layout is much of the work: with 32
 rows, the Transformer's 8,000 x 256 output projection takes 1.5 ms, and
 0.66 ms once the weight is reordered for oneDNN ahead of time; a decoder
 layer's projections gain 1.3-1.65x, the encoder's, over thousands of packed
-tokens, 1.2-1.3x (`benchmarks/inference_cpu.py`).
+tokens, 1.2-1.3x (`benchmarks/inference_cpu.py`). A oneDNN call costs about
+15 us more than an MKL one, though, so products of fewer than `MIN_MACS`
+multiply-adds (a 256 x 256 layer on fewer than 32 rows) keep `F.linear`.
 
 The packed path serves float32 CPU work under `torch.inference_mode()`
 without autocast, inside `packed_weights()`: there is no autograd through it,
@@ -32,6 +34,7 @@ from torch import nn
 _packed: contextvars.ContextVar[dict[int, tuple[torch.Tensor, torch.Tensor]] | None] = contextvars.ContextVar(
     "packed", default=None
 )
+MIN_MACS = 1 << 21  # rows x weight entries below which F.linear is as fast or faster
 _available: bool | None = None  # are the oneDNN linear ops usable here? Found out on first use.
 
 
@@ -67,6 +70,7 @@ def linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = No
     cache = _packed.get()
     if (
         cache is None
+        or x.numel() // max(x.size(-1), 1) * weight.numel() < MIN_MACS
         or not torch.is_inference_mode_enabled()
         or x.device.type != "cpu"
         or not x.dtype == weight.dtype == torch.float32
