@@ -98,6 +98,17 @@ def test_products_too_small_to_gain_keep_f_linear(monkeypatch):
         assert packed_ids() == {id(m.weight)}
 
 
+def test_a_computed_weight_keeps_f_linear():
+    """Weight norm computes the weight anew at each call: a new tensor, which
+    a cache found by identity would pack every time and keep."""
+    m = torch.nn.utils.parametrizations.weight_norm(layer())
+    x = torch.randn(4, 64)
+    with torch.inference_mode(), prepacked.packed_weights():
+        got = m(x)
+        assert not packed_ids()
+    torch.testing.assert_close(got, F.linear(x, m.weight, m.bias))
+
+
 def test_without_onednn_f_linear_serves(monkeypatch):
     monkeypatch.setattr(prepacked, "_available", False)
     m, x = layer(), torch.randn(3, 64)

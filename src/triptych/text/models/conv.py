@@ -59,6 +59,7 @@ from triptych.errors import UserError
 from triptych.text.models import Seq2Seq, register_model, sequence_loss
 from triptych.text.models.copy import output_log_probs
 from triptych.text.models.dropout import dropout
+from triptych.text.models.prepacked import linear as prepacked_linear
 
 IntOrList = Union[int, list]
 
@@ -321,7 +322,7 @@ class ConvS2S(Seq2Seq):
         return output_log_probs(h, self._logits, keep, copy)
 
     def _logits(self, h):
-        return F.linear(h, self.embed.weight) if self.output is None else self.output(h)
+        return prepacked_linear(h, self.embed.weight) if self.output is None else self.output(h)
 
     def forward(self, src, tgt_in, return_attention: bool = False):
         """src (B,S), tgt_in (B,T) -> log_probs (B,T,V) [, {"cross": [L x (B,1,T,S)], "copy": (B,T,S)}]."""

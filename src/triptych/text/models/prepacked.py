@@ -66,10 +66,12 @@ def packed_weights():
 
 
 def linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
-    """`F.linear(x, weight, bias)`, through the packed weight where it is faster (equal to float32 rounding)."""
+    """`F.linear(x, weight, bias)`, through the packed weight where it is faster (equal to float32 rounding).
+    Only parameters are packed: the copies are found by the weight's identity."""
     cache = _packed.get()
     if (
         cache is None
+        or not isinstance(weight, nn.Parameter)  # a computed weight (weight norm) is a new tensor each call
         or x.numel() // max(x.size(-1), 1) * weight.numel() < MIN_MACS
         or not torch.is_inference_mode_enabled()
         or x.device.type != "cpu"

@@ -36,7 +36,6 @@ import math
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from triptych.errors import UserError
@@ -44,6 +43,7 @@ from triptych.text.attention import build_attention, check_attention_type
 from triptych.text.models import Seq2Seq, register_model, sequence_loss
 from triptych.text.models.copy import output_log_probs
 from triptych.text.models.dropout import dropout
+from triptych.text.models.prepacked import Linear, linear
 
 CELLS = ("lstm", "gru")
 
@@ -96,18 +96,18 @@ class RNNSeq2Seq(Seq2Seq):
         sizes = [E] + [K] * (cfg.encoder_layers - 1)
         self.enc_fwd = nn.ModuleList(rnn(n, cfg.encoder_hidden, batch_first=True) for n in sizes)
         self.enc_bwd = nn.ModuleList(rnn(n, cfg.encoder_hidden, batch_first=True) for n in sizes)
-        self.bridge_h = nn.Linear(K, L * H)  # final encoder states -> initial decoder states
-        self.bridge_c = nn.Linear(K, L * H) if self.lstm else None
+        self.bridge_h = Linear(K, L * H)  # final encoder states -> initial decoder states
+        self.bridge_c = Linear(K, L * H) if self.lstm else None
         # Decoder layer 0 reads [y_{t-1}; feed], feed = c_t (Bahdanau) or h~_{t-1} (Luong).
-        self.in_embed = nn.Linear(E, gates)  # run once for all T positions
-        self.in_feed = nn.Linear(K if self.bahdanau else H, gates, bias=False)
-        self.in_upper = nn.ModuleList(nn.Linear(H, gates) for _ in range(L - 1))  # layers 1.. read the layer below
-        self.recurrent = nn.ModuleList(nn.Linear(H, gates, bias=not self.lstm) for _ in range(L))  # GRU: b_hn
-        self.combine = nn.Linear(K + H, H, bias=False)  # h~ = tanh(W_c [c; s])
-        self.to_embed = nn.Linear(H, E, bias=False) if cfg.tie_embeddings and E != H else None
-        self.output = None if cfg.tie_embeddings else nn.Linear(H, vocab_size, bias=False)
+        self.in_embed = Linear(E, gates)  # run once for all T positions
+        self.in_feed = Linear(K if self.bahdanau else H, gates, bias=False)
+        self.in_upper = nn.ModuleList(Linear(H, gates) for _ in range(L - 1))  # layers 1.. read the layer below
+        self.recurrent = nn.ModuleList(Linear(H, gates, bias=not self.lstm) for _ in range(L))  # GRU: b_hn
+        self.combine = Linear(K + H, H, bias=False)  # h~ = tanh(W_c [c; s])
+        self.to_embed = Linear(H, E, bias=False) if cfg.tie_embeddings and E != H else None
+        self.output = None if cfg.tie_embeddings else Linear(H, vocab_size, bias=False)
         if cfg.copy:
-            self.gate = nn.Linear(H + K + E, 1)  # [h~, context, input embedding] -> logit of g
+            self.gate = Linear(H + K + E, 1)  # [h~, context, input embedding] -> logit of g
         self._init_weights()
 
     def _init_weights(self):
@@ -241,7 +241,7 @@ class RNNSeq2Seq(Seq2Seq):
 
     def _logits(self, out):
         h = out if self.to_embed is None else self.to_embed(out)
-        return F.linear(h, self.embed.weight) if self.output is None else self.output(h)
+        return linear(h, self.embed.weight) if self.output is None else self.output(h)
 
     def forward(self, src, tgt_in, return_attention: bool = False):
         """src (B,S), tgt_in (B,T) -> log_probs (B,T,V) [, {"cross": [(B,1,T,S)], "copy": (B,T,S)}]."""
