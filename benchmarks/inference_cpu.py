@@ -29,7 +29,7 @@ import torch.nn.functional as F
 
 from text_train import encode_pairs, load_corpus, train_bpe
 
-from triptych.text.models.prepacked import linear, packed_weights  # noqa: E402  (text_train put src/ on the path)
+from triptych.text.models.prepacked import _packed, linear, packed_weights  # noqa: E402  (text_train put src/ on the path)
 from triptych.text.models.transformer import _attend  # noqa: E402
 
 LINEAR_CASES = [  # (label, rows, inputs, outputs, bias)
@@ -55,10 +55,11 @@ def timed(fn, repeats: int) -> float:
 
 def linear_case(rows, n_in, n_out, bias, repeats) -> dict:
     g = torch.Generator().manual_seed(0)
-    x, w = torch.randn(rows, n_in, generator=g), torch.randn(n_out, n_in, generator=g)
+    x, w = torch.randn(rows, n_in, generator=g), torch.nn.Parameter(torch.randn(n_out, n_in, generator=g))
     b = torch.randn(n_out, generator=g) if bias else None
     with torch.inference_mode(), packed_weights():
         torch.testing.assert_close(linear(x, w, b), F.linear(x, w, b), rtol=1e-4, atol=1e-4)
+        assert _packed.get(), "the fast path did not run"
         return {"plain_ms": timed(lambda: F.linear(x, w, b), repeats), "fast_ms": timed(lambda: linear(x, w, b), repeats)}
 
 
