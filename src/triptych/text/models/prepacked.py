@@ -3,10 +3,10 @@
 Why: torch's CPU build sends a float32 `F.linear` to MKL's sgemm, which
 re-lays-out the weight matrix on every call. Decoding calls each layer with
 a few dozen rows at a time, so that re-layout is much of the work: with 32
-rows, the Transformer's 8,000 x 256 output projection takes 1.5 ms, and
-0.66 ms once the weight is reordered for oneDNN ahead of time; a decoder
-layer's projections gain 1.3-1.65x, the encoder's, over thousands of packed
-tokens, 1.2-1.3x (`benchmarks/inference_cpu.py`). A oneDNN call costs about
+rows, the Transformer's 8,000 x 256 output projection takes 1.5-2.2 ms, and
+0.66-0.84 ms once the weight is reordered for oneDNN ahead of time; a
+decoder layer's projections gain 1.3-1.65x, the encoder's, over thousands
+of packed tokens, 1.2-1.35x (`benchmarks/inference_cpu.py`). A oneDNN call costs about
 15 us more than an MKL one, though, so products of fewer than `MIN_MACS`
 multiply-adds (a 256 x 256 layer on fewer than 32 rows) keep `F.linear`.
 
