@@ -98,6 +98,27 @@ def test_the_model_runs_on_one_worker_thread_and_the_loop_stays_free():
     assert len(model.threads) == 1 and next(iter(model.threads)).startswith("triptych-model")
 
 
+def test_worker_init_runs_once_in_the_worker_thread_before_the_jobs():
+    """The server passes `hold_packed_weights`: every job then finds the same
+    packed-weights context open, while the event loop's thread has none."""
+    from triptych.text.models import prepacked
+
+    seen = []
+
+    def job(payloads):
+        seen.append((threading.current_thread().name, id(prepacked._packed.get())))
+        return payloads
+
+    async def go(b):
+        for i in range(3):
+            await b.submit(job, i)
+
+    run(go, worker_init=prepacked.hold_packed_weights)
+    assert len(seen) == 3 and len(set(seen)) == 1
+    assert seen[0][0].startswith("triptych-model") and seen[0][1] != id(None)
+    assert prepacked._packed.get() is None
+
+
 def test_a_full_queue_is_503_with_retry_after():
     model = Recorder(delay=0.1)
 

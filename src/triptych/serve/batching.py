@@ -13,6 +13,8 @@ Overload is refused at the door: a full queue answers 503 with
 Retry-After instead of letting latency grow without bound. A job that
 waits longer than `timeout_s` is taken out of the queue and answered 503.
 `max_batch=1` turns batching off (the baseline the load benchmark measures).
+`worker_init` runs once in the worker thread before its first job: the
+server holds the text models' packed weights there for its whole life.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import time
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import Callable
 from typing import Any, Callable, Hashable
 
 from triptych.serve.limits import ApiError
@@ -38,10 +41,12 @@ class Job:
 
 
 class Batcher:
-    def __init__(self, max_batch: int = 32, wait_s: float = 0.005, queue_depth: int = 64, timeout_s: float = 30.0):
+    def __init__(self, max_batch: int = 32, wait_s: float = 0.005, queue_depth: int = 64, timeout_s: float = 30.0,
+                 worker_init: Callable[[], None] | None = None):
         if max_batch < 1 or queue_depth < 1:
             raise ValueError("max_batch and queue_depth must be >= 1")
         self.max_batch, self.wait_s, self.queue_depth, self.timeout_s = max_batch, wait_s, queue_depth, timeout_s
+        self.worker_init = worker_init
         self.queue: deque[Job] = deque()
         self.stats = {"model_calls": 0, "jobs": 0, "documents": 0, "largest_call": 0, "rejected": 0, "timed_out": 0}
         self._busy_s = 0.0  # total time in model calls, for Retry-After
@@ -52,7 +57,7 @@ class Batcher:
     # --- life cycle (inside the server's event loop) ------------------------
 
     def start(self) -> None:
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="triptych-model")
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="triptych-model", initializer=self.worker_init)
         self._arrived = asyncio.Event()
         self._task = asyncio.get_running_loop().create_task(self._collect())
 

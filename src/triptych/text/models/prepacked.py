@@ -17,7 +17,8 @@ weight is packed on first use and the copy reused; leaving drops the copies.
 The copies last no longer than the context because nothing can tell cheaply
 that a weight changed: fused AdamW updates weights in place without moving
 their version counters. So decoding holds the context for one call (packing
-the benchmark's model takes about 20 ms), and evaluation for all its batches.
+the benchmark's model takes about 20 ms), evaluation for all its batches,
+and the server's model thread, whose weights never change, for its life.
 Where the oneDNN ops are missing from the installed torch, `F.linear` serves.
 """
 
@@ -63,6 +64,13 @@ def packed_weights():
         yield
     finally:
         _packed.reset(token)
+
+
+def hold_packed_weights() -> None:
+    """Open a `packed_weights()` context in this thread for the rest of its life
+    (a thread that serves frozen models: `ThreadPoolExecutor(initializer=...)`)."""
+    if _packed.get() is None:
+        _packed.set({})
 
 
 def linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
