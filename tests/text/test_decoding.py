@@ -19,8 +19,10 @@ pytestmark = pytest.mark.usefixtures("one_thread")  # tests/text/conftest.py
 
 
 def tiny(copy=False, norm="pre"):
+    """copy: False, True (its own copy attention) or "cross" (the last layer's first cross-attention head)."""
     torch.manual_seed(0)
-    cfg = dict(d_model=32, heads=4, encoder_layers=2, decoder_layers=2, ffn=64, copy=copy, norm=norm)
+    cfg = dict(d_model=32, heads=4, encoder_layers=2, decoder_layers=2, ffn=64, copy=bool(copy), norm=norm,
+               copy_attention="cross" if copy == "cross" else "own")
     return build_model("transformer", cfg, V, PAD)
 
 
@@ -84,14 +86,14 @@ def sequence_logprob(model, src_row, tokens, max_len):
 # ------------------------------------------------------------------ cache == recomputation
 
 
-@pytest.mark.parametrize("copy,norm", [(False, "pre"), (True, "pre"), (False, "post")])
+@pytest.mark.parametrize("copy,norm", [(False, "pre"), (True, "pre"), ("cross", "pre"), (False, "post")])
 def test_greedy_with_cache_equals_without(copy, norm):
     m, src = tiny(copy, norm), sources()
     kw = dict(bos=BOS, eos=EOS, max_len=12)
     assert greedy(m, src, **kw) == greedy(m, src, use_cache=False, **kw)
 
 
-@pytest.mark.parametrize("copy", [False, True])
+@pytest.mark.parametrize("copy", [False, True, "cross"])
 def test_beam_with_cache_equals_without(copy):
     m, src = tiny(copy), sources()
     kw = dict(beam=4, bos=BOS, eos=EOS, max_len=10, nbest=4)

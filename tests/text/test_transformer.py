@@ -20,8 +20,11 @@ pytestmark = pytest.mark.usefixtures("one_thread")  # tests/text/conftest.py
 
 
 def tiny(copy=False, norm="pre", vocab=V, **kw):
+    """copy: False, True (its own copy attention) or "cross" (the last layer's first cross-attention head)."""
     torch.manual_seed(0)
-    cfg = dict(d_model=32, heads=4, encoder_layers=2, decoder_layers=2, ffn=64, copy=copy, norm=norm)
+    cfg = dict(d_model=32, heads=4, encoder_layers=2, decoder_layers=2, ffn=64, copy=bool(copy), norm=norm)
+    if copy == "cross":
+        cfg["copy_attention"] = "cross"
     cfg.update(kw)
     return build_model("transformer", cfg, vocab, PAD).eval()
 
@@ -47,7 +50,7 @@ def random_rows(g, n, lo, hi, lengths=(4, 8)):
     ]
 
 
-VARIANTS = [(copy, norm) for copy in (False, True) for norm in ("pre", "post")]
+VARIANTS = [(copy, norm) for copy in (False, True, "cross") for norm in ("pre", "post")]
 
 
 # ------------------------------------------------------------------ registry
@@ -76,6 +79,8 @@ def test_parameter_count_of_the_benchmark_size():
     assert m.num_parameters() == V_ * C + 3 * enc_layer + 3 * dec_layer + 2 * 2 * C == 7_578_624
     with_copy = build_model("transformer", {"copy": True}, 8000, PAD)
     assert with_copy.num_parameters() == 7_578_624 + 2 * C * C + 3 * C + 1
+    copy_from_cross = build_model("transformer", {"copy": True, "copy_attention": "cross"}, 8000, PAD)
+    assert copy_from_cross.num_parameters() == 7_578_624 + 3 * C + 1  # the gate alone
     untied = build_model("transformer", {"tie_embeddings": False}, 8000, PAD)
     assert untied.num_parameters() == 7_578_624 + V_ * C
 
@@ -114,8 +119,9 @@ def test_dropout_is_active_in_training_only():
     assert not torch.allclose(m(src, tin), m(src, tin))
 
 
-def test_return_attention_gives_weights_without_changing_outputs():
-    m = tiny(copy=True)
+@pytest.mark.parametrize("copy", [True, "cross"])
+def test_return_attention_gives_weights_without_changing_outputs(copy):
+    m = tiny(copy=copy)
     src = torch.randint(3, V, (2, 7))
     src[0, 5:] = PAD
     tin = torch.randint(3, V, (2, 4))
@@ -126,6 +132,8 @@ def test_return_attention_gives_weights_without_changing_outputs():
         assert w.shape[0] == 2 and w.shape[-2:] == (4, 7)
         torch.testing.assert_close(w.sum(-1), torch.ones(w.shape[:-1]))
         assert w[0, ..., 5:].abs().max() == 0  # padding gets no attention
+    if copy == "cross":
+        torch.testing.assert_close(attn["copy"], attn["cross"][-1][:, 0])
 
 
 # ------------------------------------------------------------------ incremental decoding
@@ -182,7 +190,7 @@ def test_sequence_loss_is_the_summed_label_smoothed_cross_entropy():
         torch.testing.assert_close(loss, ref)
 
 
-@pytest.mark.parametrize("copy", [False, True])
+@pytest.mark.parametrize("copy", [False, True, "cross"])
 def test_model_loss_skips_padding_and_equals_forward_plus_sequence_loss(copy):
     m = tiny(copy)
     src, tin, tout = copy_batch(random_rows(torch.Generator().manual_seed(2), 4, 3, V))
@@ -207,7 +215,7 @@ def train(m, batches, steps, lr=1e-2):
     return m.eval()
 
 
-@pytest.mark.parametrize("copy", [False, True])
+@pytest.mark.parametrize("copy", [False, True, "cross"])
 def test_tiny_overfit_on_a_copy_task(copy):
     from triptych.text.decoding import greedy
 
@@ -224,7 +232,7 @@ def test_copy_attention_reproduces_tokens_never_seen_as_targets():
     100..129, which the vocabulary softmax never saw as a target. Only the
     copy distribution can put it back in place."""
     hi, rates = 100, {}
-    for copy in (True, False):
+    for copy in (True, "cross", False):
         g = torch.Generator().manual_seed(0)
         m = tiny(copy, vocab=hi + 30, dropout=0.0, heads=2, encoder_layers=1, decoder_layers=1)
         train(m, lambda step: copy_batch(random_rows(g, 32, 3, hi)), 300)
@@ -237,14 +245,14 @@ def test_copy_attention_reproduces_tokens_never_seen_as_targets():
             pred = m(src, tin).argmax(-1)
         rates[copy] = sum(int(pred[i, p] == rows[i][p]) for i, p in enumerate(where)) / len(rows)
     assert rates[False] == 0.0
-    assert rates[True] >= 0.3, rates
+    assert rates[True] >= 0.3 and rates["cross"] >= 0.3, rates
 
 
 def test_config_fields_are_the_documented_recipe_keys():
     names = [f.name for f in dataclasses.fields(TransformerConfig)]
     assert names == [
         "d_model", "heads", "encoder_layers", "decoder_layers", "ffn", "dropout",
-        "attention_dropout", "norm", "copy", "max_positions", "tie_embeddings",
+        "attention_dropout", "norm", "copy", "copy_attention", "max_positions", "tie_embeddings",
     ]  # fmt: skip
 
 

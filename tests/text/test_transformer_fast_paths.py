@@ -27,8 +27,10 @@ pytestmark = pytest.mark.usefixtures("one_thread")  # tests/text/conftest.py
 
 
 def tiny(copy=False, norm="pre", **kw):
+    """copy: False, True (its own copy attention) or "cross" (the last layer's first cross-attention head)."""
     torch.manual_seed(0)
-    cfg = dict(d_model=32, heads=4, encoder_layers=2, decoder_layers=2, ffn=64, copy=copy, norm=norm, **kw)
+    cfg = dict(d_model=32, heads=4, encoder_layers=2, decoder_layers=2, ffn=64, copy=bool(copy), norm=norm,
+               copy_attention="cross" if copy == "cross" else "own", **kw)
     return build_model("transformer", cfg, V, PAD).eval()
 
 
@@ -60,7 +62,7 @@ def test_keys_values_from_packed_tokens_equal_those_of_the_padded_memory(copy):
             torch.testing.assert_close(enc["copy_k"], m.copy_k(enc["memory"]), atol=1e-5, rtol=1e-5)
 
 
-@pytest.mark.parametrize("copy", [False, True])
+@pytest.mark.parametrize("copy", [False, True, "cross"])
 def test_ragged_batch_log_probs_equal_each_row_alone(copy):
     """Forward on the ragged batch = forward on each row without any padding."""
     m, src = tiny(copy), ragged()
@@ -101,7 +103,7 @@ class EosAt(torch.nn.Module):
         return self.model.reorder_state(state, index)
 
 
-@pytest.mark.parametrize("copy", [False, True])
+@pytest.mark.parametrize("copy", [False, True, "cross"])
 def test_greedy_dropping_finished_rows_equals_each_sentence_alone(copy):
     """Rows that end at steps 1..12 leave the batch one by one; every other
     row's tokens stay what it gets decoded alone (no padding, no dropping)."""
@@ -142,7 +144,7 @@ def test_inference_attending_row_by_row_equals_the_masked_grid(norm):
     torch.testing.assert_close(row_loss, grid_loss.detach(), rtol=1e-10, atol=1e-10)
 
 
-@pytest.mark.parametrize("copy,norm", [(False, "pre"), (True, "pre"), (False, "post")])
+@pytest.mark.parametrize("copy,norm", [(False, "pre"), (True, "pre"), ("cross", "pre"), (False, "post")])
 def test_packed_decoder_loss_and_gradients_equal_forward_on_the_grid(copy, norm):
     """Targets of very different lengths: `loss` runs the decoder on the real
     target tokens alone; `forward` + `sequence_loss` runs it on the padded grid."""

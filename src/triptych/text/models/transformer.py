@@ -14,7 +14,11 @@ Copy attention (See et al. 2017, "Get To The Point"): with `copy=True` the
 output distribution is  p = g * softmax(logits) + (1 - g) * copy, where
 `copy` scatters a single-head attention over the source positions onto the
 source token ids and the generation probability g = sigmoid(w . [decoder
-output, attention context, decoder input]). The vocabulary is BPE with byte
+output, attention context, decoder input]). That attention is either one of
+the model's own (`copy_attention: own`: a query and key projection of
+its own over the encoder output) or the first head of the last decoder
+layer's cross-attention (`copy_attention: cross`, as fairseq's
+pointer-generator does): the head that copies then also reads the context. The vocabulary is BPE with byte
 fallback, so every source token has an id: copying lands in the fixed
 vocabulary (no extended OOV vocabulary is needed).
 """
@@ -49,12 +53,15 @@ class TransformerConfig:
     attention_dropout: float = 0.0  # on attention weights
     norm: str = "pre"  # "pre": LN before each sub-layer (stable, no warm-up needed); "post": the 2017 paper
     copy: bool = False  # pointer-generator copy attention
+    copy_attention: str = "own"  # "own": a single head of its own; "cross": the last layer's first cross-attention head
     max_positions: int = 1024  # longest source or target the position table covers
     tie_embeddings: bool = True  # output projection = the (shared source/target) embedding
 
     def __post_init__(self):
         if self.norm not in ("pre", "post"):
             raise UserError(f"model.norm: {self.norm!r} is not allowed; allowed: pre, post")
+        if self.copy_attention not in ("own", "cross"):
+            raise UserError(f"model.copy_attention: {self.copy_attention!r} is not allowed; allowed: own, cross")
         if self.d_model % self.heads:
             raise UserError(f"model.d_model ({self.d_model}) must be a multiple of model.heads ({self.heads})")
 
@@ -260,9 +267,11 @@ class Transformer(Seq2Seq):
         self.enc_norm = nn.LayerNorm(C) if cfg.norm == "pre" else nn.Identity()
         self.dec_norm = nn.LayerNorm(C) if cfg.norm == "pre" else nn.Identity()
         self.output = None if cfg.tie_embeddings else Linear(C, vocab_size, bias=False)
-        if cfg.copy:
+        self.copy_from_cross = cfg.copy and cfg.copy_attention == "cross"
+        if cfg.copy and not self.copy_from_cross:
             self.copy_q = Linear(C, C, bias=False)
             self.copy_k = Linear(C, C, bias=False)
+        if cfg.copy:
             self.gate = Linear(3 * C, 1)  # [decoder output, copy context, decoder input] -> logit of g
         self._init_weights()
 
@@ -308,7 +317,7 @@ class Transformer(Seq2Seq):
         memory = self.enc_norm(x)  # (B, S, C) or (N, C)
         # Computed once per source, and on the real tokens alone when packed.
         cross = [layer.cross.keys_values(memory, packing) for layer in self.decoder]
-        copy_k = self.copy_k(memory) if self.cfg.copy else None  # (B, S, C) or (N, C)
+        copy_k = self.copy_k(memory) if self.cfg.copy and not self.copy_from_cross else None  # (B, S, C) or (N, C)
         if packing is not None:
             memory = packing.unpack(memory)  # (B, S, C), zeros at the pads
             copy_k = None if copy_k is None else packing.unpack(copy_k)
@@ -321,31 +330,39 @@ class Transformer(Seq2Seq):
 
     def _decode(self, tgt, enc, caches=None, start=0, need_weights=False, group=1, packing=None):
         """tgt (B,T) -> decoder output (B,T,C), its input (B,T,C), new caches,
-        attention; outputs and inputs are (N,C) for the real tokens of `packing`."""
+        each layer's cross-attention weights (B,H,T,S) (None unless asked for,
+        or the last layer's when it is the copy attention); outputs and inputs
+        are (N,C) for the real tokens of `packing`."""
         x0 = self._embed(tgt, start)
         if packing is not None:
             x0 = packing.pack(x0)  # (N, C)
         x, new_caches, cross = x0, [], []
+        last = len(self.decoder) - 1
         for i, layer in enumerate(self.decoder):
             cache = None if caches is None else caches[i]
-            x, cache, w = layer(x, enc["cross"][i], enc["bias"], cache, need_weights, group, packing)
+            need = need_weights or (self.copy_from_cross and i == last)
+            x, cache, w = layer(x, enc["cross"][i], enc["bias"], cache, need, group, packing)
             new_caches.append(cache)
             cross.append(w)
         return self.dec_norm(x), x0, new_caches, cross
 
-    def _copy_attention(self, h, enc):
-        """Single-head attention of the decoder output over the memory -> (B,T,S) weights."""
+    def _copy_attention(self, h, enc, cross):
+        """The copy distribution over the source positions, (B,T,S): the first
+        head of the last layer's cross-attention (`cross`, from `_decode`), or
+        a single head of the model's own from the decoder output."""
+        if self.copy_from_cross:
+            return cross[-1][:, 0].float()
         scores = self.copy_q(h) @ enc["copy_k"].transpose(1, 2) / self.scale  # (B, T, S)
         if enc["bias"] is not None:
             scores = scores + enc["bias"][:, 0]  # (B, 1, S) broadcast over T
         return scores.float().softmax(-1)
 
-    def _log_probs(self, h, x0, enc, keep=None):
+    def _log_probs(self, h, x0, enc, cross, keep=None):
         """Decoder output (B,T,C) -> log-probabilities (B,T,V), or (N,V) for the
         N positions where `keep` (B,T) is True (training skips pad positions)."""
         copy = None
         if self.cfg.copy:
-            attn = self._copy_attention(h, enc)  # (B, T, S)
+            attn = self._copy_attention(h, enc, cross)  # (B, T, S)
             context = attn.to(h.dtype) @ enc["memory"]  # (B, T, C)
             g = self.gate(torch.cat([h, context, x0], -1)).float()  # (B, T, 1)
             copy = (attn, g, enc["src"][:, None, :].expand_as(attn))  # source ids (B, T, S)
@@ -358,12 +375,12 @@ class Transformer(Seq2Seq):
         """src (B,S), tgt_in (B,T) -> log_probs (B,T,V) [, {"cross": [L x (B,H,T,S)], "copy": (B,T,S)}]."""
         enc = self.encode(src)
         h, x0, _, cross = self._decode(tgt_in, enc, need_weights=return_attention)
-        log_p = self._log_probs(h, x0, enc)
+        log_p = self._log_probs(h, x0, enc, cross)
         if not return_attention:
             return log_p
         attn = {"cross": cross}
         if self.cfg.copy:
-            attn["copy"] = self._copy_attention(h, enc)
+            attn["copy"] = self._copy_attention(h, enc, cross)
         return log_p, attn
 
     def loss(self, src, tgt_in, tgt_out, label_smoothing: float = 0.0):
@@ -376,12 +393,12 @@ class Transformer(Seq2Seq):
         packing = None
         if real.sum() < 0.9 * real.numel() and torch.equal(real, tgt_in != self.pad_id):
             packing = Packing(real)
-        h, x0, _, _ = self._decode(tgt_in, enc, packing=packing)  # (B, T, C), or (N, C) packed
+        h, x0, _, cross = self._decode(tgt_in, enc, packing=packing)  # (B, T, C), or (N, C) packed
         if packing is not None and not self.cfg.copy:
             keep = None  # h already holds the real positions, in keep's order
         elif packing is not None:  # copy attention reads the (B,T) grid
             h, x0 = packing.unpack(h), packing.unpack(x0)
-        log_p = self._log_probs(h, x0, enc, keep)  # (N, V)
+        log_p = self._log_probs(h, x0, enc, cross, keep)  # (N, V)
         return sequence_loss(log_p, tgt_out[real], self.pad_id, label_smoothing)
 
     # ------------------------------------------------------- incremental decoding
@@ -398,8 +415,8 @@ class Transformer(Seq2Seq):
         sentence share one copy of its encoding): the cross and copy
         attentions then read each memory once for G queries, not G copies."""
         N, group = tokens.size(0), tokens.size(0) // enc["src"].size(0)
-        h, x0, caches, _ = self._decode(tokens[:, None], enc, state["self"], state["pos"], group=group)
-        if group > 1:
+        h, x0, caches, cross = self._decode(tokens[:, None], enc, state["self"], state["pos"], group=group)
+        if group > 1:  # the cross-attention weights are already (B, H, G, S)
             h, x0 = h.view(N // group, group, -1), x0.view(N // group, group, -1)  # (B, G, C)
-        log_p = self._log_probs(h, x0, enc).view(N, -1)  # (N, V)
+        log_p = self._log_probs(h, x0, enc, cross).view(N, -1)  # (N, V)
         return log_p, {"pos": state["pos"] + 1, "self": caches}
