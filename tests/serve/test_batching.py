@@ -6,7 +6,6 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
-import pytest
 
 from triptych.serve.batching import Batcher
 from triptych.serve.limits import ApiError

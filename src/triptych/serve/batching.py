@@ -25,7 +25,6 @@ import time
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Callable
 from typing import Any, Callable, Hashable
 
 from triptych.serve.limits import ApiError
