@@ -8,6 +8,7 @@ import math
 import pytest
 import torch
 
+from tests.text.conftest import copy_keys
 from triptych.text.decoding import Hypothesis, beam_search, greedy
 from triptych.text.models import Seq2Seq, build_model
 
@@ -19,10 +20,9 @@ pytestmark = pytest.mark.usefixtures("one_thread")  # tests/text/conftest.py
 
 
 def tiny(copy=False, norm="pre"):
-    """copy: False, True (its own copy attention) or "cross" (the last layer's first cross-attention head)."""
+    """copy: False, True or "cross" (`copy_keys`)."""
     torch.manual_seed(0)
-    cfg = dict(d_model=32, heads=4, encoder_layers=2, decoder_layers=2, ffn=64, copy=bool(copy), norm=norm,
-               copy_attention="cross" if copy == "cross" else "own")
+    cfg = dict(d_model=32, heads=4, encoder_layers=2, decoder_layers=2, ffn=64, norm=norm, **copy_keys(copy))
     return build_model("transformer", cfg, V, PAD)
 
 

@@ -8,6 +8,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from tests.text.conftest import copy_keys
 from triptych.errors import UserError
 from triptych.text.models import Seq2Seq, build_model, list_models, register_model, sequence_loss
 from triptych.text.models.transformer import Transformer, TransformerConfig
@@ -20,11 +21,9 @@ pytestmark = pytest.mark.usefixtures("one_thread")  # tests/text/conftest.py
 
 
 def tiny(copy=False, norm="pre", vocab=V, **kw):
-    """copy: False, True (its own copy attention) or "cross" (the last layer's first cross-attention head)."""
+    """copy: False, True or "cross" (`copy_keys`)."""
     torch.manual_seed(0)
-    cfg = dict(d_model=32, heads=4, encoder_layers=2, decoder_layers=2, ffn=64, copy=bool(copy), norm=norm)
-    if copy == "cross":
-        cfg["copy_attention"] = "cross"
+    cfg = dict(d_model=32, heads=4, encoder_layers=2, decoder_layers=2, ffn=64, norm=norm, **copy_keys(copy))
     cfg.update(kw)
     return build_model("transformer", cfg, vocab, PAD).eval()
 

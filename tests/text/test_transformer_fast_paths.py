@@ -15,6 +15,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from tests.text.conftest import copy_keys
 from triptych.text.decoding import greedy
 from triptych.text.models import build_model, sequence_loss
 from triptych.text.models.transformer import _attend
@@ -27,10 +28,9 @@ pytestmark = pytest.mark.usefixtures("one_thread")  # tests/text/conftest.py
 
 
 def tiny(copy=False, norm="pre", **kw):
-    """copy: False, True (its own copy attention) or "cross" (the last layer's first cross-attention head)."""
+    """copy: False, True or "cross" (`copy_keys`)."""
     torch.manual_seed(0)
-    cfg = dict(d_model=32, heads=4, encoder_layers=2, decoder_layers=2, ffn=64, copy=bool(copy), norm=norm,
-               copy_attention="cross" if copy == "cross" else "own", **kw)
+    cfg = dict(d_model=32, heads=4, encoder_layers=2, decoder_layers=2, ffn=64, norm=norm, **copy_keys(copy), **kw)
     return build_model("transformer", cfg, V, PAD).eval()
 
 
