@@ -47,6 +47,20 @@ def test_unknown_config_key(run_cli, tmp_path):
     assert status == 2 and "none.yaml: config file does not exist" in err
 
 
+def test_a_bad_model_key_or_value_stops_training_before_anything_is_written(run_cli, tmp_path):
+    """The model section is checked before the corpus is read and a tokenizer
+    trained: the run directory is never made."""
+    for section, message in (("model:\n  norm: sideways\n", "model.norm: 'sideways' is not allowed"),
+                             ("model:\n  copy_attention: nope\n", "model.copy_attention: 'nope' is not allowed"),
+                             ("model:\n  layers: 3\n", "model: unknown key 'layers'")):
+        cfg = tmp_path / "c.yaml"
+        cfg.write_text(section)
+        status, out, err = run_cli("text", "train", cfg, "--out", tmp_path / "run")
+        assert status == 2 and out == "" and err.strip().count("\n") == 0
+        assert message in err
+        assert not (tmp_path / "run").exists()
+
+
 def test_rouge_command_json_and_length_mismatch(run_cli, tmp_path):
     pred = tmp_path / "p.txt"
     ref = tmp_path / "r.txt"

@@ -102,10 +102,18 @@ def build_model(cfg: TextConfig, tokenizer: Tokenizer, source_tokenizer: Tokeniz
     `source_tokenizer`'s size."""
     from triptych.text.models import build_model as build
 
-    spec = dict(cfg.model)
-    name = spec.pop("name", "transformer")
     source_vocab = None if cfg.tokenizer.shared else source_tokenizer.vocab_size
-    return build(name, spec, tokenizer.vocab_size, tokenizer.pad_id, source_vocab_size=source_vocab)
+    return build(cfg.model.get("name", "transformer"), cfg.model, tokenizer.vocab_size, tokenizer.pad_id,
+                 source_vocab_size=source_vocab)
+
+
+def check_model(cfg: TextConfig) -> None:
+    """The `model:` section's keys and values, checked before the corpus is
+    read, a tokenizer trained or anything written: a bad one stops the run
+    with nothing half-made in its directory."""
+    from triptych.text.models import model_config
+
+    model_config(cfg.model.get("name", "transformer"), cfg.model, separate_vocab=not cfg.tokenizer.shared)
 
 
 def check_init_from(cfg: TextConfig) -> None:

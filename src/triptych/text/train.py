@@ -14,12 +14,14 @@ def run_training(config_path: str, overrides: list[str], *, out: str | None = No
     from triptych.engine.runs import load_run_config, resolve_run_dir
     from triptych.engine.trainer import train
     from triptych.text.config import TextConfig
+    from triptych.text.task import check_model
 
     if not Path(config_path).is_file():
         raise UserError(f"{config_path}: config file does not exist")
     run_dir = resolve_run_dir(config_path, out, resume, "text")
     cfg = load_run_config(TextConfig, "text", config_path, overrides, run_dir=run_dir, resume=resume, seed=seed)
     task_cls = _task_class(cfg)
+    check_model(cfg)  # after _task_class: RL takes its model section from init_from
     if cfg.train.threads:
         torch.set_num_threads(cfg.train.threads)
     info = distributed.setup(device)

@@ -146,18 +146,18 @@ def list_models() -> list[str]:
     return sorted(_REGISTRY)
 
 
-def build_model(name: str, model_cfg: dict | None, vocab_size: int, pad_id: int,
-                source_vocab_size: int | None = None) -> Seq2Seq:
-    """Build family `name` from the YAML `model:` section (a plain dict).
+def model_config(name: str, model_cfg: dict | None, separate_vocab: bool = False):
+    """Family `name`'s config dataclass from the YAML `model:` section (a
+    plain dict), checked: a key the family does not know, or a value it does
+    not allow, is a `UserError` that names it. Cheap, so training calls it
+    before it reads the corpus or writes anything.
 
-    The key `name` itself is ignored; any other key the family's config does
-    not know is a `UserError` that names it and the allowed keys.
-    `source_vocab_size`: None when source and target share the vocabulary
-    (and the embedding); else the size of the source's own embedding.
+    The key `name` itself is ignored. `separate_vocab`: the source has a
+    vocabulary of its own (tokenizer.shared: false).
     """
     if name not in _REGISTRY:
         raise UserError(f"model.name: unknown model {name!r}; allowed: {', '.join(list_models())}")
-    config_cls, model_cls = _REGISTRY[name]
+    config_cls = _REGISTRY[name][0]
     fields = {f.name for f in dataclasses.fields(config_cls)}
     values = {k: v for k, v in (model_cfg or {}).items() if k != "name"}
     unknown = sorted(set(values) - fields)
@@ -166,9 +166,20 @@ def build_model(name: str, model_cfg: dict | None, vocab_size: int, pad_id: int,
             f"model: unknown key {unknown[0]!r} for model {name!r}; allowed: {', '.join(sorted(fields))}"
         )
     cfg = config_cls(**values)
-    if source_vocab_size is not None and getattr(cfg, "copy", False):  # copying scatters source ids onto target ids
+    if separate_vocab and getattr(cfg, "copy", False):  # copying scatters source ids onto target ids
         raise UserError("model.copy: copy attention needs one vocabulary for source and target (tokenizer.shared: true)")
-    return model_cls(cfg, vocab_size, pad_id, source_vocab_size=source_vocab_size)
+    return cfg
+
+
+def build_model(name: str, model_cfg: dict | None, vocab_size: int, pad_id: int,
+                source_vocab_size: int | None = None) -> Seq2Seq:
+    """Build family `name` from the YAML `model:` section, checked by `model_config`.
+
+    `source_vocab_size`: None when source and target share the vocabulary
+    (and the embedding); else the size of the source's own embedding.
+    """
+    cfg = model_config(name, model_cfg, separate_vocab=source_vocab_size is not None)
+    return _REGISTRY[name][1](cfg, vocab_size, pad_id, source_vocab_size=source_vocab_size)
 
 
 # Each family registers itself on import; keep this list at the bottom.
