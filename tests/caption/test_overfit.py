@@ -32,12 +32,21 @@ def _overfit(tmp_path):
     model = task.model
     opt = torch.optim.Adam(model.parameters(), lr=5e-3)
     batch = task.collate(list(range(len(task.train))), "cpu")
-    for _ in range(150):
+    # Train to a loss, not a step count: how fast Adam gets there differs with
+    # each CPU's rounding, and only a converged model makes the exact captions
+    # below a fact rather than a coin toss.
+    for _ in range(400):
         opt.zero_grad()
         loss, n = model.loss(batch["src"], batch["tgt_in"], batch["tgt_out"])
-        (loss / n).backward()
+        per_token = loss / n
+        if per_token.item() < 2e-3:
+            break
+        per_token.backward()
         opt.step()
-    hyps = caption_images(model, task.tokenizer, task.train.images, beam=1, max_len=12)
-    assert hyps == [caps[0] for caps in task.train.captions]
-    assert caption_images(model, task.tokenizer, task.train.images, beam=3, max_len=12) == hyps
+    assert per_token.item() < 2e-3, f"did not overfit: {per_token.item():.4f} a token after 400 steps"
+    captions = [caps[0] for caps in task.train.captions]
+    assert caption_images(model, task.tokenizer, task.train.images, beam=1, max_len=12) == captions
+    # Beam search must find them too: it once stopped at its K-th closed
+    # hypothesis and returned a worse one (tests/text/test_decoding.py).
+    assert caption_images(model, task.tokenizer, task.train.images, beam=3, max_len=12) == captions
     assert task.evaluate(model)["bleu"] > 99.0

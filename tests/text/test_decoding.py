@@ -173,6 +173,25 @@ def test_beam_stops_early_when_all_sentences_are_done():
     assert len(calls) < 5 and all(hs[0].tokens == [] for hs in out)
 
 
+def test_beam_keeps_going_while_an_open_beam_can_still_win():
+    """A peaked model over a tiny vocabulary: eos ranks among the top K at
+    every early step, so K poor hypotheses ([], [3], [3, 4]) close before the
+    sure one, [3, 4, 5], ends. Stopping at the K-th closed hypothesis
+    (fairseq's rule) returned a -10 hypothesis; the search must go on while
+    an open beam scores better than the worst closed one."""
+    logits = torch.full((6, 6), -10.0)
+    logits[[BOS, 3, 4], EOS] = 0.0  # eos second best at each step of the sure path
+    for prev, nxt in [(BOS, 3), (3, 4), (4, 5), (5, EOS)]:
+        logits[prev, nxt] = 10.0
+    m, src = Markov(logits), torch.ones(2, 2, dtype=torch.long)
+    kw = dict(bos=BOS, eos=EOS, max_len=8)
+    assert greedy(m, src, **kw) == [[3, 4, 5]] * 2
+    for alpha in (0.0, 0.6):
+        out = beam_search(m, src, beam=3, length_penalty=alpha, nbest=3, **kw)
+        assert [hs[0].tokens for hs in out] == [[3, 4, 5]] * 2
+        assert all(hs[0].logprob > -0.01 for hs in out)
+
+
 def test_nbest_larger_than_beam_is_refused():
     with pytest.raises(ValueError, match="nbest"):
         beam_search(markov(), torch.ones(1, 2, dtype=torch.long), beam=2, bos=BOS, eos=EOS, max_len=5, nbest=3)

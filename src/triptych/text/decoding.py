@@ -235,8 +235,14 @@ def beam_search(
     Each step scores the K*V continuations of a sentence's K beams and takes
     the best 2K: eos among the first K closes a hypothesis, the best K that are
     not eos carry on (at most K of 2K can be eos, one per beam, so K always
-    remain). A sentence is done once K hypotheses are closed (fairseq's rule);
-    at `max_len` the open beams are closed as they are.
+    remain). A sentence is done once it holds K closed hypotheses and its best
+    open beam, closed now, would not beat the worst of them (Hugging Face's
+    default rule). fairseq stops at the K-th closed hypothesis, which can drop
+    a far better beam still open: with a peaked model over a small vocabulary,
+    eos enters the top K at the first steps and closes K poor hypotheses
+    before the best one ends. Without a length penalty scores only fall, so
+    the rule then loses nothing. At `max_len` the open beams are closed as
+    they are.
     """
     if not 1 <= nbest <= beam:
         raise ValueError(f"nbest must be between 1 and beam ({beam}), got {nbest}")
@@ -265,11 +271,9 @@ def beam_search(
             closing = is_eos[:, :K] & (top_s[:, :K] > NEG_INF)
             if closing.any():
                 for b, j in closing.nonzero().tolist():
-                    done = finished[sent[b]]
-                    if len(done) < K:
-                        s = top_s[b, j].item()
-                        row = b * K + from_beam[b, j].item()
-                        done.append(Hypothesis(hist[row].tolist(), s / penalty(t + 1), s))
+                    s = top_s[b, j].item()
+                    row = b * K + from_beam[b, j].item()
+                    _keep_best(finished[sent[b]], Hypothesis(hist[row].tolist(), s / penalty(t + 1), s), K)
             scores, pick = top_s.masked_fill(is_eos, NEG_INF).topk(K, dim=1)  # (nb, K)
             tok = tok.gather(1, pick)
             rows = torch.arange(0, nb * K, K, device=device)[:, None] + from_beam.gather(1, pick)  # (nb, K)
@@ -279,7 +283,8 @@ def beam_search(
                     tokens = hist[rows[b, k]].tolist() + [tok[b, k].item()]
                     finished[sent[b]].append(Hypothesis(tokens, s / penalty(t + 1), s))
                 break
-            open_ = [b for b in range(nb) if len(finished[sent[b]]) < K]
+            best_open = (scores[:, 0] / penalty(t + 1)).tolist()  # each sentence's best open beam, closed now
+            open_ = [b for b in range(nb) if len(finished[sent[b]]) < K or best_open[b] > finished[sent[b]][-1].score]
             if not open_:
                 break
             keep = None
@@ -298,3 +303,10 @@ def beam_search(
         done.sort(key=lambda h: h.score, reverse=True)
         results.append(done[:nbest] or [Hypothesis([], NEG_INF, NEG_INF)])
     return results
+
+
+def _keep_best(done: list[Hypothesis], hyp: Hypothesis, k: int) -> None:
+    """Add `hyp` to a sentence's closed hypotheses, keeping the best `k`, best first."""
+    done.append(hyp)
+    done.sort(key=lambda h: h.score, reverse=True)
+    del done[k:]
