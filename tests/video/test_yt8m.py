@@ -140,3 +140,19 @@ def test_fast_dequantisers_equal_the_table():
     _dequantize_into(q, out)
     assert np.array_equal(out, DEQUANT_LUT[q])
     assert np.array_equal(dequantize_tensor(q).numpy(), DEQUANT_LUT[q])
+
+
+def test_dequantising_a_read_only_record_warns_nothing():
+    """Records are read-only byte views; torch warned at every video read."""
+    import warnings
+
+    from triptych.video.yt8m import dequantize_tensor
+
+    q = np.frombuffer(bytes(range(256)), np.uint8).reshape(2, 128)
+    assert not q.flags.writeable
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        out = dequantize_tensor(q)
+        for v in read_videos(DATA / "official_frame.tfrecord"):
+            dequantize_tensor(v.rgb)
+    assert np.array_equal(out.numpy(), DEQUANT_LUT[q])

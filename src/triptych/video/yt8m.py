@@ -23,6 +23,7 @@ value is bit-identical to the reference.
 from __future__ import annotations
 
 import os
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Iterator
@@ -58,7 +59,14 @@ def dequantize_tensor(q: np.ndarray):
     table for all 256 levels) but 3-5x faster than a table lookup."""
     import torch
 
-    return torch.from_numpy(np.ascontiguousarray(q)).to(torch.float32).mul_(4.0 / 255.0).add_(4.0 / 512.0 - 2.0)
+    q = np.ascontiguousarray(q)
+    if q.flags.writeable:
+        view = torch.from_numpy(q)
+    else:  # a record's bytes, read-only: the view is copied by .to() at once, never written
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", "The given NumPy array is not writable", UserWarning)
+            view = torch.from_numpy(q)
+    return view.to(torch.float32).mul_(4.0 / 255.0).add_(4.0 / 512.0 - 2.0)
 
 
 def quantize(x: np.ndarray) -> np.ndarray:

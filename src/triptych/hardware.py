@@ -1,0 +1,126 @@
+"""What this CPU can do, read at run time, and the kernel paths chosen from it.
+
+Our speed-ups were first tuned on AMD EPYC machines; a newcomer may as well
+have an Intel Xeon whose AMX tiles run a bf16 matrix product six times
+faster than float32 (AMD's AVX512-BF16: about two). A path is therefore
+chosen by what the CPU has, never by which machine it was tuned on, and every
+benchmark prints `describe()` beside its figures so a number always says
+where it was taken.
+
+Nothing here imports torch at module level: `cpu_flags()` and `cpu_model()`
+serve `triptych --help`-speed code paths too.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import platform
+import time
+
+# The ISA extensions that change which kernels win, in the names Linux uses
+# in /proc/cpuinfo.
+_INTERESTING = ("avx2", "fma", "avx512f", "avx512bw", "avx512_vnni", "avx512_bf16",
+                "avx512_fp16", "amx_tile", "amx_bf16", "amx_int8")
+
+
+@functools.lru_cache(maxsize=None)
+def _cpuinfo() -> dict[str, str]:
+    """The first processor's block of /proc/cpuinfo (empty where there is none)."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
+            block = f.read().split("\n\n", 1)[0]
+    except OSError:
+        return {}
+    info = {}
+    for line in block.splitlines():
+        key, sep, value = line.partition(":")
+        if sep:
+            info[key.strip()] = value.strip()
+    return info
+
+
+def cpu_model() -> str:
+    """'AMD EPYC', 'Intel(R) Xeon(R) Platinum 8480+', ... (the platform's word elsewhere)."""
+    return _cpuinfo().get("model name") or platform.processor() or platform.machine() or "unknown"
+
+
+def cpu_flags() -> frozenset[str]:
+    """The CPU's feature flags as Linux names them ('avx512_bf16', 'amx_bf16', ...)."""
+    return frozenset(_cpuinfo().get("flags", "").split())
+
+
+def has_amx() -> bool:
+    """Intel's tile matrix unit with bf16 (Sapphire Rapids and later)."""
+    return "amx_bf16" in cpu_flags()
+
+
+def has_native_bf16() -> bool:
+    """Any bf16 dot-product instruction: AMX, or AVX512-BF16 (AMD Zen 4+, Cooper Lake+)."""
+    flags = cpu_flags()
+    return "amx_bf16" in flags or "avx512_bf16" in flags
+
+
+def default_inference_dtype() -> str:
+    """'bfloat16' where the CPU has bf16 matrix units (AMX), else 'float32'.
+
+    AVX512-BF16 alone does not qualify until measured to win end to end:
+    its bf16 product is about 2.2x float32 at 2048 x 2048, against AMX's
+    6.3x, and inference runs many small products where casts and packing
+    weigh more. The environment variable TRIPTYCH_INFERENCE_DTYPE=
+    float32|bfloat16 overrides the rule, which is how the benchmarks force
+    each path in turn.
+    """
+    forced = os.environ.get("TRIPTYCH_INFERENCE_DTYPE", "").strip().lower()
+    if forced in ("float32", "bfloat16"):
+        return forced
+    return "bfloat16" if has_amx() else "float32"
+
+
+def torch_paths() -> dict:
+    """What this torch build will use on this CPU: vector ISA, oneDNN, MKL, threads."""
+    import torch
+
+    caps = getattr(torch.backends.cpu, "get_cpu_capability", lambda: "unknown")()
+    return {
+        "torch": torch.__version__,
+        "cpu_capability": caps,  # the ATen kernels' vector width: AVX512, AVX2, DEFAULT
+        "onednn": bool(torch.backends.mkldnn.is_available()),
+        "mkl": bool(torch.backends.mkl.is_available()),
+        "threads": torch.get_num_threads(),
+    }
+
+
+def describe() -> dict:
+    """Everything a benchmark line needs to say where it ran and which paths it took."""
+    flags = cpu_flags()
+    return {
+        "cpu": cpu_model(),
+        "vendor": _cpuinfo().get("vendor_id", "unknown"),
+        "isa": [f for f in _INTERESTING if f in flags],
+        **torch_paths(),
+        "inference_dtype": default_inference_dtype(),
+    }
+
+
+def gemm_peak_gflops(dtype: str = "float32", n: int = 2048, seconds: float = 1.0) -> float:
+    """Measured n x n x n matrix-product rate in GFLOP/s at the current thread count.
+
+    The denominator of MFU: a model's FLOP/s over what the same CPU's GEMM
+    reaches in the same dtype, in the same run (a published peak says
+    nothing about a shared 2-core VM).
+    """
+    import torch
+
+    dt = getattr(torch, dtype)
+    a, b = torch.randn(n, n).to(dt), torch.randn(n, n).to(dt)
+    torch.mm(a, b)  # warm-up: kernel selection, packing buffers
+    best = float("inf")
+    deadline = time.perf_counter() + seconds
+    while True:
+        t0 = time.perf_counter()
+        torch.mm(a, b)
+        best = min(best, time.perf_counter() - t0)
+        if time.perf_counter() > deadline:
+            break
+    return 2 * n**3 / best / 1e9
