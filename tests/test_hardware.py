@@ -1,0 +1,39 @@
+"""The CPU facts and the paths chosen from them."""
+
+import json
+
+import pytest
+
+from triptych import hardware
+
+
+def test_describe_names_the_cpu_and_the_paths():
+    d = hardware.describe()
+    json.dumps(d)  # goes into every benchmark's JSON line
+    assert d["cpu"] and d["cpu"] != "unknown"
+    assert d["inference_dtype"] in ("float32", "bfloat16")
+    assert set(d["isa"]) <= set(hardware._INTERESTING)
+    assert isinstance(d["onednn"], bool) and d["threads"] >= 1
+
+
+@pytest.mark.parametrize("flags,expected", [
+    ({"avx2", "avx512f"}, "float32"),
+    ({"avx512f", "avx512_bf16"}, "float32"),  # AMD Zen 4: not measured to win end to end
+    ({"avx512f", "avx512_bf16", "amx_tile", "amx_bf16"}, "bfloat16"),  # Intel Sapphire Rapids
+])
+def test_inference_dtype_follows_the_matrix_units(monkeypatch, flags, expected):
+    monkeypatch.delenv("TRIPTYCH_INFERENCE_DTYPE", raising=False)
+    monkeypatch.setattr(hardware, "cpu_flags", lambda: frozenset(flags))
+    assert hardware.default_inference_dtype() == expected
+
+
+def test_the_environment_forces_a_path(monkeypatch):
+    monkeypatch.setattr(hardware, "cpu_flags", lambda: frozenset())
+    monkeypatch.setenv("TRIPTYCH_INFERENCE_DTYPE", "bfloat16")
+    assert hardware.default_inference_dtype() == "bfloat16"
+    monkeypatch.setenv("TRIPTYCH_INFERENCE_DTYPE", "nonsense")
+    assert hardware.default_inference_dtype() == "float32"
+
+
+def test_gemm_peak_is_a_positive_rate():
+    assert hardware.gemm_peak_gflops("float32", n=256, seconds=0.05) > 0
