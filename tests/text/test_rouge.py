@@ -23,6 +23,16 @@ rouge_scorer = pytest.importorskip("rouge_score.rouge_scorer")
 rs_tokenize = pytest.importorskip("rouge_score.tokenize")
 
 DATA = Path(__file__).resolve().parents[2] / "data"
+
+
+@pytest.fixture(autouse=True, params=["python", "native"])
+def engine(request, monkeypatch):
+    """Every check runs on both engines: ours, and rouge-score-rs (which batches use when installed)."""
+    if request.param == "native":
+        pytest.importorskip("rouge_score_rs")
+    monkeypatch.setenv("TRIPTYCH_ROUGE_ENGINE", request.param)
+    assert rouge.rouge_engine() == request.param
+    return request.param
 TYPES = ("rouge1", "rouge2", "rougeL", "rougeLsum")
 
 
