@@ -25,7 +25,9 @@ this CPU the fused kernel is the faster in fp32 and far the slower in bf16
 Usage: python benchmarks/text_train.py [--rounds R] [--batches N] [--tokens T]
            [--threads N] [--precision fp32|bf16]
 Prints a human line per side on stderr and one JSON line last on stdout, with
-"ratio" = triptych target tokens/s over the faster BART's target tokens/s.
+"ratio" = triptych target tokens/s over the faster BART's target tokens/s,
+each side's MFU (its FLOPs, counted by torch's FLOP counter, a second over
+the GEMM peak of the same dtype measured in the same run) and the machine.
 """
 
 from __future__ import annotations
@@ -45,6 +47,7 @@ sys.path.insert(0, str(ROOT / "src"))
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
+from triptych.hardware import counted_flops, describe, gemm_peak_gflops, mfu_report  # noqa: E402
 from triptych.text.models import build_model  # noqa: E402
 
 VOCAB, PAD, BOS, EOS = 8000, 0, 1, 2
@@ -135,8 +138,24 @@ def bart_loss(model, batch):
     return F.cross_entropy(logits.flatten(0, 1), tout.flatten(), ignore_index=PAD, label_smoothing=0.1)
 
 
+def autocast_for(precision: str):
+    return torch.autocast("cpu", dtype=torch.bfloat16) if precision == "bf16" else nullcontext()
+
+
+def round_flops(model, loss_fn, batches, precision: str) -> int:
+    """Model FLOPs of one round (forward + backward of every batch), counted by torch."""
+    def once():
+        for batch in batches:
+            with autocast_for(precision):
+                loss = loss_fn(model, batch)
+            loss.backward()
+        model.zero_grad(set_to_none=True)
+
+    return counted_flops(once)
+
+
 def run_round(model, opt, loss_fn, batches, precision: str) -> float:
-    autocast = torch.autocast("cpu", dtype=torch.bfloat16) if precision == "bf16" else nullcontext()
+    autocast = autocast_for(precision)
     model.train()
     start = time.perf_counter()
     for batch in batches:
@@ -189,6 +208,17 @@ def main() -> None:
         result[f"{name.replace('-', '_')}_params"] = sum(p.numel() for p in model.parameters())
         print(f"{name:10s} {tgt_tokens / best:9.1f} target tok/s  (best of {args.rounds}: {best:.2f} s; "
               f"all {', '.join(f'{t:.2f}' for t in times[name])})", file=sys.stderr)  # fmt: skip
+    # MFU: counted model FLOPs a second over this CPU's GEMM peak in the same dtype, same run.
+    dtype = "bfloat16" if args.precision == "bf16" else "float32"
+    peak = gemm_peak_gflops(dtype)
+    for name, (model, loss_fn) in sides.items():
+        report = mfu_report(round_flops(model, loss_fn, batches, args.precision), min(times[name]), dtype, peak)
+        key = name.replace("-", "_")
+        result[f"{key}_model_gflop_per_s"], result[f"{key}_mfu"] = report["model_gflop_per_s"], report["mfu"]
+        print(f"{name:10s} {report['model_gflop_per_s']:7.1f} model GFLOP/s = MFU {report['mfu']:.3f} "
+              f"of the {dtype} GEMM peak {peak:.0f} GFLOP/s", file=sys.stderr)
+    result["peak_gflop_per_s"] = round(peak, 1)
+    result["machine"] = describe()
     peer = max(("bart", "bart_eager"), key=lambda name: result[f"{name}_tok_per_s"])
     result["peer"] = peer
     result["ratio"] = round(result["triptych_tok_per_s"] / result[f"{peer}_tok_per_s"], 3)

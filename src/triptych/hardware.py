@@ -124,3 +124,23 @@ def gemm_peak_gflops(dtype: str = "float32", n: int = 2048, seconds: float = 1.0
         if time.perf_counter() > deadline:
             break
     return 2 * n**3 / best / 1e9
+
+
+def counted_flops(fn) -> int:
+    """Floating-point operations of the matrix products, convolutions and
+    attention that fn() runs (forward and backward alike), by torch's own
+    FLOP counter: the 'model FLOPs' of MFU, counted, not estimated."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with FlopCounterMode(display=False) as counter:
+        fn()
+    return int(counter.get_total_flops())
+
+
+def mfu_report(flops: int, seconds: float, dtype: str, peak_gflops: float | None = None) -> dict:
+    """{"model_gflop_per_s", "peak_gflop_per_s", "mfu"}: achieved over the GEMM peak
+    of the same dtype (measured now unless given)."""
+    peak = peak_gflops if peak_gflops is not None else gemm_peak_gflops(dtype)
+    achieved = flops / seconds / 1e9
+    return {"model_gflop_per_s": round(achieved, 1), "peak_gflop_per_s": round(peak, 1),
+            "mfu": round(achieved / peak, 4)}
