@@ -31,6 +31,7 @@ sys.path.insert(0, str(ROOT / "src"))
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
+from triptych.hardware import describe  # noqa: E402
 from triptych.text.models.transformer import _attend  # noqa: E402
 
 # (label, batch rows, queries, keys, causal): the recipe's 4,000-token batches
@@ -93,7 +94,7 @@ def main() -> None:
             result["cases"].append({"case": label, "precision": precision, "fused_ms": round(ms["fused"], 2),
                                     "explicit_ms": round(ms["explicit"], 2), "ratio": round(ratio, 2)})
             print(f"{label:26s} {precision:9s} {ms['fused']:9.2f} {ms['explicit']:12.2f} {ratio:6.2f}", file=sys.stderr)
-    print(json.dumps(result))
+    print(json.dumps({**result, "machine": describe()}))
 
 
 if __name__ == "__main__":

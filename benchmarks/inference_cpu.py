@@ -29,6 +29,7 @@ import torch.nn.functional as F
 
 from text_train import encode_pairs, load_corpus, train_bpe
 
+from triptych.hardware import describe  # noqa: E402
 from triptych.text.models.prepacked import _packed, linear, packed_weights  # noqa: E402  (text_train put src/ on the path)
 from triptych.text.models.transformer import _attend  # noqa: E402
 
@@ -109,7 +110,7 @@ def main() -> None:
         ratio = ms["plain_ms"] / ms["fast_ms"]
         result["cases"].append({"case": label, "kind": kind, **{k: round(v, 3) for k, v in ms.items()}, "ratio": round(ratio, 2)})
         print(f"{label:34s} {ms['plain_ms']:9.3f} {ms['fast_ms']:8.3f} {ratio:6.2f}", file=sys.stderr)
-    print(json.dumps(result))
+    print(json.dumps({**result, "machine": describe()}))
 
 
 if __name__ == "__main__":

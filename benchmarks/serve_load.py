@@ -31,6 +31,8 @@ from pathlib import Path
 import httpx
 import numpy as np
 
+from triptych.hardware import describe
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -137,7 +139,7 @@ def main() -> None:
         print(f"{mode:12s} {r['requests_per_s']:8.2f} req/s  p50 {r['p50_ms']} ms  p99 {r['p99_ms']} ms  "
               f"5xx {r['5xx']}  statuses {r['statuses']}  mean batch {r['mean_batch']}", file=sys.stderr)
     ratio = results["batching"]["requests_per_s"] / max(1e-9, results["no_batching"]["requests_per_s"])
-    print(json.dumps({"benchmark": "serve_load", "clients": args.clients, "seconds": args.seconds,
+    print(json.dumps({"machine": describe(), "benchmark": "serve_load", "clients": args.clients, "seconds": args.seconds,
                       "checkpoint": args.checkpoint, "threads": os.environ.get("TRIPTYCH_THREADS") or os.environ.get("OMP_NUM_THREADS"),
                       **results, "ratio": round(ratio, 2)}))
 

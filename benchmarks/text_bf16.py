@@ -20,6 +20,7 @@ import sys
 import torch
 from text_train import PAD, SIZE, VOCAB, encode_pairs, load_corpus, make_batches, ours_loss, run_round, train_bpe
 
+from triptych.hardware import describe
 from triptych.text.models import build_model
 
 
@@ -49,7 +50,7 @@ def main() -> None:
         result[f"{precision}_tok_per_s"] = round(tgt_tokens / min(ts), 1)
         print(f"{precision} {tgt_tokens / min(ts):9.1f} target tok/s (all {', '.join(f'{t:.2f}' for t in ts)} s)", file=sys.stderr)
     result["ratio"] = round(result["bf16_tok_per_s"] / result["fp32_tok_per_s"], 3)
-    print(json.dumps(result))
+    print(json.dumps({**result, "machine": describe()}))
 
 
 if __name__ == "__main__":

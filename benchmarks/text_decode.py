@@ -44,6 +44,7 @@ import torch
 
 from text_train import BOS, EOS, PAD, SIZE, VOCAB, build_bart, encode_pairs, load_corpus, pad, train_bpe
 
+from triptych.hardware import describe  # noqa: E402
 from triptych.text.decoding import beam_search, greedy  # noqa: E402  (text_train put src/ on the path)
 from triptych.text.models import build_model  # noqa: E402
 from triptych.text.models.prepacked import packed_weights  # noqa: E402
@@ -114,7 +115,7 @@ def main() -> None:
               f"hf-eager {speed['hf-eager']:7.1f} sent/s  ratio {result[f'{label}_ratio']:.2f}",
               file=sys.stderr)  # fmt: skip
     result["ratio"] = min(ratios)
-    print(json.dumps(result))
+    print(json.dumps({**result, "machine": describe()}))
 
 
 if __name__ == "__main__":

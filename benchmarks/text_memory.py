@@ -73,6 +73,7 @@ def main() -> None:
         print(json.dumps(one_policy(args.steps, args.child[0], int(args.child[1]))))
         return
     from triptych.engine.memory import KERNEL_CACHE_ENTRIES
+    from triptych.hardware import describe
 
     results = {}
     policies = (("neither", 0.0, 1024), ("trim", args.slack, 1024), ("trim+cap", args.slack, KERNEL_CACHE_ENTRIES))
@@ -84,7 +85,7 @@ def main() -> None:
         print(f"{name:8s} peak {r['peak_rss_mb']} MB, at end {r['rss_mb_at_end']} MB, live {r['live_mb']} MB, "
               f"{r['trims']} trims, {r['seconds']} s", file=sys.stderr)
     ratio = results["neither"]["peak_rss_mb"] / results["trim+cap"]["peak_rss_mb"]
-    print(json.dumps({"benchmark": "text_memory", **results, "ratio": round(ratio, 3)}))
+    print(json.dumps({"benchmark": "text_memory", **results, "ratio": round(ratio, 3), "machine": describe()}))
 
 
 if __name__ == "__main__":

@@ -30,6 +30,7 @@ from pathlib import Path
 
 import torch
 
+from triptych.hardware import describe
 from triptych.text.decoding import sample
 from triptych.text.rl import sequence_log_probs
 from triptych.text.task import pad
@@ -110,7 +111,7 @@ def main() -> None:
               "rescore_s": round(best["rescore"], 3), "graph_s": round(best["graph"], 3),
               "max_abs_logprob_diff": diff_lp, "max_rel_grad_diff": diff_grad,
               "ratio": round(best["graph"] / best["rescore"], 3)}
-    print(json.dumps(result))
+    print(json.dumps({**result, "machine": describe()}))
 
 
 if __name__ == "__main__":

@@ -49,6 +49,7 @@ from sumy.models.dom import ObjectDocumentModel, Paragraph, Sentence  # noqa: E4
 from sumy.nlp.tokenizers import Tokenizer  # noqa: E402
 from sumy.summarizers.text_rank import TextRankSummarizer  # noqa: E402
 
+from triptych.hardware import describe  # noqa: E402
 from triptych.text.extractive import split_sentences  # noqa: E402
 from triptych.text.rouge import rouge_f1_x100  # noqa: E402
 from triptych.text.textrank import similarity, textrank_many, words  # noqa: E402
@@ -154,7 +155,7 @@ def main() -> int:
         print(f"{name:9s} ROUGE-1/2/L {r['rouge1']:.2f} / {r['rouge2']:.2f} / {r['rougeL']:.2f}  "
               f"{result[f'{name}_docs_per_s']:.0f} docs/s", file=sys.stderr)
     print(f"speed: triptych {result['ratio']:.1f}x sumy", file=sys.stderr)
-    print(json.dumps(result))
+    print(json.dumps({**result, "machine": describe()}))
     return 0
 
 

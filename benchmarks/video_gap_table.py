@@ -36,6 +36,7 @@ def main():
     import torch
 
     from triptych.engine.checkpoint import load_checkpoint_meta
+    from triptych.hardware import describe
     from triptych.video.synth import SynthSpec, synthesize
     from triptych.video.task import VideoTask
     from triptych.video.train import load_config, run_training
@@ -62,7 +63,7 @@ def main():
     gated = [r["gap"] for n, r in rows.items() if n.startswith("gated-")]
     if gated and "mean-moe" in rows:
         out["ratio"] = round(max(gated) / rows["mean-moe"]["gap"], 3)
-    print(json.dumps(out))
+    print(json.dumps({**out, "machine": describe()}))
 
 
 if __name__ == "__main__":

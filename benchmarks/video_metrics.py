@@ -86,6 +86,7 @@ def main():
     args = ap.parse_args()
     import torch
 
+    from triptych.hardware import describe
     from triptych.video.metrics import gap
 
     torch.set_num_threads(1)  # the reference is single-threaded; so is this comparison
@@ -109,6 +110,7 @@ def main():
     print(f"triptych  GAP@{args.top_k} {ours:.12f}  {t_ours:.2f} s")
     print(f"reference GAP@{args.top_k} {theirs:.12f}  {t_ref:.2f} s")
     print(json.dumps({
+        "machine": describe(),
         "benchmark": "video_metrics", "videos": args.videos, "classes": args.classes, "top_k": args.top_k,
         "gap_triptych": ours, "gap_reference": theirs, "abs_diff": abs(ours - theirs),
         "seconds_triptych": round(t_ours, 3), "seconds_reference": round(t_ref, 3),

@@ -29,6 +29,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from triptych.hardware import describe
 from triptych.video.yt8m import dequantize_tensor
 
 
@@ -115,7 +116,7 @@ def main():
            **{f"records_per_s_{k}": round(v, 1) for k, v in rates.items()},
            "ratio_vs_protobuf": round(rates["triptych"] / rates["protobuf"], 2),
            "ratio": round(rates["triptych"] / rates["tfrecord"], 2)}
-    print(json.dumps(out))
+    print(json.dumps({**out, "machine": describe()}))
 
 
 if __name__ == "__main__":
