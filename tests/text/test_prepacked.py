@@ -136,3 +136,44 @@ def test_decoding_packs_the_transformer_for_the_call_and_drops_the_copies():
     assert max(seen) >= 7  # the layers' weights and the tied output projection's
     assert packed == plain
     assert prepacked._packed.get() is None
+
+
+def _bf16_products_work() -> bool:
+    try:
+        with torch.inference_mode(), prepacked.packed_weights("bfloat16"):
+            layer()(torch.randn(2, 64))
+        return True
+    except RuntimeError:  # a CPU or build without oneDNN bf16 kernels
+        return False
+
+
+@needs_onednn
+@pytest.mark.parametrize("shape", [(1, 64), (32, 64), (4, 3, 64)])
+@pytest.mark.parametrize("bias", [True, False])
+def test_bf16_packing_takes_bf16_products_and_returns_float32(shape, bias):
+    if not _bf16_products_work():
+        pytest.skip("no oneDNN bf16 linear on this CPU")
+    m, x = layer(bias=bias), torch.randn(shape)
+    want = F.linear(x, m.weight, m.bias)
+    with torch.inference_mode(), prepacked.packed_weights("bfloat16"):
+        got = m(x)
+        assert prepacked._packed.get()[id(m.weight)][1].dtype == torch.bfloat16  # the bf16 path ran
+    assert got.dtype == torch.float32 and got.shape == want.shape
+    # bf16 keeps 8 bits of mantissa: each of 64 products is off by up to ~2^-8 relative
+    torch.testing.assert_close(got, want, rtol=0.05, atol=0.05)
+    assert not torch.equal(got, want)  # and it is not float32 in disguise
+
+
+def test_the_packing_dtype_follows_the_environment(monkeypatch):
+    monkeypatch.setenv("TRIPTYCH_INFERENCE_DTYPE", "bfloat16")
+    with prepacked.packed_weights():
+        assert prepacked._dtype.get() == "bfloat16"
+        with prepacked.packed_weights("float32"):  # nested: the outermost context rules
+            assert prepacked._dtype.get() == "bfloat16"
+    monkeypatch.setenv("TRIPTYCH_INFERENCE_DTYPE", "float32")
+    with prepacked.packed_weights():
+        assert prepacked._dtype.get() == "float32"
+    with pytest.raises(ValueError, match="float32 or bfloat16"):
+        with prepacked.packed_weights("float16"):
+            pass
+    assert prepacked._packed.get() is None  # a refused dtype leaves no context open
