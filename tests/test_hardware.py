@@ -37,3 +37,16 @@ def test_the_environment_forces_a_path(monkeypatch):
 
 def test_gemm_peak_is_a_positive_rate():
     assert hardware.gemm_peak_gflops("float32", n=256, seconds=0.05) > 0
+
+
+def test_inference_autocast_follows_the_dtype(monkeypatch):
+    import torch
+
+    x = torch.randn(4, 8)
+    w = torch.randn(8, 3)
+    monkeypatch.setenv("TRIPTYCH_INFERENCE_DTYPE", "bfloat16")
+    with hardware.inference_autocast("cpu"):
+        assert (x @ w).dtype == torch.bfloat16
+    monkeypatch.setenv("TRIPTYCH_INFERENCE_DTYPE", "float32")
+    with hardware.inference_autocast("cpu"):
+        assert (x @ w).dtype == torch.float32

@@ -77,6 +77,24 @@ def default_inference_dtype() -> str:
     return "bfloat16" if has_amx() else "float32"
 
 
+def inference_autocast(device="cpu"):
+    """A context for a model's inference: bf16 autocast where `default_inference_dtype()`
+    says bfloat16 (on CUDA only when forced), else nothing.
+
+    Autocast keeps the reductions (softmax, norms, losses) in float32 and runs
+    convolutions and matrix products in bf16: the vision and video models'
+    whole cost. Text decoding has its own bf16 path (`nn.prepacked`)."""
+    import contextlib
+
+    import torch
+
+    kind = torch.device(device).type
+    forced = os.environ.get("TRIPTYCH_INFERENCE_DTYPE", "").strip().lower() == "bfloat16"
+    if default_inference_dtype() == "bfloat16" and (kind == "cpu" or forced):
+        return torch.autocast(kind, dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
 def torch_paths() -> dict:
     """What this torch build will use on this CPU: vector ISA, oneDNN, MKL, threads."""
     import torch
