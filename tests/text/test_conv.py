@@ -306,9 +306,13 @@ def test_tiny_overfit_on_a_copy_task(copy):
     m = tiny(copy, dropout=0.0).train()
     src, tin, tout = copy_batch(rows)
     opt = torch.optim.Adam(m.parameters(), 1e-2)
-    for _ in range(150):
+    target, got = [r.tolist() for r in rows], None
+    for step in range(1, 301):  # checked every 25 steps: how fast Adam gets there varies with the CPU's rounding
+        m.train()
         loss, n = m.loss(src, tin, tout)
         opt.zero_grad()
         (loss / n).backward()
         opt.step()
-    assert greedy(m.eval(), src, bos=BOS, eos=EOS, max_len=10) == [r.tolist() for r in rows]
+        if step % 25 == 0 and (got := greedy(m.eval(), src, bos=BOS, eos=EOS, max_len=10)) == target:
+            break
+    assert got == target
