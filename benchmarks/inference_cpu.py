@@ -13,6 +13,9 @@
 Both sides run in the same process, `--repeats` times after 3 warm-ups.
 Prints a table on stderr and one JSON line on stdout, each case with its
 milliseconds and "ratio" = plain / fast (> 1: the fast path is faster).
+Linear cases also time the bf16 packed path ("bf16_ratio" = plain / bf16,
+with its largest absolute error), which `hardware` chooses where the CPU
+has AMX: run this on each CPU kind to see which path wins where.
 
 Usage: python benchmarks/inference_cpu.py [--repeats N] [--batches N] [--threads N]
 """
@@ -55,13 +58,24 @@ def timed(fn, repeats: int) -> float:
 
 
 def linear_case(rows, n_in, n_out, bias, repeats) -> dict:
+    """plain: F.linear (MKL sgemm); fast: oneDNN on a float32 weight packed once;
+    bf16: the same on a bf16 copy (the path chosen where the CPU has AMX)."""
     g = torch.Generator().manual_seed(0)
     x, w = torch.randn(rows, n_in, generator=g), torch.nn.Parameter(torch.randn(n_out, n_in, generator=g))
     b = torch.randn(n_out, generator=g) if bias else None
-    with torch.inference_mode(), packed_weights():
-        torch.testing.assert_close(linear(x, w, b), F.linear(x, w, b), rtol=1e-4, atol=1e-4)
-        assert _packed.get(), "the fast path did not run"
-        return {"plain_ms": timed(lambda: F.linear(x, w, b), repeats), "fast_ms": timed(lambda: linear(x, w, b), repeats)}
+    out = {}
+    with torch.inference_mode():
+        out["plain_ms"] = timed(lambda: F.linear(x, w, b), repeats)
+        with packed_weights("float32"):
+            torch.testing.assert_close(linear(x, w, b), F.linear(x, w, b), rtol=1e-4, atol=1e-4)
+            assert _packed.get(), "the fast path did not run"
+            out["fast_ms"] = timed(lambda: linear(x, w, b), repeats)
+        with packed_weights("bfloat16"):
+            err = (linear(x, w, b) - F.linear(x, w, b)).abs().max().item()
+            assert _packed.get()[id(w)][1].dtype == torch.bfloat16, "the bf16 path did not run"
+            out["bf16_ms"] = timed(lambda: linear(x, w, b), repeats)
+    out["bf16_max_abs_err"] = err
+    return out
 
 
 def attention_case(lengths: list[int], repeats) -> dict:
@@ -82,7 +96,7 @@ def attention_case(lengths: list[int], repeats) -> dict:
         whole = grid()
         for i, (n, y) in enumerate(zip(lengths, by_row())):
             torch.testing.assert_close(y[0], whole[i, :, :n], rtol=1e-4, atol=1e-4)
-        return {"plain_ms": timed(grid, repeats), "fast_ms": timed(by_row, repeats)}
+        return {"plain_ms": timed(grid, repeats), "fast_ms": timed(by_row, repeats), "bf16_ms": float("nan")}
 
 
 def main() -> None:
@@ -104,12 +118,14 @@ def main() -> None:
                       lambda n=lengths: attention_case(n, args.repeats)))  # fmt: skip
 
     result = {"benchmark": "inference_cpu", "threads": args.threads, "repeats": args.repeats, "cases": []}
-    print(f"{'case':34s} {'plain ms':>9s} {'fast ms':>8s} {'ratio':>6s}", file=sys.stderr)
+    print(f"{'case':34s} {'plain ms':>9s} {'fast ms':>8s} {'ratio':>6s} {'bf16 ms':>8s} {'bf16 ratio':>10s}", file=sys.stderr)
     for label, kind, run in cases:
         ms = run()
-        ratio = ms["plain_ms"] / ms["fast_ms"]
-        result["cases"].append({"case": label, "kind": kind, **{k: round(v, 3) for k, v in ms.items()}, "ratio": round(ratio, 2)})
-        print(f"{label:34s} {ms['plain_ms']:9.3f} {ms['fast_ms']:8.3f} {ratio:6.2f}", file=sys.stderr)
+        ratio, bf16_ratio = ms["plain_ms"] / ms["fast_ms"], ms["plain_ms"] / ms["bf16_ms"]
+        result["cases"].append({"case": label, "kind": kind, **{k: round(v, 4) for k, v in ms.items() if v == v},
+                                "ratio": round(ratio, 2), **({"bf16_ratio": round(bf16_ratio, 2)} if kind == "linear" else {})})
+        print(f"{label:34s} {ms['plain_ms']:9.3f} {ms['fast_ms']:8.3f} {ratio:6.2f} {ms['bf16_ms']:8.3f} {bf16_ratio:10.2f}",
+              file=sys.stderr)
     print(json.dumps({**result, "machine": describe()}))
 
 
