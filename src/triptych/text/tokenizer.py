@@ -45,7 +45,7 @@ PAD, UNK, BOS, EOS = "<pad>", "<unk>", "<s>", "</s>"
 SPECIAL_TOKENS = [PAD, UNK, BOS, EOS]
 FILENAME = "tokenizer.json"  # the target side's (both sides' when shared)
 SOURCE_FILENAME = "source-tokenizer.json"  # the source side's, with tokenizer.shared: false
-KINDS = ("bpe", "bpe-char", "word")
+from triptych.text.config import KINDS  # noqa: E402 - one list, beside tokenizer.kind
 
 
 class Tokenizer:
@@ -239,6 +239,13 @@ def train_tokenizer(texts: Iterable[str], *, kind: str = "bpe", **options) -> To
     """`kind` picks byte-level BPE, BPE on characters or words; the options are theirs."""
     if kind not in KINDS:
         raise UserError(f"tokenizer kind {kind!r}: expected one of {', '.join(KINDS)}")
+    from triptych.text.config import MAX_MIN_FREQUENCY, MAX_VOCAB
+
+    # Beyond these the tokenizers library aborts the whole process (rc 134) or overflows.
+    if options.get("vocab_size", 0) > MAX_VOCAB:
+        raise UserError(f"vocabulary size {options['vocab_size']} is too large (allowed: at most {MAX_VOCAB:,})")
+    if not 0 <= options.get("min_frequency", 0) <= MAX_MIN_FREQUENCY:
+        raise UserError(f"min_frequency {options['min_frequency']}: allowed 0 to {MAX_MIN_FREQUENCY:,}")
     if kind == "word":
         return train_word(texts, **options)
     return train_bpe(texts, unit="char" if kind == "bpe-char" else "byte", **options)

@@ -165,7 +165,9 @@ def model_config(name: str, model_cfg: dict | None, separate_vocab: bool = False
         raise UserError(
             f"model: unknown key {unknown[0]!r} for model {name!r}; allowed: {', '.join(sorted(fields))}"
         )
-    cfg = config_cls(**values)
+    from triptych.config import from_dict
+
+    cfg = from_dict(config_cls, values, source=None, prefix="model.")  # types and bounds checked, key named
     if separate_vocab and getattr(cfg, "copy", False):  # copying scatters source ids onto target ids
         raise UserError("model.copy: copy attention needs one vocabulary for source and target (tokenizer.shared: true)")
     return cfg
