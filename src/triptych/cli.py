@@ -75,7 +75,7 @@ def _engine(name: str, call: str):
 
 
 def main(argv: list[str] | None = None) -> int:
-    from triptych import files
+    from triptych import files, schema
 
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -83,7 +83,8 @@ def main(argv: list[str] | None = None) -> int:
     _engine("runs", "forget_pending")
     _engine("signals", "forget")
     try:
-        files.check_arguments(vars(args))  # no output may be one of the inputs, before any work
+        schema.check_options(vars(args))  # numbers in bounds, --device real, before any work
+        files.check_arguments(vars(args))  # no output may be one of the inputs
         status = int(args.func(args) or 0)
         _engine("runs", "forget_pending")
         stopped = _engine("signals", "stopped_by")  # SIGTERM: the checkpoint is saved, the run not finished
@@ -99,6 +100,16 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return 1
+    except OSError as e:
+        if e.filename is None:  # not about a path the user gave: a bug, keep its traceback
+            _engine("runs", "discard_unfinished")
+            raise
+        # A path that cannot be made or written (/proc/..., a read-only disk, a full one):
+        # the user's to fix, so one line like any UserError.
+        _engine("runs", "discard_unfinished")
+        sys.stdout.flush()
+        print(f"triptych: error: {e.filename}: cannot write or read here ({e.strerror or e})", file=sys.stderr)
+        return EXIT_USER_ERROR
     except BaseException:
         _engine("runs", "discard_unfinished")
         raise

@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import gzip
 import os
+import re
 import stat
 import tempfile
 from pathlib import Path
@@ -69,6 +70,18 @@ def check_output(path: str | os.PathLike, option: str | None = None) -> Path:
         kind = "a directory" if stat.S_ISDIR(st.st_mode) else "not a regular file"
         raise UserError(f"{label}: is {kind}; refusing to replace it, give a file path")
     return dest
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def check_unicode(text: str, where: str) -> str:
+    """Refuse text holding a lone surrogate (JSON's "\\ud800", or bytes that are not
+    UTF-8 in a command-line argument): no encoder accepts it, so it must stop here."""
+    m = _SURROGATE.search(text)
+    if m is not None:
+        raise UserError(f"{where}: invalid Unicode (a lone surrogate U+{ord(m.group()):04X} at character {m.start()})")
+    return text
 
 
 def require_file(path: str | os.PathLike, what: str = "file") -> Path:
@@ -178,6 +191,8 @@ def check_arguments(options: dict) -> None:
     or that names a device, pipe or socket. Runs before the command does any work."""
     import glob as globbing
 
+    if isinstance(options.get("text"), str):
+        check_unicode(options["text"], "--text")
     for key, value in options.items():
         if key in OUTPUT_OPTIONS or key in _NOT_PATHS:
             continue

@@ -75,3 +75,59 @@ def check_section(obj: Any, prefix: str = "") -> None:
         check_value(f, value, f"{prefix}{f.name}")
         if dataclasses.is_dataclass(value):
             check_section(value, f"{prefix}{f.name}.")
+
+
+# --- command-line options: the same bounds, by option name, for every verb that has the option ---
+
+_AT_LEAST_1 = ("batch_size", "beam", "channels", "classes", "dims", "filter", "filters", "limit", "lm_order", "maps",
+               "max_batch", "max_beam", "max_digits", "max_document_chars", "max_documents", "max_frames", "max_len",
+               "max_summary_len", "max_top_k", "max_videos", "min_frames", "nbest", "pca_frames", "queue_depth",
+               "scenes", "sentences", "shards", "size", "stride", "threads", "top", "top_k", "valid_videos", "videos",
+               "words", "vocab_size")
+_AT_LEAST_0 = ("min_len", "no_repeat_ngram", "shift", "min_frequency", "port", "batch_wait_ms", "noise")
+_POSITIVE = ("minutes", "timeout", "read_timeout", "max_body_mb")
+OPTION_BOUNDS = {**{k: Bounds(ge=1) for k in _AT_LEAST_1}, **{k: Bounds(ge=0) for k in _AT_LEAST_0},
+                 **{k: Bounds(gt=0) for k in _POSITIVE}, "seed": Bounds(ge=0, lt=2**32), "port": Bounds(ge=0, le=65535),
+                 "beam": Bounds(ge=1, le=256), "max_beam": Bounds(ge=1, le=256)}
+
+
+def check_options(options: dict) -> None:
+    """Every number on a command line: finite, and within its option's bounds; --device exists in this torch."""
+    for key, value in options.items():
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            continue
+        option = "--" + key.replace("_", "-")
+        check_finite(value, f"{option}")
+        bounds = OPTION_BOUNDS.get(key)
+        if bounds is not None and not bounds.admits(value):
+            raise UserError(f"{option} {value}: not allowed (allowed: {bounds.allowed()})")
+    if isinstance(options.get("device"), str):
+        check_device(options["device"])
+
+
+def check_device(name: str, option: str = "--device") -> None:
+    """A device this torch was built with and this machine has; cpu never imports torch."""
+    if name == "cpu":
+        return
+    import torch
+
+    try:
+        dev = torch.device(name)
+    except (RuntimeError, ValueError):
+        raise UserError(f"{option} {name}: not a device name (allowed: cpu, cuda, cuda:N, mps)") from None
+    available = {"cpu": lambda: True, "cuda": torch.cuda.is_available,
+                 "mps": lambda: getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()}
+    if dev.type not in available:
+        raise UserError(f"{option} {name}: triptych runs on cpu, cuda or mps, not {dev.type}")
+    if not available[dev.type]():
+        raise UserError(f"{option} {name}: this torch ({torch.__version__}) has no usable {dev.type} device here")
+    count = torch.cuda.device_count() if dev.type == "cuda" else 1
+    if dev.index is not None and dev.index >= count:
+        raise UserError(f"{option} {name}: no such device (this machine has {count} {dev.type} device(s))")
+
+
+def check_metric(metric: str, allowed: list[str] | tuple[str, ...]) -> None:
+    """`train.metric` must be one the task's evaluation reports: checked when the
+    config is read, not after the first validation has cost minutes."""
+    if metric not in allowed:
+        raise UserError(f"train.metric: {metric!r} is not a validation metric of this recipe (allowed: {', '.join(allowed)})")

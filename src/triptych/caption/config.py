@@ -53,3 +53,8 @@ class CaptionConfig:
         default_factory=lambda: TrainConfig(metric="bleu", metric_mode="max", warmup_steps=50, max_steps=1500,
                                             eval_every=250, save_every=250, log_every=20)
     )
+
+    def __post_init__(self):
+        from triptych.schema import check_metric
+
+        check_metric(self.train.metric, ("valid_loss", "bleu", "rougeL") if self.valid_bleu_samples > 0 else ("valid_loss",))

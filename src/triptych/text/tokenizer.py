@@ -67,14 +67,22 @@ class Tokenizer:
         return self.hf.get_vocab_size()
 
     def encode(self, text: str) -> list[int]:
-        return self.hf.encode(text).ids
+        try:
+            return self.hf.encode(text).ids
+        except (TypeError, UnicodeEncodeError):
+            _name_bad_text([text])
+            raise
 
     def encode_batch(self, texts: list[str], chunk: int = 2048) -> list[list[int]]:
         # In chunks: an HF Encoding also holds tokens, offsets and masks, and
         # 50k of them at once cost a gigabyte that the ids alone do not need.
         ids: list[list[int]] = []
         for start in range(0, len(texts), chunk):
-            ids.extend(e.ids for e in self.hf.encode_batch(texts[start : start + chunk]))
+            try:
+                ids.extend(e.ids for e in self.hf.encode_batch(texts[start : start + chunk]))
+            except (TypeError, UnicodeEncodeError):
+                _name_bad_text(texts[start : start + chunk], start)
+                raise
         return ids
 
     def decode(self, ids: Iterable[int]) -> str:
@@ -233,6 +241,17 @@ def train_word(
     trainer = trainers.WordLevelTrainer(vocab_size=vocab_size, min_frequency=min_frequency, special_tokens=specials, show_progress=False)
     tok.train_from_iterator(texts, trainer=trainer)
     return Tokenizer(tok)
+
+
+def _name_bad_text(texts, first: int = 0) -> None:
+    """The tokenizers library raises TypeError on text that is not valid Unicode:
+    find it and say which (the readers check earlier; this is the last guard)."""
+    from triptych.files import check_unicode
+
+    for i, t in enumerate(texts):
+        if not isinstance(t, str):
+            raise UserError(f"text {first + i}: expected a string, got {type(t).__name__}")
+        check_unicode(t, f"text {first + i}")
 
 
 def train_tokenizer(texts: Iterable[str], *, kind: str = "bpe", **options) -> Tokenizer:
