@@ -65,3 +65,41 @@ def test_textrank_below_the_cap_is_unchanged():
                 w += [s, s]
     expected = pagerank(len(sentences), np.array(src), np.array(dst), np.array(w))
     assert np.allclose(scores, expected, atol=1e-7)
+
+
+def test_a_gzip_bomb_upload_is_refused_in_bounded_memory(tmp_path):
+    """1 MB of gzip that expands to 1 GiB: refused after reading limit + one step, holding one step."""
+    import gzip as gz
+    import io
+
+    import pytest
+
+    from triptych.serve.limits import INFLATE_STEP, ApiError, write_upload
+
+    buf = io.BytesIO()
+    with gz.GzipFile(fileobj=buf, mode="wb", compresslevel=9) as fh:
+        block = bytes(1 << 20)
+        for _ in range(1024):
+            fh.write(block)
+    bomb = buf.getvalue()
+    assert len(bomb) < 2 << 20
+    tracemalloc.start()
+    with open(tmp_path / "out", "wb") as out, pytest.raises(ApiError) as e:
+        write_upload(bomb, out, 8 << 20, "bomb.tfrecord.gz")
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert e.value.status == 413 and "bomb.tfrecord.gz: expands to more than" in e.value.message
+    assert peak < 8 * INFLATE_STEP, peak  # the upload, its unread tail, one step: not the 1 GiB
+    assert (tmp_path / "out").stat().st_size <= 8 << 20
+
+
+def test_gzip_uploads_within_the_limit_are_unpacked_whole(tmp_path):
+    import gzip as gz
+
+    from triptych.serve.limits import write_upload
+
+    data = b"".join(i.to_bytes(4, "little") for i in range(200_000))
+    packed = gz.compress(data[:400_000]) + gz.compress(data[400_000:])  # two members, as `cat a.gz b.gz`
+    with open(tmp_path / "out", "wb") as out:
+        assert write_upload(packed, out, 8 << 20, "x") == len(data)
+    assert (tmp_path / "out").read_bytes() == data

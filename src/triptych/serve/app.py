@@ -223,6 +223,8 @@ def create_app(models: Models, limits: Limits | None = None) -> FastAPI:
     batcher = Batcher(limits.max_batch, limits.batch_wait_ms / 1000.0, limits.queue_depth, limits.timeout_s,
                       worker_init=hold_packed_weights)
     described = models.describe()
+    if getattr(models, "video", None) is not None:
+        models.video.max_expanded_bytes = limits.max_expanded_bytes
 
     @contextlib.asynccontextmanager
     async def lifespan(app):
