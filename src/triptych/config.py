@@ -79,7 +79,7 @@ def _coerce(value: Any, tp: Any, source: str, key: str) -> Any:
             try:
                 return _coerce(value, arg, source, key)
             except UserError as e:
-                errors.append(str(e))
+                errors.append(e)
         raise errors[0] if len(errors) == 1 else _fail(source, key, f"cannot use {_short(value)} here")
     if dataclasses.is_dataclass(tp):
         if not isinstance(value, dict):

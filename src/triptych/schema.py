@@ -126,8 +126,10 @@ def check_device(name: str, option: str = "--device") -> None:
         raise UserError(f"{option} {name}: no such device (this machine has {count} {dev.type} device(s))")
 
 
-def check_metric(metric: str, allowed: list[str] | tuple[str, ...]) -> None:
+def check_metric(metric: str, allowed: list[str] | tuple[str, ...], note: str = "") -> None:
     """`train.metric` must be one the task's evaluation reports: checked when the
-    config is read, not after the first validation has cost minutes."""
+    config is read, not after the first validation has cost minutes. `note`
+    says why a metric is missing when another key switched it off."""
     if metric not in allowed:
-        raise UserError(f"train.metric: {metric!r} is not a validation metric of this recipe (allowed: {', '.join(allowed)})")
+        raise UserError(f"train.metric: {metric!r} is not a validation metric of this recipe "
+                        f"(allowed: {', '.join(allowed)}){'; ' + note if note else ''}")

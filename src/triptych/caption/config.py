@@ -57,4 +57,6 @@ class CaptionConfig:
     def __post_init__(self):
         from triptych.schema import check_metric
 
-        check_metric(self.train.metric, ("valid_loss", "bleu", "rougeL") if self.valid_bleu_samples > 0 else ("valid_loss",))
+        scored = self.valid_bleu_samples > 0
+        check_metric(self.train.metric, ("valid_loss", "bleu", "rougeL") if scored else ("valid_loss",),
+                     "" if scored else "valid_bleu_samples is 0: no BLEU or ROUGE is measured")

@@ -113,7 +113,7 @@ class TextConfig:
         from triptych.schema import check_metric
 
         rouge = ("rouge1", "rouge2", "rougeL", "rougeLsum") if self.eval.valid_rouge_samples > 0 else ()
-        check_metric(self.train.metric, ("valid_loss", *rouge))
+        check_metric(self.train.metric, ("valid_loss", *rouge), "" if rouge else "eval.valid_rouge_samples is 0: no ROUGE is measured")
         # Copy attention scatters source token ids onto the target distribution:
         # it needs one vocabulary for both sides. Refused before any work is done.
         if not self.tokenizer.shared and self.model.get("copy"):

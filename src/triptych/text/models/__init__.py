@@ -155,7 +155,7 @@ def model_config(name: str, model_cfg: dict | None, separate_vocab: bool = False
     The key `name` itself is ignored. `separate_vocab`: the source has a
     vocabulary of its own (tokenizer.shared: false).
     """
-    if name not in _REGISTRY:
+    if not isinstance(name, str) or name not in _REGISTRY:
         raise UserError(f"model.name: unknown model {name!r}; allowed: {', '.join(list_models())}")
     config_cls = _REGISTRY[name][0]
     fields = {f.name for f in dataclasses.fields(config_cls)}
