@@ -144,3 +144,12 @@ def test_the_guard_still_lets_commands_write(run_cli, inputs, tmp_path):
     assert out.read_text().count("\n") == len(PAIRS)
     status, _, err = run_cli("text", "baseline", "lead", "--data", inputs["data"], "--output", out)  # replacing an old output is fine
     assert status == 0, err
+
+
+def test_the_demo_never_replaces_a_folder_it_did_not_make(run_cli, tmp_path):
+    mine = tmp_path / "project" / "text"
+    mine.mkdir(parents=True)
+    (mine / "code.py").write_text("print('mine')\n")
+    status, _, err = run_cli("demo", "--out", tmp_path / "project", "--only", "text")
+    assert status == 2 and "not an earlier demo's" in err and err.count("\n") == 1
+    assert (mine / "code.py").read_text() == "print('mine')\n"
