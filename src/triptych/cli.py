@@ -67,20 +67,52 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _engine(name: str, call: str):
+    """Call engine.<name>.<call>() only if a command imported it: the engine
+    pulls in torch, which `--help` and the light verbs never load."""
+    module = sys.modules.get(f"triptych.engine.{name}")
+    return getattr(module, call)() if module is not None else None
+
+
 def main(argv: list[str] | None = None) -> int:
+    from triptych import files, schema
+
     parser = build_parser()
     args = parser.parse_args(argv)
+    files.forget_inputs()
+    _engine("runs", "forget_pending")
+    _engine("signals", "forget")
     try:
-        return int(args.func(args) or 0)
+        schema.check_options(vars(args))  # numbers in bounds, --device real, before any work
+        files.check_arguments(vars(args))  # no output may be one of the inputs
+        status = int(args.func(args) or 0)
+        _engine("runs", "forget_pending")
+        stopped = _engine("signals", "stopped_by")  # SIGTERM: the checkpoint is saved, the run not finished
+        return 128 + stopped if stopped is not None and status == 0 else status
     except UserError as e:
+        _engine("runs", "discard_unfinished")
         sys.stdout.flush()
         print(f"triptych: error: {e}", file=sys.stderr)
         return EXIT_USER_ERROR
     except KeyboardInterrupt:
+        _engine("runs", "discard_unfinished")
         print("triptych: interrupted", file=sys.stderr)
         return 130
     except BrokenPipeError:
         return 1
+    except OSError as e:
+        if e.filename is None:  # not about a path the user gave: a bug, keep its traceback
+            _engine("runs", "discard_unfinished")
+            raise
+        # A path that cannot be made or written (/proc/..., a read-only disk, a full one):
+        # the user's to fix, so one line like any UserError.
+        _engine("runs", "discard_unfinished")
+        sys.stdout.flush()
+        print(f"triptych: error: {e.filename}: cannot write or read here ({e.strerror or e})", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except BaseException:
+        _engine("runs", "discard_unfinished")
+        raise
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import reprlib
 import types
 import typing
 from dataclasses import dataclass, field
@@ -20,45 +21,48 @@ from typing import Any
 import yaml
 
 from triptych.errors import UserError
+from triptych.schema import bounded, check_finite, check_value
+
+SCHEDULES = ("constant", "inverse_sqrt", "cosine", "linear", "step")
 
 
 @dataclass
 class TrainConfig:
-    """The engine's knobs; identical for every domain."""
+    """The engine's knobs; identical for every domain. Bounds: triptych/schema.py."""
 
-    lr: float = 1e-3
-    weight_decay: float = 0.01
-    betas: tuple[float, float] = (0.9, 0.98)
-    warmup_steps: int = 200
+    lr: float = bounded(1e-3, ge=0)
+    weight_decay: float = bounded(0.01, ge=0)
+    betas: tuple[float, float] = bounded((0.9, 0.98), ge=0, lt=1)
+    warmup_steps: int = bounded(200, ge=0)
     # constant | inverse_sqrt | cosine | linear; cosine and linear decay to
     # `min_lr_ratio * lr` at max_steps, or at max_minutes when that is set
     # (the schedule is then timed to end with the budget).
-    schedule: str = "cosine"
-    min_lr_ratio: float = 0.02
-    decay_rate: float = 0.8  # schedule "step": lr x decay_rate every decay_steps updates
-    decay_steps: int = 50_000
-    max_steps: int = 10_000  # 0: no step limit (then max_minutes or max_epochs must bound the run)
-    max_minutes: float | None = None
-    max_epochs: int | None = None  # stop ("end") after this many passes over the task's batch plan
-    clip_norm: float | None = 1.0
-    accum_steps: int = 1
-    eval_every: int = 500
+    schedule: str = bounded("cosine", choices=SCHEDULES)
+    min_lr_ratio: float = bounded(0.02, ge=0, le=1)
+    decay_rate: float = bounded(0.8, gt=0, le=1)  # schedule "step": lr x decay_rate every decay_steps updates
+    decay_steps: int = bounded(50_000, ge=1)
+    max_steps: int = bounded(10_000, ge=0)  # 0: no step limit (then max_minutes or max_epochs must bound the run)
+    max_minutes: float | None = bounded(None, gt=0)
+    max_epochs: int | None = bounded(None, ge=1)  # stop ("end") after this many passes over the task's batch plan
+    clip_norm: float | None = bounded(1.0, ge=0)
+    accum_steps: int = bounded(1, ge=1)
+    eval_every: int = bounded(500, ge=0)  # 0: only at the end
     eval_at_end: bool = True
     metric: str = "valid_loss"  # the validation metric that selects best/
-    metric_mode: str = "min"  # min | max
-    patience: int | None = None  # early stopping: evaluations without improvement
-    save_every: int = 500
-    keep_checkpoints: int = 2
-    log_every: int = 20
-    precision: str = "fp32"  # fp32 | bf16 (autocast)
-    threads: int | None = None
+    metric_mode: str = bounded("min", choices=("min", "max"))
+    patience: int | None = bounded(None, ge=1)  # early stopping: evaluations without improvement
+    save_every: int = bounded(500, ge=0)
+    keep_checkpoints: int = bounded(2, ge=1)
+    log_every: int = bounded(20, ge=0)
+    precision: str = bounded("fp32", choices=("fp32", "bf16"))  # bf16: autocast
+    threads: int | None = bounded(None, ge=1, le=4096)
     # Return freed heap memory to the OS when resident memory has grown this
     # many MiB since the last time (glibc; see engine/memory.py). 0: never.
-    trim_memory_mb: float = 384.0
+    trim_memory_mb: float = bounded(384.0, ge=0)
 
 
-def _fail(source: str, key: str, msg: str) -> UserError:
-    return UserError(f"{source}: {key}: {msg}")
+def _fail(source: str | None, key: str, msg: str) -> UserError:
+    return UserError(f"{source}: {key}: {msg}" if source else f"{key}: {msg}")
 
 
 def _coerce(value: Any, tp: Any, source: str, key: str) -> Any:
@@ -75,15 +79,15 @@ def _coerce(value: Any, tp: Any, source: str, key: str) -> Any:
             try:
                 return _coerce(value, arg, source, key)
             except UserError as e:
-                errors.append(str(e))
-        raise errors[0] if len(errors) == 1 else _fail(source, key, f"cannot use {value!r} here")
+                errors.append(e)
+        raise errors[0] if len(errors) == 1 else _fail(source, key, f"cannot use {_short(value)} here")
     if dataclasses.is_dataclass(tp):
         if not isinstance(value, dict):
-            raise _fail(source, key, f"expected a mapping, got {value!r}")
+            raise _fail(source, key, f"expected a mapping, got {_short(value)}")
         return from_dict(tp, value, source, prefix=f"{key}.")
     if origin in (tuple, list):
         if not isinstance(value, (list, tuple)):
-            raise _fail(source, key, f"expected a list, got {value!r}")
+            raise _fail(source, key, f"expected a list, got {_short(value)}")
         args = typing.get_args(tp)
         if origin is tuple and args and args[-1] is not Ellipsis:
             if len(value) != len(args):
@@ -93,38 +97,49 @@ def _coerce(value: Any, tp: Any, source: str, key: str) -> Any:
         return origin(_coerce(v, inner, source, key) for v in value)
     if origin is dict or tp is dict:
         if not isinstance(value, dict):
-            raise _fail(source, key, f"expected a mapping, got {value!r}")
+            raise _fail(source, key, f"expected a mapping, got {_short(value)}")
         return dict(value)
     if tp is Any:
         return value
     if tp is bool:
         if isinstance(value, bool):
             return value
-        raise _fail(source, key, f"expected true or false, got {value!r}")
+        raise _fail(source, key, f"expected true or false, got {_short(value)}")
     if tp is int:
         if isinstance(value, int) and not isinstance(value, bool):
             return value
         if isinstance(value, float) and value.is_integer():
             return int(value)
-        raise _fail(source, key, f"expected an integer, got {value!r}")
+        raise _fail(source, key, f"expected an integer, got {_short(value)}")
     if tp is float:
+        number = None
         if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
-        if isinstance(value, str):
+            number = float(value)
+        elif isinstance(value, str):
             try:
-                return float(value)
+                number = float(value)
             except ValueError:
                 pass
-        raise _fail(source, key, f"expected a number, got {value!r}")
+        if number is None:
+            raise _fail(source, key, f"expected a number, got {_short(value)}")
+        check_finite(number, f"{source}: {key}" if source else key)
+        return number
     if tp is str:
         if isinstance(value, (str, int, float)) and not isinstance(value, bool):
             return str(value)
-        raise _fail(source, key, f"expected a string, got {value!r}")
+        raise _fail(source, key, f"expected a string, got {_short(value)}")
     return value
 
 
-def from_dict(cls: type, data: dict, source: str = "config", prefix: str = ""):
-    """Build dataclass `cls` from a nested dict; unknown keys are UserErrors."""
+def _short(value: Any) -> str:
+    """repr of a value, cut short: a huge value must not make a huge message."""
+    text = reprlib.repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def from_dict(cls: type, data: dict, source: str | None = "config", prefix: str = ""):
+    """Build dataclass `cls` from a nested dict; unknown keys and values out of
+    their field's bounds (triptych/schema.py) are UserErrors naming the key."""
     hints = typing.get_type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls)}
     kwargs = {}
@@ -143,6 +158,7 @@ def from_dict(cls: type, data: dict, source: str = "config", prefix: str = ""):
             elif isinstance(default, dict):
                 value = {**default, **value}
         kwargs[key] = _coerce(value, tp, source, f"{prefix}{key}")
+        check_value(fields[key], kwargs[key], f"{source}: {prefix}{key}" if source else f"{prefix}{key}")
     return cls(**kwargs)
 
 
@@ -170,6 +186,7 @@ def parse_override(text: str) -> tuple[list[str], Any]:
         value = yaml.safe_load(raw) if raw.strip() else ""
     except yaml.YAMLError:
         value = raw
+    check_expansion(value, f"--set {key}")
     return key.split("."), value
 
 
@@ -203,11 +220,36 @@ def read_yaml(path: str | os.PathLike) -> dict:
         line = f":{mark.line + 1}" if mark is not None else ""
         problem = getattr(e, "problem", None) or "invalid YAML"
         raise UserError(f"{p}{line}: {problem}") from None
+    check_expansion(data, str(p))
     if data is None:
         return {}
     if not isinstance(data, dict):
         raise UserError(f"{p}: expected a mapping of config keys at the top level")
     return data
+
+
+MAX_VALUES = 100_000  # values in a config once its YAML aliases are expanded
+
+
+def check_expansion(data: Any, source: str) -> None:
+    """Refuse YAML whose aliases expand beyond MAX_VALUES values ("billion laughs").
+
+    PyYAML shares an aliased node, so loading is cheap, but anything that walks
+    the result (a message, a copy, saving config.yaml) expands it: 9 levels of
+    10 aliases is 10^9 values. The walk counts values as they would expand and
+    stops at the limit, so it costs at most MAX_VALUES steps.
+    """
+    budget, stack = MAX_VALUES, [data]
+    while stack:
+        node = stack.pop()
+        budget -= 1
+        if budget < 0:
+            raise UserError(f"{source}: YAML aliases expand to more than {MAX_VALUES:,} values; refusing it")
+        if isinstance(node, dict):
+            stack.extend(node.keys())
+            stack.extend(node.values())
+        elif isinstance(node, (list, tuple)):
+            stack.extend(node)
 
 
 def load(cls: type, path: str | os.PathLike | None = None, overrides: list[str] | None = None):

@@ -76,10 +76,32 @@ def text_part(out: Path, minutes: float) -> dict:
     return {"run_dir": str(run_dir), "training": summary, "test": {k: ours[k] for k in keys}, "lead": {k: leads[k] for k in keys}, "examples": shown}
 
 
+DEMO_MARK = ".triptych-demo"  # written into --out: this folder is the demo's to replace
+
+
+def check_demo_folder(out: Path) -> None:
+    """The demo replaces <out>/text, vision and video: refuse a folder that is not an
+    earlier demo's (its mark, or only part folders that hold runs), so `--out .` or
+    `--out ~/project` can never delete the user's own `text/`."""
+    if out.exists() and not out.is_dir():
+        raise UserError(f"--out {out}: exists and is not a folder")
+    if not out.is_dir() or (out / DEMO_MARK).is_file():
+        return
+    entries = list(out.iterdir())
+    foreign = sorted(p.name for p in entries if p.name not in PARTS
+                     or not any(p.glob("config.yaml")) and not any(p.glob("*/config.yaml")))
+    if foreign:
+        raise UserError(f"--out {out}: holds {', '.join(foreign[:3])}{' ...' if len(foreign) > 3 else ''}, "
+                        "which is not an earlier demo's; the demo replaces its folders, so give an empty or new folder")
+
+
 def cmd_demo(args) -> int:
     if args.minutes <= 0:
         raise UserError(f"--minutes {args.minutes}: must be positive")
     out = Path(args.out)
+    check_demo_folder(out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / DEMO_MARK).write_text("made by `triptych demo`: its folders are replaced on each run\n")
     parts = args.only or PARTS
     results: dict = {}
     real_stdout = sys.stdout

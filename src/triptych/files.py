@@ -3,6 +3,12 @@
 Every output file is written under a temporary name beside its destination
 and renamed into place, so an interrupted command never leaves a
 half-written file where a good one (or none) should be.
+
+No output may destroy an input: every file a command reads (named on its
+command line, or read through `read_lines`/`require_file`) is noted by its
+inode, and `atomic_path` refuses a destination that is one of them -- the
+same file by (device, inode), however it is spelled -- or anything that is
+not a regular file (renaming onto /dev/full would turn it into one).
 """
 
 from __future__ import annotations
@@ -10,11 +16,72 @@ from __future__ import annotations
 import contextlib
 import gzip
 import os
+import re
+import stat
 import tempfile
 from pathlib import Path
 from typing import Iterator
 
 from triptych.errors import UserError, where
+
+
+# (st_dev, st_ino) -> how the input was named, of every input of this command.
+_INPUTS: dict[tuple[int, int], str] = {}
+
+
+def _identity(path: str | os.PathLike) -> tuple[int, int] | None:
+    try:
+        st = os.stat(path)
+    except (OSError, ValueError):
+        return None
+    return st.st_dev, st.st_ino
+
+
+def forget_inputs() -> None:
+    """Start a new command: no file is an input yet (`cli.main` calls this)."""
+    _INPUTS.clear()
+
+
+def note_input(path: str | os.PathLike, name: str | None = None) -> None:
+    """Remember `path` as an input of this command: no output may replace it."""
+    ident = _identity(path)
+    if ident is not None:
+        _INPUTS.setdefault(ident, name or str(path))
+
+
+def check_output(path: str | os.PathLike, option: str | None = None) -> Path:
+    """Refuse an output that is an input of this command, or not a regular file.
+
+    Called before any work by the CLI for every output option, and again by
+    `atomic_path` at the moment of writing.
+    """
+    dest = Path(path)
+    label = f"{option} {dest}" if option else str(dest)
+    try:
+        st = os.stat(dest)
+    except FileNotFoundError:
+        return dest
+    except OSError as e:
+        raise UserError(f"{label}: cannot write here ({e.strerror or e})") from None
+    if (st.st_dev, st.st_ino) in _INPUTS:
+        raise UserError(f"{label}: is also an input of this command ({_INPUTS[st.st_dev, st.st_ino]}); "
+                        "refusing to overwrite it, pick another output")
+    if not stat.S_ISREG(st.st_mode):
+        kind = "a directory" if stat.S_ISDIR(st.st_mode) else "not a regular file"
+        raise UserError(f"{label}: is {kind}; refusing to replace it, give a file path")
+    return dest
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def check_unicode(text: str, where: str) -> str:
+    """Refuse text holding a lone surrogate (JSON's "\\ud800", or bytes that are not
+    UTF-8 in a command-line argument): no encoder accepts it, so it must stop here."""
+    m = _SURROGATE.search(text)
+    if m is not None:
+        raise UserError(f"{where}: invalid Unicode (a lone surrogate U+{ord(m.group()):04X} at character {m.start()})")
+    return text
 
 
 def require_file(path: str | os.PathLike, what: str = "file") -> Path:
@@ -23,6 +90,7 @@ def require_file(path: str | os.PathLike, what: str = "file") -> Path:
         raise UserError(f"{p}: no such {what}")
     if p.is_dir():
         raise UserError(f"{p}: is a directory, expected a {what}")
+    note_input(p)
     return p
 
 
@@ -59,19 +127,94 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
 
     On any exception the temporary file is removed and `path` is untouched.
     """
-    dest = Path(path)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent)
+    dest = check_output(path)
+    make_dirs(dest.parent)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent)
+    except OSError as e:
+        raise UserError(f"{dest}: cannot write here ({e.strerror or e})") from None
     os.close(fd)
     tmp_path = Path(tmp)
     try:
         yield tmp_path
-        os.replace(tmp_path, dest)
+        check_output(dest)  # the same checks at the moment of replacing
+        try:
+            os.replace(tmp_path, dest)
+        except OSError as e:
+            raise UserError(f"{dest}: cannot write here ({e.strerror or e})") from None
     except BaseException:
         tmp_path.unlink(missing_ok=True)
         raise
 
 
+def make_dirs(path: str | os.PathLike, what: str = "folder") -> list[Path]:
+    """mkdir -p that reports a path it cannot make as one line; returns the folders it created.
+
+    The caller that fails later removes exactly those (`remove_created`), nothing else.
+    """
+    p = Path(path)
+    missing = []
+    q = p
+    while not q.exists() and q != q.parent:
+        missing.append(q)
+        q = q.parent
+    if p.exists() and not p.is_dir():
+        raise UserError(f"{p}: exists and is not a {what}")
+    try:
+        p.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise UserError(f"{p}: cannot create this {what} ({e.strerror or e})") from None
+    return list(reversed(missing))
+
+
+def remove_created(created: list[Path]) -> None:
+    """Undo `make_dirs`: remove the folders it made, deepest first, with what is in them."""
+    import shutil
+
+    for d in reversed(created):
+        shutil.rmtree(d, ignore_errors=True)
+
+
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:
     with atomic_path(path) as tmp:
         tmp.write_text(text, encoding="utf-8")
+
+
+# The options whose value a command writes; every other path-valued option is read.
+OUTPUT_OPTIONS = ("out", "output", "plot", "save_predictions")
+_NOT_PATHS = ("text", "overrides", "func", "device", "metric")
+
+
+def check_arguments(options: dict) -> None:
+    """Note every existing path among a command's options as an input, then
+    refuse an output option that names one of them (by inode, not spelling),
+    or that names a device, pipe or socket. Runs before the command does any work."""
+    import glob as globbing
+
+    if isinstance(options.get("text"), str):
+        check_unicode(options["text"], "--text")
+    for key, value in options.items():
+        if key in OUTPUT_OPTIONS or key in _NOT_PATHS:
+            continue
+        for v in value if isinstance(value, (list, tuple)) else [value]:
+            if not isinstance(v, str) or not v or len(v) > 4096:
+                continue
+            note_input(v, f"--{key.replace('_', '-')} {v}")
+            if any(c in v for c in "*?["):
+                for match in globbing.iglob(v):
+                    note_input(match, f"--{key.replace('_', '-')} {v}")
+    for key in OUTPUT_OPTIONS:
+        value = options.get(key)
+        if not isinstance(value, str):
+            continue
+        option = f"--{key.replace('_', '-')}"
+        ident = _identity(value)
+        if ident in _INPUTS:
+            raise UserError(f"{option} {value}: is also an input of this command ({_INPUTS[ident]}); "
+                            "refusing to overwrite it, pick another output")
+        try:
+            st = os.stat(value)
+        except (OSError, ValueError):
+            continue
+        if not (stat.S_ISREG(st.st_mode) or stat.S_ISDIR(st.st_mode)):
+            raise UserError(f"{option} {value}: is not a regular file; refusing to replace it, give a file path")

@@ -31,7 +31,7 @@ def test_round_trip_keeps_tied_weights_and_metadata(tmp_path):
           save_artifacts=lambda d: (d / "tokenizer.json").write_text("{}"))
     meta, config = ckpt.load_checkpoint_meta(tmp_path / "c", "toy")
     assert meta == {"format": "triptych-checkpoint", "version": 1, "domain": "toy", "step": 7,
-                    "metrics": {"valid_loss": 1.25}}
+                    "metrics": {"valid_loss": 1.25}, "weights_crc32": ckpt.file_crc32(tmp_path / "c" / ckpt.WEIGHTS)}
     assert config == {"model": {"hidden": 16}}
     assert (tmp_path / "c" / "tokenizer.json").is_file()
     other = _model(1)

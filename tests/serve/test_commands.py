@@ -18,7 +18,7 @@ def test_bad_arguments_are_one_line_exit_2(run_cli, tmp_path, checkpoints):
     status, out, err = run_cli("serve", "--text", checkpoints["vision"])
     assert status == 2 and "a vision checkpoint, expected text" in err
     status, out, err = run_cli("serve", "--text", checkpoints["text"], "--queue-depth", "0")
-    assert status == 2 and "--queue-depth 0: must be > 0" in err
+    assert status == 2 and "--queue-depth 0: not allowed (allowed: >= 1)" in err
     taken = bind("127.0.0.1", 0)
     try:
         status, out, err = run_cli("serve", "--text", checkpoints["text"], "--port", taken.getsockname()[1])

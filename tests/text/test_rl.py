@@ -211,7 +211,7 @@ def test_rl_runs_and_resumes_for_every_family(name, copy_task, run_cli, tmp_path
 @pytest.mark.parametrize("options, message", [
     ([], "init_from: RL fine-tuning starts from a trained checkpoint"),
     (["--set", "init_from={best}", "--set", "rl.reward=bleu"], "rl.reward: unknown reward type 'bleu'"),
-    (["--set", "init_from={best}", "--set", "rl.gamma=1.5"], "rl.gamma: must be between 0 and 1"),
+    (["--set", "init_from={best}", "--set", "rl.gamma=1.5"], "rl.gamma: 1.5 is not allowed"),
     (["--set", "init_from={root}/nowhere"], "no such checkpoint directory"),
 ])
 def test_bad_rl_options_are_one_line_and_write_nothing(options, message, copy_task, run_cli, tmp_path):

@@ -53,3 +53,10 @@ class CaptionConfig:
         default_factory=lambda: TrainConfig(metric="bleu", metric_mode="max", warmup_steps=50, max_steps=1500,
                                             eval_every=250, save_every=250, log_every=20)
     )
+
+    def __post_init__(self):
+        from triptych.schema import check_metric
+
+        scored = self.valid_bleu_samples > 0
+        check_metric(self.train.metric, ("valid_loss", "bleu", "rougeL") if scored else ("valid_loss",),
+                     "" if scored else "valid_bleu_samples is 0: no BLEU or ROUGE is measured")

@@ -121,7 +121,7 @@ def load_backbone(directory: str, backbone: nn.Module, name: str, options: dict)
     """Load a vision run's trunk (its classifier head is dropped: its classes are not words)."""
     from safetensors.torch import load_file
 
-    from triptych.engine.checkpoint import WEIGHTS, load_checkpoint_meta, resolve
+    from triptych.engine.checkpoint import load_checkpoint_meta, verify_weights
 
     _, config = load_checkpoint_meta(directory, expected_domain="vision")
     theirs = dict(config.get("model") or {})
@@ -135,7 +135,7 @@ def load_backbone(directory: str, backbone: nn.Module, name: str, options: dict)
             raise UserError(f"{directory}: was trained with model.{key}: {theirs.get(key)!r} but "
                             f"model.backbone_options.{key} is {options.get(key)!r}; its feature map would not "
                             "be the one it learned: set them equal")
-    state = {k: v for k, v in load_file(str(resolve(directory) / WEIGHTS)).items() if not k.startswith("head.")}
+    state = {k: v for k, v in load_file(str(verify_weights(directory))).items() if not k.startswith("head.")}
     own = backbone.state_dict()
     for key, value in state.items():
         if key in own and own[key].shape != value.shape:

@@ -6,7 +6,7 @@ Layout of one checkpoint directory:
                         tensors are stored once, via safetensors.torch.save_model)
     config.yaml         the resolved config of the run, to rebuild the model
     meta.json           {"format": "triptych-checkpoint", "version": 1,
-                         "domain", "step", "metrics"}
+                         "domain", "step", "metrics", "weights_crc32"}
     trainer_state.pt    optimizer, RNG, data position, step, elapsed time,
                         best metric: only plain containers and tensors, so it
                         loads with torch.load(weights_only=True)
@@ -18,7 +18,14 @@ existing checkpoint renames the old one aside first, moves the new one in,
 then deletes the old one; a reader that finds only the aside copy (a kill
 between the two renames) takes it back. So a kill at any moment leaves the
 last good checkpoint loadable.
+
+Loading verifies: the CRC-32 of model.safetensors must match the one
+meta.json recorded at save (a flipped bit on disk or in a copy is caught;
+checkpoints older than the checksum load unverified), and every floating
+tensor must be finite -- NaN weights summarize to empty strings with exit 0,
+which is worse than refusing them with a line naming the file and tensor.
 """
+
 
 from __future__ import annotations
 
@@ -100,13 +107,14 @@ def save_checkpoint(directory: str | os.PathLike, model: nn.Module, *, domain: s
         if step is None and trainer_state is not None:
             step = int(trainer_state.get("step", 0))
         save_model(model, str(tmp / WEIGHTS))
+        weights_crc32 = file_crc32(tmp / WEIGHTS)
         (tmp / CONFIG).write_text(yaml.safe_dump(config or {}, sort_keys=False), encoding="utf-8")
         if trainer_state is not None:
             torch.save(trainer_state, tmp / STATE)
         if save_artifacts is not None:
             save_artifacts(tmp)
         meta = {"format": FORMAT, "version": VERSION, "domain": domain, "step": step,
-                "metrics": _plain_metrics(metrics)}
+                "metrics": _plain_metrics(metrics), "weights_crc32": weights_crc32}
         # meta.json is written last: a directory without it is never a checkpoint.
         (tmp / META).write_text(json.dumps(meta, indent=1) + "\n", encoding="utf-8")
         for f in tmp.iterdir():
@@ -179,15 +187,55 @@ def load_checkpoint_meta(directory: str | os.PathLike, expected_domain: str | No
     return meta, config
 
 
-def load_weights(directory: str | os.PathLike, model: nn.Module, *, strict: bool = True) -> None:
-    """Load model.safetensors into `model` (in place, on the model's device)."""
-    from safetensors import SafetensorError
-    from safetensors.torch import load_model
+def file_crc32(path: Path) -> str:
+    """CRC-32 of a file as 8 hex digits, read in 8 MiB blocks.
+
+    A CRC catches every burst of flipped bits up to 32 long (what disks and
+    copies do) at about 3 GB/s; SHA-256 cost 4.5x as much and guards against
+    nothing more here: an attacker who edits weights can edit meta.json too.
+    Measured in docs/history/2026-12-03-reliability.md."""
+    import zlib
+
+    crc = 0
+    with open(path, "rb") as fh:
+        while block := fh.read(8 << 20):
+            crc = zlib.crc32(block, crc)
+    return f"{crc:08x}"
+
+
+def verify_weights(directory: str | os.PathLike) -> Path:
+    """The checkpoint's model.safetensors, after checking it against meta.json's checksum."""
+    from triptych.files import note_input
 
     d = resolve(directory)
     path = d / WEIGHTS
     if not path.is_file():
         raise UserError(f"{directory}: checkpoint has no {WEIGHTS}")
+    note_input(path)  # no output of this command may replace it
+    try:
+        expected = json.loads((d / META).read_text(encoding="utf-8")).get("weights_crc32")
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, AttributeError):
+        expected = None  # load_checkpoint_meta reports a bad meta.json; older checkpoints have no checksum
+    if isinstance(expected, str) and file_crc32(path) != expected:
+        raise UserError(f"{path}: corrupt weights file (checksum mismatch: changed after it was saved)")
+    return path
+
+
+def check_finite(model: nn.Module, path: Path) -> None:
+    """Refuse weights holding NaN or infinity, naming the first such tensor."""
+    for name, t in model.state_dict().items():
+        # The sum is finite when every element is (5x faster than isfinite().all());
+        # only a non-finite sum, or an overflowing one, is looked at element by element.
+        if t.is_floating_point() and not bool(torch.isfinite(t.sum())) and not bool(torch.isfinite(t).all()):
+            raise UserError(f"{path}: tensor {name} holds NaN or infinite values; refusing these weights")
+
+
+def load_weights(directory: str | os.PathLike, model: nn.Module, *, strict: bool = True) -> None:
+    """Load model.safetensors into `model` (in place, on the model's device), verified."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_model
+
+    path = verify_weights(directory)
     device = next((p.device for p in model.parameters()), torch.device("cpu"))
     try:
         missing, unexpected = load_model(model, str(path), strict=False, device=str(device))
@@ -203,6 +251,7 @@ def load_weights(directory: str | os.PathLike, model: nn.Module, *, strict: bool
         if unexpected:
             parts.append("unexpected " + ", ".join(sorted(unexpected)[:5]) + (" ..." if len(unexpected) > 5 else ""))
         raise UserError(f"{path}: weights do not fit this model ({'; '.join(parts)})")
+    check_finite(model, path)
 
 
 def load_trainer_state(directory: str | os.PathLike) -> dict[str, Any]:

@@ -17,7 +17,7 @@ import math
 
 from triptych.errors import UserError
 
-SCHEDULES = ("constant", "inverse_sqrt", "cosine", "linear", "step")
+from triptych.config import SCHEDULES  # one list, beside the field it bounds
 
 
 def check(name: str, min_lr_ratio: float = 0.0, warmup_steps: int = 0) -> None:

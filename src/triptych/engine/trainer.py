@@ -32,6 +32,7 @@ from triptych.engine.progress import MetricsLog, ProgressBar
 from triptych.engine.signals import StopSignal
 from triptych.engine.state import build_optimizer, rng_state, seed_everything, set_rng_state
 from triptych.errors import UserError
+from triptych.files import make_dirs
 
 
 def _check(cfg) -> None:
@@ -143,7 +144,7 @@ class _Run:
         if state is not None:
             self._load_state(state)
         if self.main:
-            self.run_dir.mkdir(parents=True, exist_ok=True)
+            make_dirs(self.run_dir, "run directory")
             if self.full_config is not None:
                 from triptych.config import save
 

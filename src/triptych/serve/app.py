@@ -30,6 +30,7 @@ from starlette.exceptions import HTTPException
 
 from triptych import __version__
 from triptych.errors import UserError
+from triptych.files import check_unicode
 from triptych.serve.batching import Batcher
 from triptych.serve.limits import ApiError, BodyLimit, Limits, document_limits
 from triptych.serve.models import DecodeOptions, Models
@@ -159,6 +160,10 @@ def decode_options(req: SummarizeRequest, defaults, limits: Limits, reranker=Non
     for i, doc in enumerate(req.documents):
         if not doc.strip():
             raise ApiError(422, f"documents[{i}]: empty document")
+        try:
+            check_unicode(doc, f"documents[{i}]")
+        except UserError as e:
+            raise ApiError(422, str(e)) from None
         if len(doc) > limits.max_document_chars:
             raise ApiError(422, f"documents[{i}]: {len(doc):,} characters, more than the limit of "
                                 f"{limits.max_document_chars:,} (serve --max-document-chars)")
@@ -218,6 +223,8 @@ def create_app(models: Models, limits: Limits | None = None) -> FastAPI:
     batcher = Batcher(limits.max_batch, limits.batch_wait_ms / 1000.0, limits.queue_depth, limits.timeout_s,
                       worker_init=hold_packed_weights)
     described = models.describe()
+    if getattr(models, "video", None) is not None:
+        models.video.max_expanded_bytes = limits.max_expanded_bytes
 
     @contextlib.asynccontextmanager
     async def lifespan(app):

@@ -37,6 +37,7 @@ class Limits:
     batch_wait_ms: float = 5.0  # how long the batcher waits for company after the first request
     timeout_s: float = 30.0  # waiting for the model (503 when passed)
     read_timeout_s: float = 10.0  # receiving the body (408 when passed)
+    max_expanded_bytes: int = 128 * MB  # a gzip upload, decompressed (a 1 MB bomb expands to 1 GiB)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -132,6 +133,47 @@ class BodyLimit:
             seen += len(message.get("body", b""))
             if not message.get("more_body", False):
                 return
+
+
+GZIP_MAGIC = b"\x1f\x8b"
+INFLATE_STEP = 1 * MB  # the most one decompression step may produce
+
+
+def write_upload(data: bytes, fh, limit: int, name: str) -> int:
+    """Write an upload to `fh`, gunzipped when it is gzip, never expanding past `limit` bytes.
+
+    Decompresses in steps of at most INFLATE_STEP output bytes, straight to
+    the file, so memory holds one step whatever the archive claims; an upload
+    that expands beyond `limit` is a 413 the moment it passes it (a 1 MB gzip
+    that expands to 1 GiB grew the server by 1 GB before). Concatenated gzip
+    members (what `cat a.gz b.gz` makes) are all read. Returns bytes written.
+    """
+    import zlib
+
+    if data[:2] != GZIP_MAGIC:
+        fh.write(data)
+        return len(data)
+    written, rest = 0, data
+    while rest[:2] == GZIP_MAGIC:
+        inflater = zlib.decompressobj(wbits=31)  # 31: a gzip header and trailer
+        pending = rest
+        try:
+            while pending and not inflater.eof:
+                chunk = inflater.decompress(pending, INFLATE_STEP)
+                pending = inflater.unconsumed_tail
+                written += len(chunk)
+                if written > limit:
+                    raise ApiError(413, f"{name}: expands to more than {limit:,} bytes when decompressed "
+                                        "(the server's limit for gzip uploads)")
+                fh.write(chunk)
+        except zlib.error as e:
+            raise ApiError(422, f"{name}: corrupt gzip data ({e})") from None
+        if not inflater.eof:
+            raise ApiError(422, f"{name}: truncated gzip data")
+        rest = inflater.unused_data
+    if rest.strip(b"\0"):  # trailing zeros are padding some tools add; anything else is damage
+        raise ApiError(422, f"{name}: unexpected bytes after the gzip data")
+    return written
 
 
 def document_limits(schema: dict, limits: Limits) -> dict:

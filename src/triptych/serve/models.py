@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from triptych.errors import UserError
-from triptych.serve.limits import ApiError
+from triptych.serve.limits import ApiError, Limits, write_upload
 
 
 def _describe(directory: Path, domain: str, cfg) -> dict:
@@ -38,12 +38,13 @@ def _describe(directory: Path, domain: str, cfg) -> dict:
 
 
 @contextlib.contextmanager
-def _upload_file(data: bytes, filename: str, suffix: str):
-    """The uploaded bytes in a private temporary file; its UserErrors name `filename`."""
+def _upload_file(data: bytes, filename: str, suffix: str, max_expanded: int = Limits.max_expanded_bytes):
+    """The uploaded bytes in a private temporary file, gunzipped within `max_expanded`
+    bytes (serve/limits.py); its UserErrors name `filename`."""
     fd, tmp = tempfile.mkstemp(prefix="triptych-upload-", suffix=suffix)
     try:
         with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
+            write_upload(data, fh, max_expanded, filename)
         try:
             yield tmp
         except UserError as e:
@@ -205,6 +206,7 @@ class VideoModel:
         self.checkpoint = Checkpoint(directory, device)
         self.directory = Path(directory)
         self.max_videos = max_videos
+        self.max_expanded_bytes = Limits.max_expanded_bytes  # create_app sets the server's own
 
     @property
     def data(self):
@@ -220,7 +222,7 @@ class VideoModel:
 
         out = []
         for data, filename, k in payloads:
-            with _upload_file(data, filename, ".tfrecord") as path:
+            with _upload_file(data, filename, ".tfrecord", self.max_expanded_bytes) as path:
                 videos = []
                 for v in read_videos([path], num_classes=self.data.num_classes, level=self.data.level,
                                      max_frames=self.data.max_frames):

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from triptych.errors import UserError, where
-from triptych.files import read_lines, require_file
+from triptych.files import check_unicode, read_lines, require_file
 
 # Field pairs recognised when the config names none, in this order.
 KNOWN_FIELDS = [("document", "summary"), ("article", "highlights"), ("text", "summary"), ("source", "target")]
@@ -73,6 +73,7 @@ def read_jsonl(path, source_field=None, target_field=None, need_target=True) -> 
         for key, value in ((src_key, source), (tgt_key, target)):
             if not isinstance(value, str):
                 raise UserError(f"{where(path, number)}: field '{key}' must be a string, got {type(value).__name__}")
+            check_unicode(value, f"{where(path, number)}: field '{key}'")
         pairs.append(Pair(source, target))
     return pairs
 

@@ -27,6 +27,7 @@ that the baseline is reproducible anywhere:
 from __future__ import annotations
 
 import re
+from typing import Iterator
 
 # Lower-cased, with their final dot: words after which "." does not end a sentence.
 ABBREVIATIONS = frozenset({
@@ -40,35 +41,46 @@ _END = re.compile(r"[.!?]+[\"')\]]*(?=\s|$)" "|" f"[{_CJK_STOPS}]+" r"[\"')\]」
 
 
 def _ends_sentence(line: str, end: int) -> bool:
-    """Whether the terminal punctuation match ending at `end` closes a sentence."""
-    head = line[:end].split()
-    word = head[-1].lower() if head else ""
-    word = word.lstrip("\"'([")
+    """Whether the terminal punctuation match ending at `end` closes a sentence.
+
+    Looks only at the word that ends at `end` and the character after the
+    following spaces, walking from `end`: never at the whole line, which made
+    a 1 MB line cost 110 s (a slice per punctuation mark, quadratic)."""
+    begin = end
+    while begin > 0 and not line[begin - 1].isspace():
+        begin -= 1
+    word = line[begin:end].lower().lstrip("\"'([")
     if word in ABBREVIATIONS:
         return False
     if len(word) == 2 and word[0].isalpha() and word[1] == ".":  # an initial: "E."
         return False
     if word == "etc.":
-        rest = line[end:].lstrip()
-        return not (rest and rest[0].islower())
+        nxt = end
+        while nxt < len(line) and line[nxt].isspace():
+            nxt += 1
+        return not (nxt < len(line) and line[nxt].islower())
     return True
 
 
-def split_sentences(text: str) -> list[str]:
-    """Sentences of `text` in order, stripped, none empty (rule in the module doc)."""
-    out = []
+def iter_sentences(text: str) -> Iterator[str]:
+    """Sentences of `text` in order, stripped, none empty (rule in the module doc); lazily,
+    so Lead reads only as far as its first sentence."""
     for line in text.split("\n"):
         start = 0
         for m in _END.finditer(line):
             if m.group()[0] in _CJK_STOPS or _ends_sentence(line, m.end()):
                 sentence = line[start:m.end()].strip()
                 if sentence:
-                    out.append(sentence)
+                    yield sentence
                 start = m.end()
         sentence = line[start:].strip()
         if sentence:
-            out.append(sentence)
-    return out
+            yield sentence
+
+
+def split_sentences(text: str) -> list[str]:
+    """Sentences of `text` in order, stripped, none empty (rule in the module doc)."""
+    return list(iter_sentences(text))
 
 
 def _first_words(text: str, words: int | None) -> str:
@@ -87,8 +99,8 @@ def lead(document: str, words: int | None = 10, first_sentence: bool = True) -> 
         raise ValueError("words must be >= 0 or None")
     if not first_sentence:
         return _first_words(document, words)
-    sentences = split_sentences(document)
-    return _first_words(sentences[0], words) if sentences else ""
+    first = next(iter_sentences(document), None)
+    return _first_words(first, words) if first is not None else ""
 
 
 def lead_words(document: str, k: int = 10) -> str:

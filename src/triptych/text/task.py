@@ -8,6 +8,7 @@ fixed slice of the validation split (the metric that picks `best/`).
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
@@ -69,7 +70,7 @@ def build_tokenizers(cfg: TextConfig, run_dir: Path | None, train_pairs: list[Pa
         source = Tokenizer.load(t.source_path)
         check_pair(source, target, t.source_path)
         return target, source
-    if run_dir is not None and (run_dir / FILENAME).is_file():  # --resume
+    if run_dir is not None and (run_dir / FILENAME).is_file() and _reusable(cfg, run_dir):  # --resume, or the same recipe
         return load_tokenizers(run_dir, t.shared)
     if cfg.init_from:  # fine-tuning: the weights only mean something with the ids they were trained on
         from triptych.files import require_file
@@ -87,7 +88,43 @@ def build_tokenizers(cfg: TextConfig, run_dir: Path | None, train_pairs: list[Pa
             pair = (target, train((p.source for p in train_pairs), t.source_vocab_size or t.vocab_size))
     if run_dir is not None:
         save_tokenizers(run_dir, *pair)
+        from triptych.files import atomic_write_text
+
+        atomic_write_text(run_dir / RECIPE_STAMP, json.dumps(_tokenizer_recipe(cfg), sort_keys=True) + "\n")
     return pair
+
+
+RECIPE_STAMP = "tokenizer.recipe.json"  # what the run's tokenizer.json was trained from
+
+
+def _tokenizer_recipe(cfg: TextConfig) -> dict:
+    from triptych.config import to_dict
+
+    return {"tokenizer": to_dict(cfg.tokenizer), "train": cfg.data.train, "limit_train": cfg.data.limit_train,
+            "init_from": cfg.init_from}
+
+
+def _reusable(cfg: TextConfig, run_dir: Path) -> bool:
+    """May this run use the tokenizer.json already in its directory?
+
+    Yes when the run has a checkpoint (its weights mean those ids: --resume),
+    or when the file was trained from this very tokenizer section and data (a
+    run that failed after training it); a leftover of another config is
+    replaced, never silently used. Says which on stderr."""
+    from triptych.engine.checkpoint import latest_checkpoint
+
+    if latest_checkpoint(run_dir) is not None:
+        return True
+    try:
+        made_for = json.loads((run_dir / RECIPE_STAMP).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        made_for = None
+    if made_for == json.loads(json.dumps(_tokenizer_recipe(cfg))):
+        print(f"triptych: {run_dir / FILENAME}: reusing the tokenizer an earlier run trained for this same "
+              "tokenizer section and data", file=sys.stderr)
+        return True
+    print(f"triptych: {run_dir / FILENAME}: left by a run of another config; training a new one", file=sys.stderr)
+    return False
 
 
 def save_tokenizers(directory: Path, target: Tokenizer, source: Tokenizer) -> None:

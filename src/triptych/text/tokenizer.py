@@ -45,7 +45,7 @@ PAD, UNK, BOS, EOS = "<pad>", "<unk>", "<s>", "</s>"
 SPECIAL_TOKENS = [PAD, UNK, BOS, EOS]
 FILENAME = "tokenizer.json"  # the target side's (both sides' when shared)
 SOURCE_FILENAME = "source-tokenizer.json"  # the source side's, with tokenizer.shared: false
-KINDS = ("bpe", "bpe-char", "word")
+from triptych.text.config import KINDS  # noqa: E402 - one list, beside tokenizer.kind
 
 
 class Tokenizer:
@@ -67,14 +67,22 @@ class Tokenizer:
         return self.hf.get_vocab_size()
 
     def encode(self, text: str) -> list[int]:
-        return self.hf.encode(text).ids
+        try:
+            return self.hf.encode(text).ids
+        except (TypeError, UnicodeEncodeError):
+            _name_bad_text([text])
+            raise
 
     def encode_batch(self, texts: list[str], chunk: int = 2048) -> list[list[int]]:
         # In chunks: an HF Encoding also holds tokens, offsets and masks, and
         # 50k of them at once cost a gigabyte that the ids alone do not need.
         ids: list[list[int]] = []
         for start in range(0, len(texts), chunk):
-            ids.extend(e.ids for e in self.hf.encode_batch(texts[start : start + chunk]))
+            try:
+                ids.extend(e.ids for e in self.hf.encode_batch(texts[start : start + chunk]))
+            except (TypeError, UnicodeEncodeError):
+                _name_bad_text(texts[start : start + chunk], start)
+                raise
         return ids
 
     def decode(self, ids: Iterable[int]) -> str:
@@ -235,10 +243,28 @@ def train_word(
     return Tokenizer(tok)
 
 
+def _name_bad_text(texts, first: int = 0) -> None:
+    """The tokenizers library raises TypeError on text that is not valid Unicode:
+    find it and say which (the readers check earlier; this is the last guard)."""
+    from triptych.files import check_unicode
+
+    for i, t in enumerate(texts):
+        if not isinstance(t, str):
+            raise UserError(f"text {first + i}: expected a string, got {type(t).__name__}")
+        check_unicode(t, f"text {first + i}")
+
+
 def train_tokenizer(texts: Iterable[str], *, kind: str = "bpe", **options) -> Tokenizer:
     """`kind` picks byte-level BPE, BPE on characters or words; the options are theirs."""
     if kind not in KINDS:
         raise UserError(f"tokenizer kind {kind!r}: expected one of {', '.join(KINDS)}")
+    from triptych.text.config import MAX_MIN_FREQUENCY, MAX_VOCAB
+
+    # Beyond these the tokenizers library aborts the whole process (rc 134) or overflows.
+    if options.get("vocab_size", 0) > MAX_VOCAB:
+        raise UserError(f"vocabulary size {options['vocab_size']} is too large (allowed: at most {MAX_VOCAB:,})")
+    if not 0 <= options.get("min_frequency", 0) <= MAX_MIN_FREQUENCY:
+        raise UserError(f"min_frequency {options['min_frequency']}: allowed 0 to {MAX_MIN_FREQUENCY:,}")
     if kind == "word":
         return train_word(texts, **options)
     return train_bpe(texts, unit="char" if kind == "bpe-char" else "byte", **options)

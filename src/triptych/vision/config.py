@@ -59,3 +59,8 @@ class VisionConfig:
             eval_every=100, save_every=500, log_every=20, weight_decay=0.05,
         )
     )
+
+    def __post_init__(self):
+        from triptych.schema import check_metric
+
+        check_metric(self.train.metric, ("valid_loss", "accuracy", "top5"))  # what VisionTask.evaluate reports

@@ -155,7 +155,7 @@ def model_config(name: str, model_cfg: dict | None, separate_vocab: bool = False
     The key `name` itself is ignored. `separate_vocab`: the source has a
     vocabulary of its own (tokenizer.shared: false).
     """
-    if name not in _REGISTRY:
+    if not isinstance(name, str) or name not in _REGISTRY:
         raise UserError(f"model.name: unknown model {name!r}; allowed: {', '.join(list_models())}")
     config_cls = _REGISTRY[name][0]
     fields = {f.name for f in dataclasses.fields(config_cls)}
@@ -165,7 +165,9 @@ def model_config(name: str, model_cfg: dict | None, separate_vocab: bool = False
         raise UserError(
             f"model: unknown key {unknown[0]!r} for model {name!r}; allowed: {', '.join(sorted(fields))}"
         )
-    cfg = config_cls(**values)
+    from triptych.config import from_dict
+
+    cfg = from_dict(config_cls, values, source=None, prefix="model.")  # types and bounds checked, key named
     if separate_vocab and getattr(cfg, "copy", False):  # copying scatters source ids onto target ids
         raise UserError("model.copy: copy attention needs one vocabulary for source and target (tokenizer.shared: true)")
     return cfg

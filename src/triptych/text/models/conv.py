@@ -56,6 +56,7 @@ from torch import nn
 from torch.nn.utils.parametrizations import weight_norm
 
 from triptych.errors import UserError
+from triptych.schema import bounded
 from triptych.text.models import Seq2Seq, register_model, sequence_loss
 from triptych.text.models.copy import output_log_probs
 from triptych.text.models.dropout import dropout
@@ -72,17 +73,17 @@ class ConvS2SConfig:
     int per layer (fairseq's layer specs such as [(512, 3)] * 9 + ...).
     """
 
-    embed_dim: int = 256
+    embed_dim: int = bounded(256, ge=1, le=65536)
     encoder_layers: int = 6
     encoder_channels: IntOrList = 256
     encoder_kernel: IntOrList = 3  # odd: the encoder's convolution is centred
     decoder_layers: int = 4
     decoder_channels: IntOrList = 256
     decoder_kernel: IntOrList = 3  # any width >= 1: the decoder's is causal
-    out_dim: int = 256  # the decoder output's size before the vocabulary projection
+    out_dim: int = bounded(256, ge=1, le=65536)  # the decoder output's size before the vocabulary projection
     dropout: float = 0.1
     copy: bool = False
-    max_positions: int = 1024
+    max_positions: int = bounded(1024, ge=1, le=1 << 20)
     tie_embeddings: bool = True  # output projection = the token embedding (needs out_dim == embed_dim)
 
     def __post_init__(self):

@@ -39,6 +39,7 @@ import torch
 from torch import nn
 
 from triptych.errors import UserError
+from triptych.schema import bounded
 from triptych.text.attention import build_attention, check_attention_type
 from triptych.text.models import Seq2Seq, register_model, sequence_loss
 from triptych.text.models.copy import output_log_probs
@@ -54,13 +55,13 @@ class RNNConfig:
 
     cell: str = "lstm"  # lstm | gru, for the encoder and the decoder
     attention: str = "luong-general"  # bahdanau | luong-dot | luong-general | luong-concat
-    embed_dim: int = 256
-    hidden: int = 256  # decoder state size (and of the attentional vector)
-    encoder_hidden: int = 128  # per direction: the encoder's outputs have 2 x this
-    encoder_layers: int = 1
-    decoder_layers: int = 1
-    attention_size: int | None = None  # inner size of the additive scores; default: hidden
-    dropout: float = 0.2  # embeddings, between layers, the attentional vector
+    embed_dim: int = bounded(256, ge=1, le=65536)
+    hidden: int = bounded(256, ge=1, le=65536)  # decoder state size (and of the attentional vector)
+    encoder_hidden: int = bounded(128, ge=1, le=65536)  # per direction: the encoder's outputs have 2 x this
+    encoder_layers: int = bounded(1, ge=1, le=1000)
+    decoder_layers: int = bounded(1, ge=1, le=1000)
+    attention_size: int | None = bounded(None, ge=1, le=65536)  # inner size of the additive scores; default: hidden
+    dropout: float = bounded(0.2, ge=0, lt=1)  # embeddings, between layers, the attentional vector
     copy: bool = False  # pointer-generator copy attention
     tie_embeddings: bool = True  # output projection = the (shared source/target) embedding
 

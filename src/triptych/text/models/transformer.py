@@ -34,6 +34,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from triptych.errors import UserError
+from triptych.schema import bounded
 from triptych.text.models import Seq2Seq, register_model, sequence_loss
 from triptych.text.models.copy import output_log_probs
 from triptych.text.models.dropout import dropout
@@ -45,17 +46,17 @@ from triptych.text.models.prepacked import Linear, linear
 class TransformerConfig:
     """The YAML `model:` section of a Transformer recipe maps onto these fields."""
 
-    d_model: int = 256
-    heads: int = 4
-    encoder_layers: int = 3
-    decoder_layers: int = 3
-    ffn: int = 1024  # inner size of the position-wise feed-forward block
-    dropout: float = 0.1  # on embeddings, sub-layer outputs and the FFN's hidden layer
-    attention_dropout: float = 0.0  # on attention weights
+    d_model: int = bounded(256, ge=1, le=65536)
+    heads: int = bounded(4, ge=1)
+    encoder_layers: int = bounded(3, ge=1, le=1000)
+    decoder_layers: int = bounded(3, ge=1, le=1000)
+    ffn: int = bounded(1024, ge=1, le=1 << 20)  # inner size of the position-wise feed-forward block
+    dropout: float = bounded(0.1, ge=0, lt=1)  # on embeddings, sub-layer outputs and the FFN's hidden layer
+    attention_dropout: float = bounded(0.0, ge=0, lt=1)  # on attention weights
     norm: str = "pre"  # "pre": LN before each sub-layer (stable, no warm-up needed); "post": the 2017 paper
     copy: bool = False  # pointer-generator copy attention
     copy_attention: str = "own"  # "own": a single head of its own; "cross": the last layer's first cross-attention head
-    max_positions: int = 1024  # longest source or target the position table covers
+    max_positions: int = bounded(1024, ge=1, le=1 << 20)  # longest source or target the position table covers
     tie_embeddings: bool = True  # output projection = the (shared source/target) embedding
 
     def __post_init__(self):
