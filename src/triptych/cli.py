@@ -19,14 +19,14 @@ from triptych.errors import EXIT_USER_ERROR, UserError
 
 # A domain lands by adding its `commands.py` and a line here.
 COMMAND_MODULES = [
-    "triptych.text.commands",
-    "triptych.vision.commands",
-    "triptych.video.commands",
-    "triptych.caption.commands",
+    "triptych.text.cli",
+    "triptych.vision.cli",
+    "triptych.video.cli",
+    "triptych.caption.cli",
     "triptych.demo",
-    "triptych.serve.commands",
-    "triptych.export.commands",
-    "triptych.report.commands",
+    "triptych.serve.cli",
+    "triptych.export.cli",
+    "triptych.report.cli",
 ]
 
 

@@ -39,12 +39,12 @@ def say(text: str = "") -> None:
 
 
 def text_part(out: Path, minutes: float) -> dict:
-    from triptych.text.commands import print_table
+    from triptych.text.cli import print_table
     from triptych.text.data import read_pairs
-    from triptych.text.evaluate import evaluate_checkpoint
-    from triptych.text.extractive import lead
-    from triptych.text.inference import Summarizer
-    from triptych.text.rouge import rouge_f1_x100
+    from triptych.text.workflows.evaluate import evaluate_checkpoint
+    from triptych.text.baselines.extractive import lead
+    from triptych.text.predictor import Summarizer
+    from triptych.text.metrics.rouge import rouge_f1_x100
     from triptych.text.train import run_training
 
     data = data_root() / "debian-descriptions"

@@ -58,7 +58,7 @@ def test_encoder_and_steps_match_pytorch(exported, text_run):
     padded and unpadded batches of other shapes than the traced one."""
     from triptych.export.onnx import session
     from triptych.export.seq2seq import step_feeds
-    from triptych.text.inference import Summarizer
+    from triptych.text.predictor import Summarizer
 
     model = Summarizer(text_run / "best").model
     out = text_run / "onnx"
@@ -88,8 +88,8 @@ def test_encoder_and_steps_match_pytorch(exported, text_run):
 
 def test_ort_greedy_reproduces_triptych_greedy(exported, text_run):
     from triptych.export.ort_greedy import OrtSummarizer
-    from triptych.text.decoding import greedy
-    from triptych.text.inference import Summarizer
+    from triptych.text.generation.search import greedy
+    from triptych.text.predictor import Summarizer
     from triptych.text.task import pad
 
     summ = Summarizer(text_run / "best")

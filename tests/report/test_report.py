@@ -231,7 +231,7 @@ def test_text_report_draws_the_attention_of_a_valid_example(text_run, run_cli):
 
 def test_attention_maps_of_a_model(text_run):
     from triptych.report.pictures import attention_maps
-    from triptych.text.inference import Summarizer
+    from triptych.text.predictor import Summarizer
 
     model = Summarizer(text_run / "best").model
     src, tgt = torch.tensor([[5, 6, 7, 8, 9], [5, 6, 0, 0, 0]]), torch.tensor([[2, 10, 11], [2, 12, 13]])

@@ -48,7 +48,7 @@ def test_page_and_its_assets_are_served(server):
 
 
 def test_summaries_equal_the_library_decoding(server, models):
-    from triptych.text.inference import Summarizer
+    from triptych.text.predictor import Summarizer
 
     reply = httpx.post(server.url + "/v1/summarize", json={"documents": DOCS, "beam": 3})
     assert reply.status_code == 200, reply.text
@@ -149,8 +149,8 @@ def test_rerank_uses_the_checkpoints_fitted_reranker(start_server, checkpoints, 
     import shutil
 
     from triptych.serve.models import Models, TextModel
-    from triptych.text.inference import Summarizer
-    from triptych.text.rerank import FEATURES, Reranker, decode_candidates, train_summary_lm
+    from triptych.text.predictor import Summarizer
+    from triptych.text.generation.rerank import FEATURES, Reranker, decode_candidates, train_summary_lm
 
     directory = tmp_path / "text"
     shutil.copytree(checkpoints["text"], directory)

@@ -43,9 +43,9 @@ def corpus():
 @pytest.mark.parametrize("family", sorted(FAMILIES))
 def test_memorises_32_debian_pairs(family, corpus):
     from triptych.text.config import DecodeConfig
-    from triptych.text.inference import summarize_ids
+    from triptych.text.predictor import summarize_ids
     from triptych.text.models import build_model
-    from triptych.text.rouge import rouge_f1_x100
+    from triptych.text.metrics.rouge import rouge_f1_x100
     from triptych.text.task import pad
 
     threads = torch.get_num_threads()

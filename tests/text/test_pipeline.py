@@ -136,7 +136,7 @@ def test_validation_batches_keep_the_training_token_budget(trained, corpus):
     length (1.35 GB at once on the Debian recipe); it now batches by
     `data.batch_tokens`, and the loss does not depend on how it is batched."""
     from triptych.text.data import read_pairs
-    from triptych.text.inference import Summarizer
+    from triptych.text.predictor import Summarizer
     from triptych.text.task import EncodedPairs, TextTask
 
     s = Summarizer(trained / "best")

@@ -9,8 +9,8 @@ import torch
 
 from tests.conftest import debian_pairs, write_jsonl
 from triptych.errors import UserError
-from triptych.text.rerank import FEATURES, Candidate, check_nbest, fit_weights, mbr_scores, objective
-from triptych.text.rouge import RougeScorer
+from triptych.text.generation.rerank import FEATURES, Candidate, check_nbest, fit_weights, mbr_scores, objective
+from triptych.text.metrics.rouge import RougeScorer
 
 
 def test_mbr_by_hand_on_three_candidates():
@@ -78,8 +78,8 @@ def test_nbest_lists_are_the_beam_in_its_order(family):
     """nbest_ids: each list is beam_search's, best score first, its head the
     plain beam output, and documents come back in the input order."""
     from triptych.text.config import DecodeConfig
-    from triptych.text.decoding import beam_search
-    from triptych.text.inference import nbest_ids, summarize_ids
+    from triptych.text.generation.search import beam_search
+    from triptych.text.predictor import nbest_ids, summarize_ids
     from triptych.text.models import build_model
     from triptych.text.tokenizer import train_bpe
 
@@ -143,7 +143,7 @@ def test_rerank_fit_then_eval_and_summarize(checkpoint, run_cli):
 def test_bad_reranker_input_is_one_line(checkpoint, run_cli, tmp_path):
     import shutil
 
-    from triptych.text.ngram_lm import KneserNeyLM
+    from triptych.text.baselines.ngram_lm import KneserNeyLM
 
     src, valid = checkpoint
     ck = tmp_path / "ck"
@@ -171,8 +171,8 @@ def test_bad_reranker_input_is_one_line(checkpoint, run_cli, tmp_path):
 
 
 def test_candidates_drop_unscored_placeholders():
-    from triptych.text.decoding import Hypothesis
-    from triptych.text.rerank import candidates_from
+    from triptych.text.generation.search import Hypothesis
+    from triptych.text.generation.rerank import candidates_from
     from triptych.text.tokenizer import train_word
 
     tok = train_word(["a b c"], vocab_size=20)

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from tests.conftest import write_jsonl
-from triptych.text.decoding import greedy, sample
+from triptych.text.generation.search import greedy, sample
 from triptych.text.models import build_model, list_models
 from triptych.text.rl import policy_loss, sequence_log_probs
 

@@ -83,7 +83,7 @@ def test_the_run_and_its_checkpoints_hold_two_different_vocabularies(run):
 
 
 def test_documents_are_encoded_with_the_source_vocabulary(run):
-    from triptych.text.inference import Summarizer
+    from triptych.text.predictor import Summarizer
 
     s = Summarizer(run / "best")
     text = "A battery monitor plugin for the panel"
@@ -206,7 +206,7 @@ def shared_run(corpus, tmp_path_factory):
 def test_a_shared_vocabulary_checkpoint_from_before_still_loads(shared_run, corpus, run_cli):
     from safetensors import safe_open
 
-    from triptych.text.inference import Summarizer
+    from triptych.text.predictor import Summarizer
 
     assert not (shared_run / "source-tokenizer.json").exists()
     with safe_open(str(shared_run / "model.safetensors"), "pt") as f:
@@ -245,7 +245,7 @@ def tiny_translation():
 
 @pytest.mark.parametrize("family", sorted(FAMILIES))
 def test_each_family_memorises_pairs_with_separate_vocabularies(family, tiny_translation):
-    from triptych.text.decoding import greedy
+    from triptych.text.generation.search import greedy
     from triptych.text.models import build_model
     from triptych.text.task import pad
 

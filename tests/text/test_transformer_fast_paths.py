@@ -16,7 +16,7 @@ import pytest
 import torch
 
 from tests.text.conftest import copy_keys
-from triptych.text.decoding import greedy
+from triptych.text.generation.search import greedy
 from triptych.text.models import build_model, sequence_loss
 from triptych.text.models.transformer import _attend
 

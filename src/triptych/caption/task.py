@@ -36,7 +36,7 @@ def encode_captions(tokenizer: Tokenizer, data: CaptionSet, max_len: int) -> lis
 def caption_images(model, tokenizer: Tokenizer, images: torch.Tensor, *, beam: int, max_len: int,
                    length_penalty: float = 0.0, batch_size: int = 64) -> list[str]:
     """(N, C, S, S) images -> N captions: the text decoders' greedy or beam search."""
-    from triptych.text.decoding import beam_search, greedy
+    from triptych.text.generation.search import beam_search, greedy
 
     device = next(model.parameters()).device
     common = dict(bos=tokenizer.bos_id, eos=tokenizer.eos_id, max_len=max_len)

@@ -149,7 +149,7 @@ def export_text(ckpt: Path, out: Path) -> dict:
     import shutil
 
     from triptych.export.onnx import session, trace
-    from triptych.text.inference import Summarizer
+    from triptych.text.predictor import Summarizer
 
     summ = Summarizer(ckpt)
     model, tok, cfg = summ.model, summ.tokenizer, summ.cfg

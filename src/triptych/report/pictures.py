@@ -77,8 +77,8 @@ def text_attention(ckpt: Path, out: Path) -> tuple[Path, dict]:
 
     from triptych.report.plots import attention_heatmap
     from triptych.text.data import read_pairs
-    from triptych.text.decoding import beam_search, greedy
-    from triptych.text.inference import Summarizer
+    from triptych.text.generation.search import beam_search, greedy
+    from triptych.text.predictor import Summarizer
 
     summ = Summarizer(ckpt)
     cfg, tok, model = summ.cfg, summ.tokenizer, summ.model

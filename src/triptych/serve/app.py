@@ -213,7 +213,7 @@ async def _upload_bytes(file: UploadFile, what: str) -> tuple[bytes, str]:
 
 def create_app(models: Models, limits: Limits | None = None) -> FastAPI:
     limits = limits or Limits()
-    from triptych.text.models.prepacked import hold_packed_weights  # the served weights never change
+    from triptych.nn.prepacked import hold_packed_weights  # the served weights never change
 
     batcher = Batcher(limits.max_batch, limits.batch_wait_ms / 1000.0, limits.queue_depth, limits.timeout_s,
                       worker_init=hold_packed_weights)

@@ -72,13 +72,13 @@ class DecodeOptions:
 
 class TextModel:
     def __init__(self, directory: str | Path, device: str = "cpu"):
-        from triptych.text.inference import Summarizer
+        from triptych.text.predictor import Summarizer
 
         self.summarizer = Summarizer(directory, device)
         self.directory = Path(directory)
         self.reranker = None  # fitted by `triptych text rerank fit`, when it was
         if (self.directory / "rerank.json").is_file():
-            from triptych.text.rerank import Reranker
+            from triptych.text.generation.rerank import Reranker
 
             self.reranker = Reranker.load(self.directory, self.summarizer.tokenizer.fingerprint())
 
@@ -105,7 +105,7 @@ class TextModel:
     @torch.inference_mode()
     def summarize(self, documents: list[str], o: DecodeOptions) -> list[dict]:
         """Every document decoded in one batch: [{summary, truncated[, attention]}]."""
-        from triptych.text.decoding import beam_search, greedy
+        from triptych.text.generation.search import beam_search, greedy
         from triptych.text.task import pad
 
         s, tok = self.summarizer, self.summarizer.tokenizer
@@ -131,8 +131,8 @@ class TextModel:
     def _nbest(self, documents, src, ids, encoded, o: DecodeOptions, common) -> list[dict]:
         """Beam search keeping `nbest` candidates a document; the reranker's
         choice (or the beam's best) is the summary."""
-        from triptych.text.decoding import beam_search
-        from triptych.text.rerank import candidates_from
+        from triptych.text.generation.search import beam_search
+        from triptych.text.generation.rerank import candidates_from
 
         tok, limit = self.summarizer.tokenizer, self.summarizer.cfg.data.max_source_len
         hyps = beam_search(self.summarizer.model, src, beam=o.beam, nbest=o.nbest, length_penalty=o.length_penalty, **common)

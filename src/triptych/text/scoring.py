@@ -4,14 +4,14 @@ commands that score text without a model (registered in text/commands.py)."""
 from __future__ import annotations
 
 from triptych.errors import UserError
-from triptych.text.commands import print_table, report_rouge, write_lines
+from triptych.text.cli import print_table, report_rouge, write_lines
 
 
 def cmd_copy(args) -> int:
     """Score the sources themselves as outputs: what a translation model must be far above."""
-    from triptych.text.bleu import parse_metrics, translation_scores
+    from triptych.text.metrics.bleu import parse_metrics, translation_scores
     from triptych.text.data import drop_empty, read_pairs
-    from triptych.text.rouge import rouge_f1_x100
+    from triptych.text.metrics.rouge import rouge_f1_x100
 
     metrics = parse_metrics(args.metric)
     pairs = drop_empty(read_pairs(args.data, split="test"), args.data)
@@ -31,7 +31,7 @@ def read_summary_lines(path) -> list[str]:
 
 
 def cmd_rouge(args) -> int:
-    from triptych.text import rouge
+    from triptych.text.metrics import rouge
 
     preds, refs = read_summary_lines(args.pred), read_summary_lines(args.ref)
     if len(preds) != len(refs):
@@ -65,8 +65,8 @@ def cmd_rouge(args) -> int:
 
 def cmd_lead(args) -> int:
     from triptych.text.data import drop_empty, read_pairs
-    from triptych.text.extractive import lead
-    from triptych.text.rouge import rouge_f1_x100
+    from triptych.text.baselines.extractive import lead
+    from triptych.text.metrics.rouge import rouge_f1_x100
     from triptych.text.tokenizer import looks_cjk
 
     if args.words is not None and args.words < 1:
@@ -83,8 +83,8 @@ def cmd_lead(args) -> int:
 
 def cmd_textrank(args) -> int:
     from triptych.text.data import drop_empty, read_pairs
-    from triptych.text.rouge import rouge_f1_x100
-    from triptych.text.textrank import textrank_many
+    from triptych.text.metrics.rouge import rouge_f1_x100
+    from triptych.text.baselines.textrank import textrank_many
     from triptych.text.tokenizer import looks_cjk
 
     for flag, value in (("--sentences", args.sentences), ("--words", args.words)):

@@ -203,8 +203,8 @@ class TextTask(TeacherForcing):
 
     @torch.no_grad()
     def evaluate(self, model) -> dict[str, float]:
-        from triptych.text.inference import summarize_ids
-        from triptych.text.rouge import rouge_f1_x100
+        from triptych.text.predictor import summarize_ids
+        from triptych.text.metrics.rouge import rouge_f1_x100
 
         was_training = model.training
         model.eval()

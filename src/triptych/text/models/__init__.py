@@ -1,6 +1,6 @@
 """The sequence-to-sequence contract every text model family honours, and the registry.
 
-Decoding (`triptych.text.decoding`), training (`triptych.text.task`) and the
+Decoding (`triptych.text.generation.search`), training (`triptych.text.task`) and the
 attention pictures only ever talk to a model through `Seq2Seq` below, so an
 RNN, a ConvS2S and a Transformer are interchangeable behind `model.name`.
 

@@ -37,8 +37,8 @@ from triptych.errors import UserError
 from triptych.text.models import Seq2Seq, register_model, sequence_loss
 from triptych.text.models.copy import output_log_probs
 from triptych.text.models.dropout import dropout
-from triptych.text.models.packing import Packing
-from triptych.text.models.prepacked import Linear, linear
+from triptych.nn.packing import Packing
+from triptych.nn.prepacked import Linear, linear
 
 
 @dataclass

@@ -200,11 +200,11 @@ def cmd_train(args) -> int:
 
 
 def cmd_eval(args) -> int:
-    from triptych.text.evaluate import evaluate_checkpoint
+    from triptych.text.workflows.evaluate import evaluate_checkpoint
 
     if args.rerank or args.nbest is not None:
-        from triptych.text.inference import Summarizer
-        from triptych.text.rerank import evaluate_nbest
+        from triptych.text.predictor import Summarizer
+        from triptych.text.generation.rerank import evaluate_nbest
 
         decode = decode_config(args, Summarizer.read_config(args.checkpoint).decode)
         result = evaluate_nbest(args.checkpoint, args.data, decode=decode, nbest=args.nbest, rerank=args.rerank, limit=args.limit,
@@ -212,7 +212,7 @@ def cmd_eval(args) -> int:
         how = "reranked" if args.rerank else "top"
         return report_rouge(args, result, f"{result['pairs']} pairs, beam {result['beam']}, {how} of {result['nbest']}-best "
                             f"(oracle R-L {result['rougeL_oracle']:.2f}), {result['seconds']:.1f} s")
-    from triptych.text.bleu import parse_metrics
+    from triptych.text.metrics.bleu import parse_metrics
 
     metrics = parse_metrics(args.metric)
     result = evaluate_checkpoint(args.checkpoint, args.data, decode_args=args, limit=args.limit, output=args.output,
@@ -222,7 +222,7 @@ def cmd_eval(args) -> int:
 
 def cmd_summarize(args) -> int:
     from triptych.text.data import drop_empty, read_pairs
-    from triptych.text.inference import Summarizer
+    from triptych.text.predictor import Summarizer
 
     if args.text is not None:
         if not args.text.strip():
@@ -245,7 +245,7 @@ def cmd_summarize(args) -> int:
     decode = decode_config(args, summarizer.cfg.decode)
     nbest_lists = None
     if args.rerank or args.nbest is not None:
-        from triptych.text.rerank import summarize_nbest
+        from triptych.text.generation.rerank import summarize_nbest
 
         summaries, nbest_lists = summarize_nbest(summarizer, documents, decode, nbest=args.nbest, rerank=args.rerank, source=source)
     else:
@@ -261,7 +261,7 @@ def cmd_summarize(args) -> int:
 
 
 def cmd_attention(args) -> int:
-    from triptych.text.attention_map import draw_attention
+    from triptych.text.workflows.attention_map import draw_attention
 
     if args.nbest is not None:
         raise UserError("--nbest: the attention map is drawn for the best summary only")
@@ -276,7 +276,7 @@ def cmd_attention(args) -> int:
 
 
 def cmd_compare(args) -> int:
-    from triptych.text.compare import compare, format_rows, markdown_table
+    from triptych.text.workflows.compare import compare, format_rows, markdown_table
 
     table = compare(args.runs, data=args.data, beam=args.beam, device=args.device, length_penalty=args.length_penalty)
     if args.json:
@@ -341,8 +341,8 @@ def cmd_tokenizer_stats(args) -> int:
 
 
 def cmd_rerank_fit(args) -> int:
-    from triptych.text.inference import Summarizer
-    from triptych.text.rerank import fit_on_file
+    from triptych.text.predictor import Summarizer
+    from triptych.text.generation.rerank import fit_on_file
 
     decode = decode_config(args, Summarizer.read_config(args.checkpoint).decode)
     result = fit_on_file(args.checkpoint, args.data, decode=decode, nbest=args.nbest, limit=args.limit, lm_order=args.lm_order,

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 import torch
 
-from triptych.text.models.prepacked import packed_weights
+from triptych.nn.prepacked import packed_weights
 
 NEG_INF = float("-inf")
 

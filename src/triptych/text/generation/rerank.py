@@ -46,7 +46,7 @@ import numpy as np
 
 from triptych.errors import UserError
 from triptych.files import atomic_write_text
-from triptych.text.ngram_lm import KneserNeyLM
+from triptych.text.baselines.ngram_lm import KneserNeyLM
 from triptych.text.tokenizer import looks_cjk
 
 FEATURES = ("beam_score", "length", "lm", "coverage", "support", "mbr")
@@ -101,7 +101,7 @@ class FeatureExtractor:
     """The feature matrix (K, len(FEATURES)) of one document's candidates."""
 
     def __init__(self, lm: KneserNeyLM, *, stem: bool = True, cjk: bool = False):
-        from triptych.text.rouge import RougeScorer
+        from triptych.text.metrics.rouge import RougeScorer
 
         self.lm = lm
         self.scorer = RougeScorer(("rougeL",), stem=stem, cjk=cjk)
@@ -223,7 +223,7 @@ def train_summary_lm(tokenizer, summaries: list[str], order: int = 3) -> KneserN
 def fit_reranker(candidates: list[list[Candidate]], sources: list[str], references: list[str], lm: KneserNeyLM, *,
                  stem: bool = True, cjk: bool = False, meta: dict | None = None) -> tuple[Reranker, dict]:
     """Features and ROUGE-L gains of every candidate, standardisation, weights."""
-    from triptych.text.rouge import RougeScorer
+    from triptych.text.metrics.rouge import RougeScorer
 
     extract = FeatureExtractor(lm, stem=stem, cjk=cjk)
     scorer = RougeScorer(("rougeL",), stem=stem, cjk=cjk)
@@ -256,7 +256,7 @@ def check_nbest(beam: int, nbest: int | None, rerank: bool) -> int:
 
 
 def decode_candidates(summarizer, sources: list[list[int]], decode, nbest: int, progress=None) -> list[list[Candidate]]:
-    from triptych.text.inference import nbest_ids
+    from triptych.text.predictor import nbest_ids
 
     hyps = nbest_ids(summarizer.model, summarizer.tokenizer, sources, decode, nbest=nbest, device=summarizer.device, progress=progress)
     return [candidates_from(h, summarizer.tokenizer) for h in hyps]
@@ -270,7 +270,7 @@ def fit_on_file(checkpoint, data, *, decode, nbest: int | None = None, limit: in
 
     from triptych.engine.progress import ProgressBar
     from triptych.text.data import drop_empty, read_pairs
-    from triptych.text.inference import Summarizer
+    from triptych.text.predictor import Summarizer
 
     summarizer = Summarizer(checkpoint, device=device)
     cfg = summarizer.cfg
@@ -315,10 +315,10 @@ def evaluate_nbest(checkpoint, data, *, decode, nbest: int | None, rerank: bool,
     import time
 
     from triptych.engine.progress import ProgressBar
-    from triptych.text.commands import write_lines
+    from triptych.text.cli import write_lines
     from triptych.text.data import drop_empty, read_pairs
-    from triptych.text.inference import Summarizer
-    from triptych.text.rouge import RougeScorer, rouge_f1_x100
+    from triptych.text.predictor import Summarizer
+    from triptych.text.metrics.rouge import RougeScorer, rouge_f1_x100
 
     summarizer = Summarizer(checkpoint, device=device)
     cfg = summarizer.cfg

@@ -13,7 +13,7 @@ import torch
 
 from triptych.errors import UserError
 from triptych.text.config import DecodeConfig, TextConfig
-from triptych.text.models.prepacked import packed_weights
+from triptych.nn.prepacked import packed_weights
 from triptych.text.tokenizer import Tokenizer, load_tokenizers
 
 
@@ -70,7 +70,7 @@ class Summarizer:
 @packed_weights()  # packed once for all the batches
 def summarize_ids(model, tokenizer: Tokenizer, sources: list[list[int]], decode: DecodeConfig, *, device, beam: int | None = None, progress=None) -> list[str]:
     """Decode summaries of already-encoded documents, in the input order."""
-    from triptych.text.decoding import beam_search, greedy
+    from triptych.text.generation.search import beam_search, greedy
     from triptych.text.task import pad
 
     beam = decode.beam if beam is None else beam
@@ -98,7 +98,7 @@ def nbest_ids(model, tokenizer: Tokenizer, sources: list[list[int]], decode: Dec
     """Beam search keeping each document's `nbest` hypotheses (`Hypothesis`:
     tokens, GNMT score, log-prob), best score first, in the input order: the
     candidates a reranker chooses among."""
-    from triptych.text.decoding import beam_search
+    from triptych.text.generation.search import beam_search
     from triptych.text.task import pad
 
     order = sorted(range(len(sources)), key=lambda i: len(sources[i]))

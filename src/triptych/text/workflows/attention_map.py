@@ -95,7 +95,7 @@ def _pick(value: str, count: int, option: str, word: str, what: str) -> list[int
 @torch.inference_mode()
 def attention_maps(summarizer, text: str, decode, *, layer: str = "all", head: str = "mean") -> dict:
     """Summarize `text` and return its attention maps (numpy (T, S) each) with their labels."""
-    from triptych.text.decoding import beam_search, greedy
+    from triptych.text.generation.search import beam_search, greedy
 
     if not text.strip():
         raise UserError("--text: the document is empty")
@@ -137,8 +137,8 @@ def attention_maps(summarizer, text: str, decode, *, layer: str = "all", head: s
 def draw_attention(checkpoint, text: str, output, *, layer: str = "all", head: str = "mean", decode_args=None, device: str = "cpu") -> dict:
     """The `triptych text attention` command's work: maps -> picture; returns what it printed."""
     from triptych.report.plots import _check_path, attention_heatmap
-    from triptych.text.commands import decode_config
-    from triptych.text.inference import Summarizer
+    from triptych.text.cli import decode_config
+    from triptych.text.predictor import Summarizer
 
     _check_path(output)  # a bad picture name fails before any model work
     summarizer = Summarizer(checkpoint, device=device)

@@ -76,10 +76,10 @@ def load_result(checkpoint, data_sha256: str, decode: dict, limit=None, stem: bo
 def evaluate_checkpoint(checkpoint, data, *, decode_args=None, limit=None, output=None, stem=True, device="cpu", save=True,
                         metrics=("rouge",)) -> dict:
     from triptych.engine.progress import ProgressBar
-    from triptych.text.commands import decode_config, write_lines
+    from triptych.text.cli import decode_config, write_lines
     from triptych.text.data import drop_empty, read_pairs
-    from triptych.text.inference import Summarizer, summarize_ids
-    from triptych.text.rouge import rouge_f1_x100
+    from triptych.text.predictor import Summarizer, summarize_ids
+    from triptych.text.metrics.rouge import rouge_f1_x100
     from triptych.text.tokenizer import looks_cjk
 
     summarizer = Summarizer(checkpoint, device=device)
@@ -100,7 +100,7 @@ def evaluate_checkpoint(checkpoint, data, *, decode_args=None, limit=None, outpu
     refs = [p.target for p in pairs]
     result = rouge_f1_x100(summaries, refs, stem=stem, cjk=looks_cjk(refs))  # Chinese is scored by characters
     if set(metrics) - {"rouge"}:  # translation: BLEU and chrF by sacrebleu, beside ROUGE
-        from triptych.text.bleu import translation_scores
+        from triptych.text.metrics.bleu import translation_scores
 
         result.update(translation_scores(summaries, refs, tuple(metrics)))
     result.update(pairs=len(pairs), beam=decode.beam, seconds=seconds, checkpoint=str(checkpoint), data=str(data))

@@ -4,7 +4,7 @@ One row per run: ROUGE-1/2/L (F1 x 100, stemmed) on the test file,
 parameters, training minutes and decoding sentences/s at beam 4; above them
 Lead and TextRank, computed on the same test file. A run's scores come
 from the evaluation `triptych text eval` kept beside its best checkpoint
-(`triptych.text.evaluate`) when one matches the test file (by SHA-256) and
+(`triptych.text.workflows.evaluate`) when one matches the test file (by SHA-256) and
 the beam — with the checkpoint's own decoding settings if one was kept,
 else the latest (the row records its settings, e.g. a tuned length
 penalty; `--length-penalty` asks for one alpha for every run); otherwise the run is evaluated now with its own settings (full
@@ -79,8 +79,8 @@ def describe_model(model: dict) -> str:
 
 def run_row(path, data: Path, data_sha256: str, beam: int, device: str, length_penalty: float | None = None) -> dict:
     """The table row of one run, evaluating its checkpoint when no kept result matches."""
-    from triptych.text.evaluate import evaluate_checkpoint, load_result
-    from triptych.text.inference import Summarizer
+    from triptych.text.workflows.evaluate import evaluate_checkpoint, load_result
+    from triptych.text.predictor import Summarizer
 
     run, checkpoint = find_checkpoint(path)
     summarizer = Summarizer(checkpoint)
@@ -106,9 +106,9 @@ def run_row(path, data: Path, data_sha256: str, beam: int, device: str, length_p
 def extractive_rows(data: Path) -> list[dict]:
     """Lead (first sentence cut to 10 words) and TextRank (top sentence) on `data`."""
     from triptych.text.data import drop_empty, read_pairs
-    from triptych.text.extractive import lead
-    from triptych.text.rouge import rouge_f1_x100
-    from triptych.text.textrank import textrank_many
+    from triptych.text.baselines.extractive import lead
+    from triptych.text.metrics.rouge import rouge_f1_x100
+    from triptych.text.baselines.textrank import textrank_many
     from triptych.text.tokenizer import looks_cjk
 
     pairs = drop_empty(read_pairs(data, split="test"), data)
@@ -132,7 +132,7 @@ def compare(run_dirs: list[str], data: str | None = None, beam: int = 4, device:
     from triptych import config as configs
     from triptych.engine.checkpoint import load_checkpoint_meta
     from triptych.text.config import TextConfig
-    from triptych.text.evaluate import file_sha256
+    from triptych.text.workflows.evaluate import file_sha256
 
     if beam < 1:
         raise UserError(f"--beam {beam}: must be at least 1")
