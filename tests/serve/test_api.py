@@ -100,7 +100,7 @@ def test_classify_image_top5(server, models):
 
 def test_classify_video_tfrecord_and_json(server, checkpoints, models):
     from triptych.video.inference import read_set
-    from triptych.video.yt8m import dequantize
+    from triptych.video.io.yt8m import dequantize
 
     path = checkpoints["synth"] / "validate0000.tfrecord"
     reply = httpx.post(server.url + "/v1/classify/video?top_k=3", files={"file": (path.name, path.read_bytes())})

@@ -8,10 +8,10 @@ import pytest
 import torch
 
 from triptych.errors import UserError
-from triptych.video import example as pb
+from triptych.video.io import example as pb
 from triptych.video.digits import DigitSpec, make_digit_videos
 from triptych.video.features import PCA, extract_features, quantize_frames
-from triptych.video.yt8m import DEQUANT_LUT, ZERO_LEVEL, VideoSet, dequantize, quantize, read_videos
+from triptych.video.io.yt8m import DEQUANT_LUT, ZERO_LEVEL, VideoSet, dequantize, quantize, read_videos
 
 STEP = 4.0 / 255.0
 
@@ -128,7 +128,7 @@ def test_extract_features_end_to_end_through_the_cli(run_cli, lenet, frames, tmp
         assert np.array_equal(v.rgb, quantize_frames(pca.transform(x.numpy())))
         assert (v.audio == ZERO_LEVEL).all() and v.audio.shape == (v.frames, 128)
     # The official layout, read with the protobuf-level parser: context id/labels, lists rgb/audio.
-    from triptych.video.tfrecord import iter_records
+    from triptych.video.io.tfrecord import iter_records
 
     _, payload = next(iter(iter_records(out / "train0000.tfrecord")))
     context, lists = pb.parse_sequence_example(payload)

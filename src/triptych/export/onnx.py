@@ -189,7 +189,7 @@ class VideoLevel(FrameLevel):
 
 def video_inputs(level: str, batch: int, frames: int, seed: int = 0) -> dict[str, torch.Tensor]:
     """Random inputs in the model's layout; frame level with videos of every length 1..frames."""
-    from triptych.video.yt8m import AUDIO_DIM, RGB_DIM
+    from triptych.video.io.yt8m import AUDIO_DIM, RGB_DIM
 
     g = torch.Generator().manual_seed(seed)
     if level == "video":

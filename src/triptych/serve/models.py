@@ -216,7 +216,7 @@ class VideoModel:
 
     def run_records(self, payloads: list[tuple[bytes, str, int]]) -> list[list[dict]]:
         """[(TFRecord bytes, filename, k)] -> per upload, [{id, top}] a video."""
-        from triptych.video.yt8m import read_videos
+        from triptych.video.io.yt8m import read_videos
 
         out = []
         for data, filename, k in payloads:
@@ -242,7 +242,7 @@ class VideoModel:
         Frame-level features arrive as floats and are quantised to the 8 bits
         the official files hold, so the model sees exactly what it trained on.
         """
-        from triptych.video.yt8m import AUDIO_DIM, RGB_DIM, Video, quantize
+        from triptych.video.io.yt8m import AUDIO_DIM, RGB_DIM, Video, quantize
 
         level = self.data.level
         names = ("rgb", "audio") if level == "frame" else ("mean_rgb", "mean_audio")
@@ -268,7 +268,7 @@ class VideoModel:
         return Video(str(v.get("id") or f"video{i}"), np.zeros(0, np.int64), arrays[0], arrays[1], level)
 
     def _classify(self, videos, k: int) -> list[dict]:
-        from triptych.video.yt8m import VideoSet
+        from triptych.video.io.yt8m import VideoSet
 
         probs, _ = self.checkpoint.predict(VideoSet(videos, self.data.num_classes))  # (N, C)
         k = min(k, probs.shape[1])

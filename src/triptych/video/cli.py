@@ -115,8 +115,8 @@ def _inspect(args) -> int:
     import numpy as np
 
     from triptych.cli import emit_json
-    from triptych.video.tfrecord import RecordStats
-    from triptych.video.yt8m import DEQUANT_LUT, FRAME_FEATURES, VIDEO_FEATURES, read_videos
+    from triptych.video.io.tfrecord import RecordStats
+    from triptych.video.io.yt8m import DEQUANT_LUT, FRAME_FEATURES, VIDEO_FEATURES, read_videos
 
     stats = RecordStats()
     videos, level, count = [], None, 0

@@ -41,9 +41,9 @@ import numpy as np
 
 from triptych.errors import UserError
 from triptych.files import atomic_path, atomic_write_text
-from triptych.video import example as pb
-from triptych.video.tfrecord import write_records
-from triptych.video.yt8m import AUDIO_DIM, RGB_DIM, ZERO_LEVEL, quantize
+from triptych.video.io import example as pb
+from triptych.video.io.tfrecord import write_records
+from triptych.video.io.yt8m import AUDIO_DIM, RGB_DIM, ZERO_LEVEL, quantize
 
 from triptych.vision.data import IMAGE_SUFFIXES
 

@@ -51,8 +51,8 @@ def load_ensemble(directories: list[str], device: str = "cpu") -> list[Checkpoin
 
 def read_set(members: list[Checkpoint], data: list[str], verify: bool = True, skip_bad: bool = False):
     """The videos of `data`, read as the first checkpoint's config says; (set, stats)."""
-    from triptych.video.tfrecord import RecordStats
-    from triptych.video.yt8m import VideoSet, read_videos
+    from triptych.video.io.tfrecord import RecordStats
+    from triptych.video.io.yt8m import VideoSet, read_videos
 
     d = members[0].cfg.data
     stats = RecordStats()

@@ -25,7 +25,7 @@ from torch import nn
 
 from triptych.video.heads import make_head
 from triptych.video.pooling import ContextGating, make_pooling
-from triptych.video.yt8m import AUDIO_DIM, RGB_DIM
+from triptych.video.io.yt8m import AUDIO_DIM, RGB_DIM
 
 
 @dataclass
