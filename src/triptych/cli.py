@@ -1,6 +1,6 @@
 """`triptych <domain> <verb>`: a thin argparse front over library functions.
 
-Each domain declares its verbs in `triptych/<domain>/commands.py`
+Each domain declares its verbs in `triptych/<domain>/cli.py`
 (`register(subparsers)`), which imports nothing heavy at module level, so
 `triptych --help` answers without importing torch. A verb's handler gets
 the parsed arguments and returns an exit status; bad input raises
@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import json
 import sys
 
 from triptych import __version__
 from triptych.errors import EXIT_USER_ERROR, UserError
 
-# A domain lands by adding its `commands.py` and a line here.
+# A domain lands by adding its `cli.py` and a line here. Nothing else imports
+# these modules (import-linter checks it): they parse arguments and print.
 COMMAND_MODULES = [
     "triptych.text.cli",
     "triptych.vision.cli",
@@ -35,23 +35,6 @@ class _Parser(argparse.ArgumentParser):
 
     def error(self, message):  # noqa: D401 - argparse's signature
         self.exit(EXIT_USER_ERROR, f"{self.prog}: error: {message} (see --help)\n")
-
-
-def emit_json(obj) -> None:
-    """The single JSON object a `--json` command prints on stdout."""
-    sys.stdout.write(json.dumps(obj, ensure_ascii=False) + "\n")
-    sys.stdout.flush()
-
-
-def add_train_arguments(p, domain: str, override_example: str) -> None:
-    """The options every `<domain> train CONFIG` verb takes, so the domains read alike."""
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help=f"override a config key, e.g. {override_example}")
-    p.add_argument("--out", help=f"run directory (default runs/{domain}/<recipe name>)")
-    p.add_argument("--resume", action="store_true", help="continue the run in --out from its latest checkpoint")
-    p.add_argument("--seed", type=int, help="overrides the recipe's seed")
-    p.add_argument("--device", default="cpu", help="cpu (default) or cuda")
-    p.add_argument("--json", action="store_true", help="print the run summary as one JSON object")
 
 
 def build_parser() -> argparse.ArgumentParser:

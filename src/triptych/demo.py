@@ -8,6 +8,8 @@ a few summaries; the vision and video parts are added by their domains.
 
 from __future__ import annotations
 
+from triptych.console import emit_json
+
 import shutil
 import sys
 from pathlib import Path
@@ -39,7 +41,7 @@ def say(text: str = "") -> None:
 
 
 def text_part(out: Path, minutes: float) -> dict:
-    from triptych.text.cli import print_table
+    from triptych.console import print_table
     from triptych.text.data import read_pairs
     from triptych.text.workflows.evaluate import evaluate_checkpoint
     from triptych.text.baselines.extractive import lead
@@ -99,7 +101,6 @@ def cmd_demo(args) -> int:
     finally:
         sys.stdout = real_stdout
     if args.json:
-        from triptych.cli import emit_json
 
         emit_json(results)
     return 0

@@ -23,3 +23,25 @@ def where(path, line: int | None = None, record: int | None = None) -> str:
     if record is not None:
         return f"{path}: record {record}"
     return str(path)
+
+
+class SettingError(UserError):
+    """A setting out of range, named the way the caller's front end spells it.
+
+    The message names settings by `{name}` placeholders: the library writes
+    `SettingError("{beam} 0: out of range")`, a recipe reads `decode.beam 0`,
+    the command line `--beam 0` (`naming`), an HTTP request `beam 0`. So the
+    library never names a front end's flags.
+    """
+
+    def __init__(self, template: str, spell=str):
+        self.template = template
+        super().__init__(self.naming(spell))
+
+    def naming(self, spell) -> str:
+        """The message with each `{name}` written as `spell(name)`."""
+        class Spelled(dict):
+            def __missing__(self, name):
+                return spell(name)
+
+        return self.template.format_map(Spelled())

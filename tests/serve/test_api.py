@@ -150,7 +150,7 @@ def test_rerank_uses_the_checkpoints_fitted_reranker(start_server, checkpoints, 
 
     from triptych.serve.models import Models, TextModel
     from triptych.text.predictor import Summarizer
-    from triptych.text.generation.rerank import FEATURES, Reranker, decode_candidates, train_summary_lm
+    from triptych.text.generation.rerank import FEATURES, Reranker, train_summary_lm
 
     directory = tmp_path / "text"
     shutil.copytree(checkpoints["text"], directory)
@@ -161,9 +161,8 @@ def test_rerank_uses_the_checkpoints_fitted_reranker(start_server, checkpoints, 
     server = start_server(Models(text=TextModel(directory)))
     assert httpx.get(server.url + "/v1/models").json()["text"]["reranker"] is True
     body = httpx.post(server.url + "/v1/summarize", json={"documents": DOCS, "beam": 2, "rerank": True}).json()
-    s.cfg.decode.beam = 2
     reranker = Reranker.load(directory, s.tokenizer.fingerprint())
-    cands = decode_candidates(s, s.encode_documents(DOCS), s.cfg.decode, 2)
+    cands = s.candidates(s.encode_documents(DOCS), s.cfg.decode.replace(beam=2), 2)
     picks = [reranker.choose(d, c) for d, c in zip(DOCS, cands)]
     assert picks == [1, 1]
     assert body["summaries"] == [c[i].text for c, i in zip(cands, picks)]

@@ -8,7 +8,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from triptych.cli import add_train_arguments
+from triptych.console import add_train_arguments, emit_json
 from triptych.errors import UserError
 
 
@@ -43,11 +43,6 @@ def register(sub) -> None:
     p.set_defaults(func=cmd_predict)
 
 
-def _emit(obj) -> None:
-    from triptych.cli import emit_json
-
-    emit_json(obj)
-
 
 def _check_beam(beam) -> None:
     if beam is not None and beam < 1:
@@ -60,7 +55,7 @@ def cmd_train(args) -> int:
     summary = run_training(args.config, args.overrides, out=args.out, resume=args.resume, seed=args.seed,
                            device=args.device)
     if args.json:
-        _emit(summary)
+        emit_json(summary)
     else:
         print(f"best {summary['metric']} {summary.get('best_metric')} at step {summary.get('best_step')} "
               f"in {summary['run_dir']}")
@@ -92,7 +87,7 @@ def cmd_eval(args) -> int:
         result["attention"] = attention_on_digits(cap.attention_of(data.images[:n], hyps), boxes, canvas)
     result["examples"] = [{"image": str(p), "caption": h} for p, h in zip(data.paths[:3], hyps[:3])]
     if args.json:
-        _emit(result)
+        emit_json(result)
     else:
         print(f"BLEU-4 {result['bleu']:.2f}  ROUGE-L {result['rougeL']:.2f}  ({n} images, beam {result['beam']})")
         if result.get("attention", {}).get("digit_words"):
@@ -122,7 +117,7 @@ def cmd_predict(args) -> int:
         image_attention_grid(pictures, [w for w, _ in attn], [m.numpy() for _, m in attn], args.attention_map)
         result["attention_map"] = args.attention_map
     if args.json:
-        _emit(result)
+        emit_json(result)
     else:
         for item in result["captions"]:
             print(f"{item['image']}\t{item['caption']}")

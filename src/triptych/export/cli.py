@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from triptych.console import emit_json
+
 import sys
 
 
@@ -19,7 +21,6 @@ def cmd_export(args) -> int:
 
     manifest = export_run(args.run_dir, args.out, args.format)
     if args.json:
-        from triptych.cli import emit_json
 
         emit_json(manifest)
     else:

@@ -77,7 +77,7 @@ def text_attention(ckpt: Path, out: Path) -> tuple[Path, dict]:
 
     from triptych.report.plots import attention_heatmap
     from triptych.text.data import read_pairs
-    from triptych.text.generation.search import beam_search, greedy
+    from triptych.text.generation.generate import generate
     from triptych.text.predictor import Summarizer
 
     summ = Summarizer(ckpt)
@@ -92,11 +92,7 @@ def text_attention(ckpt: Path, out: Path) -> tuple[Path, dict]:
     src_ids = summ.encode_documents([pair.source], source=cfg.data.valid)[0][:60]  # a readable picture
     src = torch.tensor([src_ids])
     d = cfg.decode  # decoded as `triptych text summarize` would: the recipe's beam
-    common = dict(bos=tok.bos_id, eos=tok.eos_id, max_len=d.max_len, min_len=d.min_len, no_repeat_ngram=d.no_repeat_ngram)
-    if d.beam > 1:
-        summary = beam_search(model, src, beam=d.beam, length_penalty=d.length_penalty, **common)[0][0].tokens
-    else:
-        summary = greedy(model, src, **common)[0]
+    summary = generate(model, src, d, bos=tok.bos_id, eos=tok.eos_id)[0]
     # Row t of a map is the attention while writing output token t: the summary, then its eos
     # (a summary cut at max_len has none).
     outputs = [*summary, tok.eos_id] if len(summary) < d.max_len else summary

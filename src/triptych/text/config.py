@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
 from triptych.config import TrainConfig
-from triptych.errors import UserError
+from triptych.errors import SettingError, UserError
 
 DEBIAN = "data/debian-descriptions"
 
@@ -51,14 +52,59 @@ class TokenizerConfig:
             raise UserError("tokenizer.path and tokenizer.source_path: with tokenizer.shared: false give both files (target and source) or neither")
 
 
-@dataclass
+class DecodeError(SettingError):
+    """A decoding setting out of range; a recipe reads its names as `decode.beam`."""
+
+    def __init__(self, template: str):
+        super().__init__(template, lambda name: f"decode.{name}")
+
+
+@dataclass(frozen=True)
 class DecodeConfig:
-    beam: int = 4
-    max_len: int = 40
+    """How summaries are generated: the one decoding currency.
+
+    The CLI, the server, evaluation, captions and the report all build one
+    and hand it to `triptych.text.generation.generate`; it is checked here,
+    once, whoever builds it (a recipe, `--beam`, a request, `replace`).
+    """
+
+    beam: int = 4  # 1: greedy
+    max_len: int = 40  # tokens of a summary
     min_len: int = 1
     length_penalty: float = 0.6  # GNMT alpha
     no_repeat_ngram: int = 3
     batch_size: int = 64
+    nbest: int | None = None  # beam candidates kept a document (default 1; with rerank, the reranker's)
+    rerank: bool = False  # choose among the n-best with the checkpoint's fitted reranker
+
+    def __post_init__(self):
+        for name, low in (("beam", 1), ("max_len", 1), ("batch_size", 1), ("min_len", 0), ("no_repeat_ngram", 0)):
+            value = getattr(self, name)
+            if value < low:
+                raise DecodeError(f"{{{name}}} {value}: out of range (at least {low})")
+        if self.min_len > self.max_len:
+            raise DecodeError(f"{{min_len}} {self.min_len}: is more than {{max_len}} {self.max_len}")
+        if self.rerank and self.beam < 2:
+            raise DecodeError(f"{{rerank}} needs an n-best list, but {{beam}} {self.beam} keeps one candidate (use {{beam}} 4 or more)")
+        if self.nbest is not None and not 1 <= self.nbest <= self.beam:
+            raise DecodeError(f"{{nbest}} {self.nbest}: must be between 1 and the beam size ({self.beam})")
+        if self.rerank and self.nbest is not None and self.nbest < 2:
+            raise DecodeError("{rerank} needs an n-best list of at least 2 candidates ({nbest} 2 or more)")
+
+    def candidates(self, fitted: int | None = None) -> int:
+        """Candidates a document to decode: `nbest`, else the reranker's `fitted` size
+        (within the beam) when reranking, else 1."""
+        if self.nbest is not None:
+            return self.nbest
+        return min(fitted or self.beam, self.beam) if self.rerank else 1
+
+    def greedy(self) -> "DecodeConfig":
+        """The same limits, decoded greedily (one candidate): what validation scores."""
+        return dataclasses.replace(self, beam=1, nbest=None, rerank=False)
+
+    def replace(self, **changes) -> "DecodeConfig":
+        """A copy with `changes` (None values ignored), checked again."""
+        return dataclasses.replace(self, **{k: v for k, v in changes.items() if v is not None})
 
 
 @dataclass

@@ -1,7 +1,7 @@
-"""Summarizing with a trained checkpoint: load it, batch documents, decode.
+"""Summarizing with a trained checkpoint: load it, encode documents, decode.
 
-Documents are decoded in length-sorted batches (little padding) and the
-summaries returned in the caller's order.
+Decoding itself is `triptych.text.generation`'s: documents go in
+length-sorted batches (little padding) and come back in the caller's order.
 """
 
 from __future__ import annotations
@@ -13,8 +13,9 @@ import torch
 
 from triptych.errors import UserError
 from triptych.text.config import DecodeConfig, TextConfig
-from triptych.nn.prepacked import packed_weights
-from triptych.text.tokenizer import Tokenizer, load_tokenizers
+from triptych.text.generation.generate import decode_documents
+from triptych.text.generation.rerank import Candidate, candidates_from
+from triptych.text.tokenizer import load_tokenizers
 
 
 class Summarizer:
@@ -60,56 +61,15 @@ class Summarizer:
             print(f"triptych: {source}: truncated {long} document(s) to the model's {limit} tokens", file=sys.stderr)
         return [x[:limit] or [self.source_tokenizer.unk_id] for x in ids]
 
-    def summarize(self, documents: list[str], decode: DecodeConfig | None = None, source: str = "input", **overrides) -> list[str]:
-        decode = decode or self.cfg.decode
-        ids = self.encode_documents(documents, source)
-        return summarize_ids(self.model, self.tokenizer, ids, decode, device=self.device, **overrides)
+    def summarize(self, documents: list[str], decode: DecodeConfig | None = None, source: str = "input", progress=None,
+                  **changes) -> list[str]:
+        """Each document's summary, decoded as `decode` (default: the checkpoint's)
+        with `changes` (e.g. beam=1) says."""
+        decode = (decode or self.cfg.decode).replace(**changes)
+        return decode_documents(self.model, self.tokenizer, self.encode_documents(documents, source), decode,
+                                device=self.device, progress=progress)
 
-
-@torch.inference_mode()
-@packed_weights()  # packed once for all the batches
-def summarize_ids(model, tokenizer: Tokenizer, sources: list[list[int]], decode: DecodeConfig, *, device, beam: int | None = None, progress=None) -> list[str]:
-    """Decode summaries of already-encoded documents, in the input order."""
-    from triptych.text.generation.search import beam_search, greedy
-    from triptych.text.task import pad
-
-    beam = decode.beam if beam is None else beam
-    order = sorted(range(len(sources)), key=lambda i: len(sources[i]))
-    out: list[str | None] = [None] * len(sources)
-    common = dict(bos=tokenizer.bos_id, eos=tokenizer.eos_id, max_len=decode.max_len, min_len=decode.min_len, no_repeat_ngram=decode.no_repeat_ngram)
-    for start in range(0, len(order), decode.batch_size):
-        chunk = order[start : start + decode.batch_size]
-        src = pad([sources[i] for i in chunk], tokenizer.pad_id).to(device)
-        if beam <= 1:
-            tokens = greedy(model, src, **common)
-        else:
-            hyps = beam_search(model, src, beam=beam, length_penalty=decode.length_penalty, **common)
-            tokens = [h[0].tokens for h in hyps]
-        for i, text in zip(chunk, tokenizer.decode_batch([list(t) for t in tokens])):
-            out[i] = text
-        if progress is not None:
-            progress.update(len(chunk))
-    return out  # type: ignore[return-value]
-
-
-@torch.inference_mode()
-@packed_weights()
-def nbest_ids(model, tokenizer: Tokenizer, sources: list[list[int]], decode: DecodeConfig, *, nbest: int, device, progress=None) -> list:
-    """Beam search keeping each document's `nbest` hypotheses (`Hypothesis`:
-    tokens, GNMT score, log-prob), best score first, in the input order: the
-    candidates a reranker chooses among."""
-    from triptych.text.generation.search import beam_search
-    from triptych.text.task import pad
-
-    order = sorted(range(len(sources)), key=lambda i: len(sources[i]))
-    out: list = [None] * len(sources)
-    for start in range(0, len(order), decode.batch_size):
-        chunk = order[start : start + decode.batch_size]
-        src = pad([sources[i] for i in chunk], tokenizer.pad_id).to(device)
-        hyps = beam_search(model, src, beam=decode.beam, nbest=nbest, length_penalty=decode.length_penalty, bos=tokenizer.bos_id,
-                           eos=tokenizer.eos_id, max_len=decode.max_len, min_len=decode.min_len, no_repeat_ngram=decode.no_repeat_ngram)
-        for i, h in zip(chunk, hyps):
-            out[i] = h
-        if progress is not None:
-            progress.update(len(chunk))
-    return out
+    def candidates(self, sources: list[list[int]], decode: DecodeConfig, nbest: int, progress=None) -> list[list[Candidate]]:
+        """Each encoded document's `nbest` beam candidates, decoded, best GNMT score first."""
+        hyps = decode_documents(self.model, self.tokenizer, sources, decode, nbest=nbest, device=self.device, progress=progress)
+        return [candidates_from(h, self.tokenizer) for h in hyps]

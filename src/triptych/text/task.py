@@ -15,7 +15,7 @@ import torch
 
 from triptych.errors import UserError
 from triptych.text.config import TextConfig
-from triptych.text.data import Pair, drop_empty, plan_token_batches, read_pairs
+from triptych.text.data import Pair, drop_empty, pad, plan_token_batches, read_pairs  # noqa: F401  (pad: also used from here)
 from triptych.text.tokenizer import FILENAME, KINDS, SOURCE_FILENAME, Tokenizer, check_pair, load_tokenizers, looks_cjk, train_tokenizer
 
 
@@ -44,14 +44,6 @@ class EncodedPairs:
 
     def __len__(self) -> int:
         return len(self.sources)
-
-
-def pad(rows: list[list[int]], pad_id: int) -> torch.Tensor:
-    width = max(len(r) for r in rows)
-    out = torch.full((len(rows), width), pad_id, dtype=torch.long)
-    for i, r in enumerate(rows):
-        out[i, : len(r)] = torch.tensor(r, dtype=torch.long)
-    return out
 
 
 def build_tokenizers(cfg: TextConfig, run_dir: Path | None, train_pairs: list[Pair]) -> tuple[Tokenizer, Tokenizer]:
@@ -203,7 +195,7 @@ class TextTask(TeacherForcing):
 
     @torch.no_grad()
     def evaluate(self, model) -> dict[str, float]:
-        from triptych.text.predictor import summarize_ids
+        from triptych.text.generation.generate import decode_documents
         from triptych.text.metrics.rouge import rouge_f1_x100
 
         was_training = model.training
@@ -216,7 +208,7 @@ class TextTask(TeacherForcing):
         metrics = {"valid_loss": self.mean_loss(model, (self.collate(b, device, self.valid) for b in plan))}
         n = min(self.cfg.eval.valid_rouge_samples, len(self.valid))
         if n > 0:
-            hyps = summarize_ids(model, self.tokenizer, self.valid.sources[:n], self.cfg.decode, beam=1, device=device)
+            hyps = decode_documents(model, self.tokenizer, self.valid.sources[:n], self.cfg.decode.greedy(), device=device)
             refs = [p.target for p in self.valid.texts[:n]]
             metrics.update(rouge_f1_x100(hyps, refs, stem=self.cfg.eval.stem, cjk=looks_cjk(refs)))  # Chinese: by characters
         model.train(was_training)

@@ -22,11 +22,11 @@ from __future__ import annotations
 import json
 import sys
 import time
-from argparse import Namespace
 from dataclasses import asdict, replace
 from pathlib import Path
 
 from triptych.errors import UserError
+from triptych.text.config import DecodeError
 
 KEYS = ("rouge1", "rouge2", "rougeL")
 
@@ -92,8 +92,7 @@ def run_row(path, data: Path, data_sha256: str, beam: int, device: str, length_p
     source = "kept"
     if result is None:
         print(f"triptych: {checkpoint}: no kept evaluation on {data} at beam {beam}; evaluating now", file=sys.stderr)
-        args = Namespace(beam=beam, max_len=None, min_len=None, length_penalty=length_penalty, no_repeat_ngram=None, batch_size=None)
-        result = evaluate_checkpoint(checkpoint, data, decode_args=args, device=device)
+        result = evaluate_checkpoint(checkpoint, data, decode=decode, device=device)
         source = "evaluated"
     params = sum(p.numel() for p in summarizer.model.parameters())  # shared (tied) weights counted once
     return {
@@ -135,7 +134,7 @@ def compare(run_dirs: list[str], data: str | None = None, beam: int = 4, device:
     from triptych.text.workflows.evaluate import file_sha256
 
     if beam < 1:
-        raise UserError(f"--beam {beam}: must be at least 1")
+        raise DecodeError(f"{{beam}} {beam}: must be at least 1")
     if data is None:  # the first run's own test split
         _, checkpoint = find_checkpoint(run_dirs[0])
         _, cfg_dict = load_checkpoint_meta(checkpoint, expected_domain="text")
