@@ -128,16 +128,24 @@ def register(sub) -> None:
 
 
 def add_decode_options(p, rerank: bool = True) -> None:
-    p.add_argument("--beam", type=int, help="beam size (1 = greedy); default from the checkpoint's config")
-    p.add_argument("--max-len", type=int, help="maximum summary length in tokens")
-    p.add_argument("--min-len", type=int)
-    p.add_argument("--length-penalty", type=float, help="GNMT alpha")
-    p.add_argument("--no-repeat-ngram", type=int)
-    p.add_argument("--batch-size", type=int)
+    """One flag a `DecodeConfig` field (`--max-len` for max_len), its help
+    from `DECODE_HELP`; unset flags keep the checkpoint's setting."""
+    import dataclasses
+    import typing
+
+    from triptych.text.config import DECODE_HELP, DecodeConfig
+
+    types = typing.get_type_hints(DecodeConfig)
+    for f in dataclasses.fields(DecodeConfig):
+        if f.name == "rerank" and not rerank:
+            continue
+        kind = types[f.name]
+        if kind is bool:
+            p.add_argument(_flag(f.name), action="store_true", default=None, help=DECODE_HELP[f.name])
+        else:
+            kind = next(k for k in typing.get_args(kind) or (kind,) if k is not type(None))  # int | None -> int
+            p.add_argument(_flag(f.name), type=kind, help=DECODE_HELP[f.name])
     p.add_argument("--device", default="cpu")
-    p.add_argument("--nbest", type=int, help="keep the beam's N best candidates (with --json, summarize prints them)")
-    if rerank:
-        p.add_argument("--rerank", action="store_true", help="choose among the n-best with the reranker fitted by `text rerank fit`")
 
 
 def _flag(name: str) -> str:
@@ -160,11 +168,12 @@ def _flag_names(handler):
 
 def _decode(args, checkpoint=None):
     """The checkpoint's `DecodeConfig` with the flags given on top (checked there)."""
+    import dataclasses
+
     from triptych.text.predictor import Summarizer
 
     base = Summarizer.read_config(checkpoint or args.checkpoint).decode
-    flags = ("beam", "max_len", "min_len", "length_penalty", "no_repeat_ngram", "batch_size", "nbest", "rerank")
-    return base.replace(**{k: getattr(args, k, None) for k in flags if getattr(args, k, None) not in (None, False)})
+    return base.replace(**{f.name: getattr(args, f.name, None) for f in dataclasses.fields(base)})
 
 
 def report_rouge(args, result: dict, caption: str) -> int:

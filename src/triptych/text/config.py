@@ -52,6 +52,20 @@ class TokenizerConfig:
             raise UserError("tokenizer.path and tokenizer.source_path: with tokenizer.shared: false give both files (target and source) or neither")
 
 
+# What each DecodeConfig field means; `text` commands take each as a flag
+# (`--max-len` for max_len) with this help, so a new field is a new flag.
+DECODE_HELP = {
+    "beam": "beam size (1 = greedy); default from the checkpoint's config",
+    "max_len": "maximum summary length in tokens",
+    "min_len": "fewest tokens before the summary may end",
+    "length_penalty": "GNMT alpha of the beam's length normalisation",
+    "no_repeat_ngram": "forbid repeating n-grams of this size (0 = off)",
+    "batch_size": "documents decoded together",
+    "nbest": "keep the beam's N best candidates (with --json, summarize prints them)",
+    "rerank": "choose among the n-best with the reranker fitted by `text rerank fit`",
+}
+
+
 class DecodeError(SettingError):
     """A decoding setting out of range; a recipe reads its names as `decode.beam`."""
 
@@ -68,14 +82,14 @@ class DecodeConfig:
     once, whoever builds it (a recipe, `--beam`, a request, `replace`).
     """
 
-    beam: int = 4  # 1: greedy
-    max_len: int = 40  # tokens of a summary
+    beam: int = 4
+    max_len: int = 40
     min_len: int = 1
-    length_penalty: float = 0.6  # GNMT alpha
+    length_penalty: float = 0.6
     no_repeat_ngram: int = 3
     batch_size: int = 64
-    nbest: int | None = None  # beam candidates kept a document (default 1; with rerank, the reranker's)
-    rerank: bool = False  # choose among the n-best with the checkpoint's fitted reranker
+    nbest: int | None = None
+    rerank: bool = False
 
     def __post_init__(self):
         for name, low in (("beam", 1), ("max_len", 1), ("batch_size", 1), ("min_len", 0), ("no_repeat_ngram", 0)):
