@@ -131,7 +131,7 @@ def _random_checkpoint(text_run, tmp_path, model_section: dict):
     from triptych import config as configs
     from triptych.engine.checkpoint import save_checkpoint
     from triptych.text.config import TextConfig
-    from triptych.text.task import build_model
+    from triptych.text.task import build_seq2seq
     from triptych.text.tokenizer import Tokenizer
 
     raw = yaml.safe_load((text_run / "best" / "config.yaml").read_text())
@@ -140,7 +140,7 @@ def _random_checkpoint(text_run, tmp_path, model_section: dict):
     tokenizer = Tokenizer.load(text_run / "best" / "tokenizer.json")
     torch.manual_seed(3)
     ckpt = tmp_path / "ckpt"
-    save_checkpoint(ckpt, build_model(cfg, tokenizer), domain="text", config=raw,
+    save_checkpoint(ckpt, build_seq2seq(cfg, tokenizer), domain="text", config=raw,
                     save_artifacts=lambda d: shutil.copyfile(text_run / "best" / "tokenizer.json", d / "tokenizer.json"))
     return ckpt
 

@@ -148,7 +148,7 @@ def test_nbest_lists_and_their_best_is_the_summary(server):
 def test_rerank_uses_the_checkpoints_fitted_reranker(start_server, checkpoints, tmp_path):
     import shutil
 
-    from triptych.serve.models import Models, TextModel
+    from triptych.serve.models import Models, TextService
     from triptych.text.predictor import Summarizer
     from triptych.text.generation.rerank import FEATURES, Reranker, train_summary_lm
 
@@ -158,7 +158,7 @@ def test_rerank_uses_the_checkpoints_fitted_reranker(start_server, checkpoints, 
     weights = [-1.0 if f == "beam_score" else 0.0 for f in FEATURES]  # the beam's worst candidate: never the beam's choice
     lm = train_summary_lm(s.tokenizer, ["a tool for files", "library for parsing"], order=2)
     Reranker(weights, [0.0] * len(FEATURES), [1.0] * len(FEATURES), lm, meta={"nbest": 2}).save(directory)
-    server = start_server(Models(text=TextModel(directory)))
+    server = start_server(Models(text=TextService(directory)))
     assert httpx.get(server.url + "/v1/models").json()["text"]["reranker"] is True
     body = httpx.post(server.url + "/v1/summarize", json={"documents": DOCS, "beam": 2, "rerank": True}).json()
     reranker = Reranker.load(directory, s.tokenizer.fingerprint())

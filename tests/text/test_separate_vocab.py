@@ -160,13 +160,14 @@ def test_a_checkpoint_missing_its_source_tokenizer_is_one_clear_line(run, run_cl
 
 
 def test_attention_map_and_serving_show_source_pieces(run, run_cli, tmp_path):
-    from triptych.serve.models import DecodeOptions, TextModel
+    from triptych.serve.models import SummaryOptions, TextService
+    from triptych.text.config import DecodeConfig
 
     text = "battery monitor plugin"
-    served = TextModel(run / "best")
+    served = TextService(run / "best")
     source = served.summarizer.source_tokenizer
     pieces = source.pieces(source.encode(text))
-    options = DecodeOptions(beam=1, max_len=5, min_len=1, length_penalty=1.0, no_repeat_ngram=0, attention=True)
+    options = SummaryOptions(DecodeConfig(beam=1, max_len=5, min_len=1, length_penalty=1.0, no_repeat_ngram=0), attention=True)
     [result] = served.summarize([text], options)
     assert result["attention"]["source"] == pieces and len(result["attention"]["weights"][0]) == len(pieces)
     status, stdout, err = run_cli("text", "attention", "--checkpoint", run / "best", "--text", text, "-o", tmp_path / "map.png", "--json")

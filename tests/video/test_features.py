@@ -90,12 +90,12 @@ def lenet(tmp_path_factory):
     """An untrained LeNet-5 checkpoint (84-dim penultimate features), saved as `vision train` would."""
     from triptych.engine.checkpoint import save_checkpoint
     from triptych.vision.config import VisionConfig
-    from triptych.vision.task import build_model
+    from triptych.vision.task import build_classifier
 
     cfg = VisionConfig(model={"name": "lenet5"})
     cfg.data.image_size, cfg.data.mean, cfg.data.std = 32, [0.3], [0.4]
     torch.manual_seed(0)
-    model = build_model(cfg, 10, 1)
+    model = build_classifier(cfg, 10, 1)
     out = tmp_path_factory.mktemp("vision") / "lenet" / "best"
     save_checkpoint(out, model, domain="vision", config=dataclasses.asdict(cfg),
                     save_artifacts=lambda d: (d / "classes.json").write_text(json.dumps([str(i) for i in range(10)])))

@@ -66,7 +66,7 @@ class SummaryOptions:
     show_nbest: bool = False  # return each document's candidates
 
 
-class TextModel:
+class TextService:
     def __init__(self, directory: str | Path, device: str = "cpu"):
         from triptych.text.predictor import Summarizer
 
@@ -154,7 +154,7 @@ class TextModel:
 # --- vision --------------------------------------------------------------------
 
 
-class VisionModel:
+class VisionService:
     def __init__(self, directory: str | Path, device: str = "cpu"):
         from triptych.vision.inference import Classifier
 
@@ -182,7 +182,7 @@ class VisionModel:
 # --- video ---------------------------------------------------------------------
 
 
-class VideoModel:
+class VideoService:
     def __init__(self, directory: str | Path, device: str = "cpu", max_videos: int = 64):
         from triptych.video.inference import Checkpoint
 
@@ -268,14 +268,14 @@ class VideoModel:
 class Models:
     """What one server holds: any subset of the three domains."""
 
-    text: TextModel | None = None
-    vision: VisionModel | None = None
-    video: VideoModel | None = None
+    text: TextService | None = None
+    vision: VisionService | None = None
+    video: VideoService | None = None
 
     @classmethod
     def load(cls, text=None, vision=None, video=None, device: str = "cpu", max_videos: int = 64) -> "Models":
-        return cls(TextModel(text, device) if text else None, VisionModel(vision, device) if vision else None,
-                   VideoModel(video, device, max_videos) if video else None)
+        return cls(TextService(text, device) if text else None, VisionService(vision, device) if vision else None,
+                   VideoService(video, device, max_videos) if video else None)
 
     def loaded(self) -> list[str]:
         return [name for name in ("text", "vision", "video") if getattr(self, name) is not None]

@@ -23,13 +23,13 @@ class Summarizer:
 
     def __init__(self, checkpoint: str | Path, device: str = "cpu"):
         from triptych.engine.checkpoint import load_weights
-        from triptych.text.task import build_model
+        from triptych.text.task import build_seq2seq
 
         self.directory = Path(checkpoint)
         self.meta, self.cfg = self._read(self.directory)
         # The target's tokenizer (decodes), and the source's (encodes): one object unless tokenizer.shared is false.
         self.tokenizer, self.source_tokenizer = load_tokenizers(self.directory, self.cfg.tokenizer.shared)
-        self.model = build_model(self.cfg, self.tokenizer, self.source_tokenizer)
+        self.model = build_seq2seq(self.cfg, self.tokenizer, self.source_tokenizer)
         try:
             load_weights(self.directory, self.model)
         except UserError as e:

@@ -88,7 +88,7 @@ def save_tokenizers(directory: Path, target: Tokenizer, source: Tokenizer) -> No
         source.save(Path(directory) / SOURCE_FILENAME)
 
 
-def build_model(cfg: TextConfig, tokenizer: Tokenizer, source_tokenizer: Tokenizer | None = None):
+def build_seq2seq(cfg: TextConfig, tokenizer: Tokenizer, source_tokenizer: Tokenizer | None = None):
     """The configured family over the target vocabulary; with separate
     vocabularies (tokenizer.shared: false) a source embedding of
     `source_tokenizer`'s size."""
@@ -173,7 +173,7 @@ class TextTask(TeacherForcing):
         encode = lambda pairs, name: EncodedPairs(pairs, self.tokenizer, data.max_source_len, data.max_target_len, name, self.source_tokenizer)  # noqa: E731
         self.train = encode(train_pairs, data.train)
         self.valid = encode(valid_pairs, data.valid)
-        self.model = build_model(cfg, self.tokenizer, self.source_tokenizer)
+        self.model = build_seq2seq(cfg, self.tokenizer, self.source_tokenizer)
 
     # --- the engine's Task protocol -------------------------------------
     def batch_plan(self, epoch: int) -> list[list[int]]:

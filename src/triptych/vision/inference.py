@@ -20,7 +20,7 @@ from triptych.errors import UserError
 from triptych.vision import transforms as T
 from triptych.vision.config import VisionConfig
 from triptych.vision.data import FolderImages, ImageSet, digits_set, open_image
-from triptych.vision.task import CLASSES_FILE, build_model, evaluate_set
+from triptych.vision.task import CLASSES_FILE, build_classifier, evaluate_set
 
 
 def load_vision_config(checkpoint: str | Path) -> tuple[VisionConfig, list[str]]:
@@ -55,7 +55,7 @@ class Classifier:
             self.cfg.data.convert = convert
         self.channels = len(self.cfg.data.mean)
         self.device = torch.device(device)
-        self.model = build_model(self.cfg, len(self.classes), self.channels)
+        self.model = build_classifier(self.cfg, len(self.classes), self.channels)
         load_weights(checkpoint, self.model)  # a checkpoint of another architecture fails here, in one line
         self.model.to(self.device).eval()
 
