@@ -60,6 +60,19 @@ def test_summaries_equal_the_library_decoding(server, models):
     assert greedy["summaries"] == Summarizer(models.text.directory).summarize(DOCS[:1], beam=1)
 
 
+def test_summaries_sample_with_top_k_top_p_and_a_seed(server, models):
+    """The request's top_k / top_p / seed map onto DecodeConfig like the other fields."""
+    from triptych.text.predictor import Summarizer
+
+    one = httpx.post(server.url + "/v1/summarize", json={"documents": DOCS, "top_k": 1, "seed": 0}).json()
+    assert one["summaries"] == Summarizer(models.text.directory).summarize(DOCS, beam=1)  # top-1 sampling is greedy
+    request = {"documents": DOCS, "top_p": 0.9, "top_k": 30, "seed": 11}
+    assert httpx.post(server.url + "/v1/summarize", json=request).json() == httpx.post(server.url + "/v1/summarize", json=request).json()
+    for bad, word in (({"top_p": 0}, "top_p"), ({"top_k": 5, "nbest": 2, "beam": 2}, "sampling draws one candidate"), ({"seed": 1}, "seed")):
+        reply = httpx.post(server.url + "/v1/summarize", json={"documents": DOCS, **bad})
+        assert reply.status_code == 422 and word in reply.json()["error"], reply.text
+
+
 def test_attention_matrix_has_one_row_per_summary_token(server):
     body = httpx.post(server.url + "/v1/summarize", json={"documents": DOCS, "attention": True}).json()
     for summary, att in zip(body["summaries"], body["attention"]):

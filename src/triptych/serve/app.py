@@ -53,6 +53,9 @@ class SummarizeRequest(BaseModel):
     attention: bool = Field(False, description="also return each summary's cross-attention over its source")
     nbest: int | None = Field(None, ge=1, description="also return this many beam candidates a document (<= beam)")
     rerank: bool = Field(False, description="choose among the n-best with the checkpoint's fitted reranker")
+    top_k: int | None = Field(None, ge=0, description="sample each token from the k likeliest (0 = off)")
+    top_p: float | None = Field(None, gt=0, le=1, allow_inf_nan=False, description="sample from the smallest set of this probability (1 = off)")
+    seed: int | None = Field(None, description="the draws of sampling (default: unseeded)")
 
 
 # The request's fields that are `DecodeConfig` fields, mapped onto it by name (rerank is a flag here).

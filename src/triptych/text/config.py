@@ -63,6 +63,9 @@ DECODE_HELP = {
     "batch_size": "documents decoded together",
     "nbest": "keep the beam's N best candidates (with --json, summarize prints them)",
     "rerank": "choose among the n-best with the reranker fitted by `text rerank fit`",
+    "top_k": "sample each token from the K likeliest (0 = off: beam or greedy)",
+    "top_p": "sample each token from the smallest set of probability P (1 = off)",
+    "seed": "the draws of sampling (default: unseeded)",
 }
 
 
@@ -90,6 +93,9 @@ class DecodeConfig:
     batch_size: int = 64
     nbest: int | None = None
     rerank: bool = False
+    top_k: int = 0
+    top_p: float = 1.0
+    seed: int | None = None
 
     def __post_init__(self):
         for name, low in (("beam", 1), ("max_len", 1), ("batch_size", 1), ("min_len", 0), ("no_repeat_ngram", 0)):
@@ -104,6 +110,17 @@ class DecodeConfig:
             raise DecodeError(f"{{nbest}} {self.nbest}: must be between 1 and the beam size ({self.beam})")
         if self.rerank and self.nbest is not None and self.nbest < 2:
             raise DecodeError("{rerank} needs an n-best list of at least 2 candidates ({nbest} 2 or more)")
+        if self.top_k < 0 or not 0 < self.top_p <= 1:
+            raise DecodeError(f"{{top_k}} {self.top_k} / {{top_p}} {self.top_p}: out of range (top_k >= 0, 0 < top_p <= 1)")
+        if self.sampling and (self.rerank or self.nbest is not None):
+            raise DecodeError("{top_k} / {top_p}: sampling draws one candidate a document; {nbest} and {rerank} need beam search")
+        if self.seed is not None and not self.sampling:
+            raise DecodeError("{seed}: only sampling draws ({top_k} or {top_p})")
+
+    @property
+    def sampling(self) -> bool:
+        """Tokens drawn (top-k / top-p), not searched (greedy / beam)."""
+        return self.top_k > 0 or self.top_p < 1.0
 
     def candidates(self, fitted: int | None = None) -> int:
         """Candidates a document to decode: `nbest`, else the reranker's `fitted` size
@@ -114,7 +131,7 @@ class DecodeConfig:
 
     def greedy(self) -> "DecodeConfig":
         """The same limits, decoded greedily (one candidate): what validation scores."""
-        return dataclasses.replace(self, beam=1, nbest=None, rerank=False)
+        return dataclasses.replace(self, beam=1, nbest=None, rerank=False, top_k=0, top_p=1.0, seed=None)
 
     def replace(self, **changes) -> "DecodeConfig":
         """A copy with `changes` (None values ignored), checked again."""

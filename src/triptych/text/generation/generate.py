@@ -4,7 +4,8 @@ Every caller that generates text — `text summarize` and `text eval`, the
 server, captions, attention maps, the report's pictures — comes here with a
 `DecodeConfig`, so the choice between the strategies of `search.py` is
 written once. A new strategy is a function in `search.py`, a field of
-`DecodeConfig` (checked in its `__post_init__`) and a branch in `_search`.
+`DecodeConfig` (checked in its `__post_init__`; the `text` commands take it
+as a flag) and a branch in `_search`: top-k / top-p sampling came in so.
 """
 
 from __future__ import annotations
@@ -13,26 +14,39 @@ import torch
 
 from triptych.nn.prepacked import packed_weights
 from triptych.text.config import DecodeConfig
-from triptych.text.generation.search import Hypothesis, beam_search, greedy
+from triptych.text.generation.search import Hypothesis, beam_search, greedy, sample
 
 
 def _common(decode: DecodeConfig, bos: int, eos: int) -> dict:
     return dict(bos=bos, eos=eos, max_len=decode.max_len, min_len=decode.min_len, no_repeat_ngram=decode.no_repeat_ngram)
 
 
-def _search(model, src: torch.Tensor, decode: DecodeConfig, *, bos: int, eos: int, nbest: int) -> list[list[Hypothesis]]:
-    """Each row's candidates, best first: `nbest` from beam search, or one
-    (greedy, with score and logprob left at 0) when the beam is 1."""
+def _generator(decode: DecodeConfig, device) -> torch.Generator | None:
+    """The draws of a seeded sampling run (None: torch's global generator)."""
+    return torch.Generator(device=device).manual_seed(decode.seed) if decode.sampling and decode.seed is not None else None
+
+
+def _search(model, src: torch.Tensor, decode: DecodeConfig, *, bos: int, eos: int, nbest: int,
+            generator: torch.Generator | None = None) -> list[list[Hypothesis]]:
+    """Each row's candidates, best first: one drawn when sampling (top-k /
+    top-p), `nbest` from beam search, or one greedy when the beam is 1 (score
+    and logprob left at 0 for the last two)."""
     common = _common(decode, bos, eos)
+    if decode.sampling:
+        generator = generator or _generator(decode, src.device)
+        tokens, _ = sample(model, src, top_k=decode.top_k, top_p=decode.top_p, generator=generator, **common)
+        return [[Hypothesis(list(t), 0.0, 0.0)] for t in tokens]
     if decode.beam <= 1:
         return [[Hypothesis(list(t), 0.0, 0.0)] for t in greedy(model, src, **common)]
     return beam_search(model, src, beam=decode.beam, nbest=nbest, length_penalty=decode.length_penalty, **common)
 
 
-def generate(model, src: torch.Tensor, decode: DecodeConfig, *, bos: int, eos: int) -> list[list[int]]:
+def generate(model, src: torch.Tensor, decode: DecodeConfig, *, bos: int, eos: int,
+             generator: torch.Generator | None = None) -> list[list[int]]:
     """src (B, S) token ids (or images, for captions) -> each row's chosen tokens
-    (without bos and eos)."""
-    return [h[0].tokens for h in _search(model, src, decode, bos=bos, eos=eos, nbest=1)]
+    (without bos and eos). `generator`: the draws when sampling (default: one
+    seeded with `decode.seed`)."""
+    return [h[0].tokens for h in _search(model, src, decode, bos=bos, eos=eos, nbest=1, generator=generator)]
 
 
 def generate_nbest(model, src: torch.Tensor, decode: DecodeConfig, *, bos: int, eos: int, nbest: int | None = None) -> list[list[Hypothesis]]:
@@ -52,11 +66,12 @@ def decode_documents(model, tokenizer, sources: list[list[int]], decode: DecodeC
 
     order = sorted(range(len(sources)), key=lambda i: len(sources[i]))
     out: list = [None] * len(sources)
+    generator = _generator(decode, device)  # one stream of draws for all the batches
     for start in range(0, len(order), decode.batch_size):
         chunk = order[start : start + decode.batch_size]
         src = pad([sources[i] for i in chunk], tokenizer.pad_id).to(device)  # (b, S)
         if nbest is None:
-            tokens = generate(model, src, decode, bos=tokenizer.bos_id, eos=tokenizer.eos_id)
+            tokens = generate(model, src, decode, bos=tokenizer.bos_id, eos=tokenizer.eos_id, generator=generator)
             results = tokenizer.decode_batch([list(t) for t in tokens])
         else:
             results = generate_nbest(model, src, decode, bos=tokenizer.bos_id, eos=tokenizer.eos_id, nbest=nbest)
