@@ -41,16 +41,14 @@ import os
 import shutil
 import sys
 import uuid
-import warnings
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from triptych.errors import UserError
+from triptych.export.graph import OPSET, max_abs_diff, session, trace  # noqa: F401  (the export's tools, also used from here)
 from triptych.export.manifest import FORMAT, MANIFEST, VERSION
 
-OPSET = 17
 FORMATS = ("onnx",)
 
 
@@ -72,34 +70,6 @@ def find_checkpoint(run_dir: str | os.PathLike) -> Path:
     if latest is None:
         raise UserError(f"{d}: not a run directory or checkpoint (no best/ and no checkpoints/)")
     return latest
-
-
-def trace(module: torch.nn.Module, args: tuple, path: Path, input_names: list[str], output_names: list[str],
-          dynamic_axes: dict[str, dict[int, str]]) -> None:
-    """Trace `module` on `args` into `path` (opset 17, eval mode, the exporter's chatter silenced)."""
-    from triptych.export import seq2seq
-
-    seq2seq.register_symbolics()
-    module.eval()  # the exporter restores the wrapper's mode, and with it every submodule's
-    with warnings.catch_warnings(), torch.no_grad():
-        warnings.simplefilter("ignore")  # the deprecation notice and tracer warnings about baked-in sizes
-        torch.onnx.export(module, args, str(path), dynamo=False, opset_version=OPSET, input_names=input_names,
-                          output_names=output_names, dynamic_axes=dynamic_axes, do_constant_folding=True)
-    module.eval()
-
-
-def session(path: str | os.PathLike, threads: int = 1):
-    """An onnxruntime CPU session of one graph (one thread: the checks are small, the machine shared)."""
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    options.log_severity_level = 3
-    options.intra_op_num_threads = options.inter_op_num_threads = threads
-    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-
-
-def max_abs_diff(ours: list[np.ndarray], theirs: list[torch.Tensor]) -> float:
-    return max(float(np.max(np.abs(a - b.detach().cpu().numpy()), initial=0.0)) for a, b in zip(ours, theirs))
 
 
 def _install(tmp: Path, dest: Path) -> None:
