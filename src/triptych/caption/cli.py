@@ -102,7 +102,7 @@ def cmd_predict(args) -> int:
 
     _check_beam(args.beam)
     if args.attention_map:
-        from triptych.report.plots import _check_path
+        from triptych.plots import _check_path
 
         _check_path(args.attention_map)  # a bad file name fails before any work
     cap = Captioner(args.checkpoint, args.device)
@@ -110,7 +110,7 @@ def cmd_predict(args) -> int:
     hyps = cap.caption(images, args.beam)
     result = {"captions": [{"image": p, "caption": h} for p, h in zip(args.images, hyps)]}
     if args.attention_map:
-        from triptych.report.plots import image_attention_grid
+        from triptych.plots import image_attention_grid
 
         attn = cap.attention_of(images, hyps)
         pictures = [img.permute(1, 2, 0).squeeze(-1).numpy() for img in images]

@@ -20,7 +20,7 @@ from triptych.errors import UserError
 
 
 def vision_confusion(ckpt: Path, out: Path) -> tuple[Path, dict]:
-    from triptych.report.plots import confusion_matrix
+    from triptych.plots import confusion_matrix
     from triptych.vision.inference import Classifier
 
     clf = Classifier(ckpt)
@@ -53,7 +53,7 @@ def per_class_ap(probs: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.
 
 
 def video_class_ap(ckpt: Path, out: Path) -> tuple[Path, dict]:
-    from triptych.report.plots import class_ap_bars
+    from triptych.plots import class_ap_bars
     from triptych.video.inference import Checkpoint
     from triptych.video.task import load_set
 
@@ -75,7 +75,7 @@ def video_class_ap(ckpt: Path, out: Path) -> tuple[Path, dict]:
 def text_attention(ckpt: Path, out: Path) -> tuple[Path, dict]:
     import torch
 
-    from triptych.report.plots import attention_heatmap
+    from triptych.plots import attention_heatmap
     from triptych.text.data import read_pairs
     from triptych.text.generation.generate import generate
     from triptych.text.predictor import Summarizer

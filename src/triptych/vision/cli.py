@@ -104,7 +104,7 @@ def cmd_eval(args) -> int:
     result = {"checkpoint": str(args.checkpoint), "model": clf.name, "data": images.name, **result,
               "classes": clf.classes}
     if args.plot:
-        from triptych.report.plots import confusion_matrix
+        from triptych.plots import confusion_matrix
 
         confusion_matrix(result["confusion"], clf.classes, args.plot, title=f"{clf.name} on {images.name}")
         result["plot"] = str(args.plot)

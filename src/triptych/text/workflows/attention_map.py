@@ -8,7 +8,7 @@ family answers with ``(log_probs, {"cross": [per layer (B, H, T, S)],
 attention paid while producing generated token t (the last row: the end of
 the summary, when the model produced one). Layers are drawn one panel each
 (or the chosen one), heads averaged (or the chosen one), copy attention as
-its own panel; the picture is `triptych.report.plots.attention_heatmap`.
+its own panel; the picture is `triptych.plots.attention_heatmap`.
 
 Tokens are shown as text: a byte-level BPE piece that holds only part of a
 character (a CJK character is 3 bytes, often 2 or 3 pieces) is labelled
@@ -134,7 +134,7 @@ def attention_maps(summarizer, text: str, decode, *, layer: str = "all", head: s
 def draw_attention(checkpoint, text: str, output, *, layer: str = "all", head: str = "mean", decode: DecodeConfig | None = None,
                    device: str = "cpu") -> dict:
     """The `triptych text attention` command's work: maps -> picture; returns what it printed."""
-    from triptych.report.plots import _check_path, attention_heatmap
+    from triptych.plots import _check_path, attention_heatmap
     from triptych.text.predictor import Summarizer
 
     _check_path(output)  # a bad picture name fails before any model work
