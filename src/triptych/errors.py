@@ -45,3 +45,13 @@ class SettingError(UserError):
                 return spell(name)
 
         return self.template.format_map(Spelled())
+
+
+def require_extra(extra: str, *modules: str) -> None:
+    """Fail in one line, naming the pip command, when an optional extra is not installed."""
+    import importlib.util
+
+    missing = [m for m in modules if importlib.util.find_spec(m) is None]
+    if missing:
+        raise UserError(f"{', '.join(missing)} not installed: this command needs triptych's [{extra}] extra "
+                        f"(pip install 'triptych[{extra}]')")

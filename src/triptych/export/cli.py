@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from triptych.console import emit_json
-
 import sys
+
+from triptych.console import emit_json
+from triptych.errors import require_extra
 
 
 def register(sub) -> None:
@@ -17,11 +18,11 @@ def register(sub) -> None:
 
 
 def cmd_export(args) -> int:
+    require_extra("export", "onnx", "onnxruntime")
     from triptych.export.onnx import export_run
 
     manifest = export_run(args.run_dir, args.out, args.format)
     if args.json:
-
         emit_json(manifest)
     else:
         print(f"{manifest['domain']} {manifest['family']} from {manifest['checkpoint']} -> {manifest['out']}")

@@ -22,13 +22,14 @@ from pathlib import Path
 
 import numpy as np
 
-from triptych.errors import UserError
+from triptych.errors import UserError, require_extra
 
 
 class OrtSummarizer:
     """An export directory (encoder.onnx, decoder_step.onnx, tokenizer.json, export.json) ready to decode."""
 
     def __init__(self, directory: str | Path, threads: int | None = None):
+        require_extra("export", "onnxruntime")
         import onnxruntime as ort
 
         from triptych.export.manifest import read_manifest

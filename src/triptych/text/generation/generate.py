@@ -62,7 +62,7 @@ def decode_documents(model, tokenizer, sources: list[list[int]], decode: DecodeC
     """Already-encoded documents decoded in length-sorted batches of
     `decode.batch_size` (little padding), returned in the input order: each
     one's text, or with `nbest`, its list of `nbest` hypotheses."""
-    from triptych.text.task import pad
+    from triptych.text.data import pad
 
     order = sorted(range(len(sources)), key=lambda i: len(sources[i]))
     out: list = [None] * len(sources)
