@@ -74,7 +74,7 @@ def test_vision_report(vision_run, run_cli):
 
 def test_video_report_per_class_ap(video_run, run_cli, tmp_path):
     from triptych.report.pictures import per_class_ap
-    from triptych.video.inference import Checkpoint
+    from triptych.video.predictor import Checkpoint
     from triptych.video.task import load_set
 
     out = tmp_path / "page.html"

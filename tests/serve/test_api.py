@@ -112,7 +112,7 @@ def test_classify_image_top5(server, models):
 
 
 def test_classify_video_tfrecord_and_json(server, checkpoints, models):
-    from triptych.video.inference import read_set
+    from triptych.video.predictor import read_set
     from triptych.video.io.yt8m import dequantize
 
     path = checkpoints["synth"] / "validate0000.tfrecord"

@@ -110,7 +110,7 @@ def frames(tmp_path_factory):
 
 
 def test_extract_features_end_to_end_through_the_cli(run_cli, lenet, frames, tmp_path):
-    from triptych.vision.inference import Classifier
+    from triptych.vision.predictor import Classifier
 
     out = tmp_path / "feats"
     status, stdout, err = run_cli("video", "extract-features", "--checkpoint", lenet.parent, "--frames",

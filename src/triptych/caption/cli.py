@@ -64,7 +64,7 @@ def cmd_train(args) -> int:
 
 def cmd_eval(args) -> int:
     from triptych.caption.data import CaptionSet
-    from triptych.caption.inference import Captioner, attention_on_digits, read_boxes
+    from triptych.caption.predictor import Captioner, attention_on_digits, read_boxes
     from triptych.caption.metrics import caption_scores
 
     _check_beam(args.beam)
@@ -98,7 +98,7 @@ def cmd_eval(args) -> int:
 
 
 def cmd_predict(args) -> int:
-    from triptych.caption.inference import Captioner
+    from triptych.caption.predictor import Captioner
 
     _check_beam(args.beam)
     if args.attention_map:

@@ -122,7 +122,7 @@ def export_run(run_dir: str | os.PathLike, out: str | os.PathLike | None = None,
 
 def export_vision(ckpt: Path, out: Path) -> dict:
     """model.onnx: normalised images (B, C, S, S) -> logits (B, classes)."""
-    from triptych.vision.inference import Classifier
+    from triptych.vision.predictor import Classifier
 
     clf = Classifier(ckpt)
     size, channels = clf.cfg.data.image_size, clf.channels
@@ -205,7 +205,7 @@ def video_graph(model) -> torch.nn.Module:
 
 def export_video(ckpt: Path, out: Path) -> dict:
     """model.onnx: frame features (+ mask) or video features -> probs (B, classes)."""
-    from triptych.video.inference import Checkpoint
+    from triptych.video.predictor import Checkpoint
 
     loaded = Checkpoint(ckpt)
     mcfg = loaded.model_cfg

@@ -21,7 +21,7 @@ from triptych.errors import UserError
 
 def vision_confusion(ckpt: Path, out: Path) -> tuple[Path, dict]:
     from triptych.plots import confusion_matrix
-    from triptych.vision.inference import Classifier
+    from triptych.vision.predictor import Classifier
 
     clf = Classifier(ckpt)
     split = "test"
@@ -54,7 +54,7 @@ def per_class_ap(probs: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.
 
 def video_class_ap(ckpt: Path, out: Path) -> tuple[Path, dict]:
     from triptych.plots import class_ap_bars
-    from triptych.video.inference import Checkpoint
+    from triptych.video.predictor import Checkpoint
     from triptych.video.task import load_set
 
     model = Checkpoint(ckpt)

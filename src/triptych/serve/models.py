@@ -156,7 +156,7 @@ class TextService:
 
 class VisionService:
     def __init__(self, directory: str | Path, device: str = "cpu"):
-        from triptych.vision.inference import Classifier
+        from triptych.vision.predictor import Classifier
 
         # convert=True: a server takes the colour or grey image it is given.
         self.classifier = Classifier(directory, device, convert=True)
@@ -184,7 +184,7 @@ class VisionService:
 
 class VideoService:
     def __init__(self, directory: str | Path, device: str = "cpu", max_videos: int = 64):
-        from triptych.video.inference import Checkpoint
+        from triptych.video.predictor import Checkpoint
 
         self.checkpoint = Checkpoint(directory, device)
         self.directory = Path(directory)

@@ -244,7 +244,7 @@ def cmd_train(args) -> int:
 
 
 def _scored(args):
-    from triptych.video.inference import ensemble_predict, load_ensemble, read_set
+    from triptych.video.predictor import ensemble_predict, load_ensemble, read_set
 
     if args.top_k < 1:
         raise UserError(f"--top-k {args.top_k}: must be >= 1")
@@ -257,7 +257,7 @@ def _scored(args):
 
 
 def cmd_eval(args) -> int:
-    from triptych.video.inference import save_predictions
+    from triptych.video.predictor import save_predictions
     from triptych.video.metrics import evaluate
 
     members, videos, stats, probs, loss = _scored(args)
@@ -278,7 +278,7 @@ def cmd_eval(args) -> int:
 
 
 def cmd_predict(args) -> int:
-    from triptych.video.inference import write_submission
+    from triptych.video.predictor import write_submission
 
     members, videos, stats, probs, _ = _scored(args)
     rows = write_submission(args.out, videos.ids, probs, args.top_k)

@@ -214,7 +214,7 @@ def extract_features(checkpoint: str | Path, frames: str | Path, out: str | Path
     import tempfile
 
     from triptych.engine.progress import ProgressBar
-    from triptych.vision.inference import Classifier
+    from triptych.vision.predictor import Classifier
 
     if audio not in ("zero", "none"):
         raise UserError(f"--audio must be zero or none, not {audio!r}")

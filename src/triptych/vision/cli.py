@@ -96,7 +96,7 @@ def cmd_train(args) -> int:
 
 
 def cmd_eval(args) -> int:
-    from triptych.vision.inference import Classifier
+    from triptych.vision.predictor import Classifier
 
     clf = Classifier(args.checkpoint, device=args.device, convert=args.convert or None)
     images = clf.dataset(args.data)
@@ -119,7 +119,7 @@ def cmd_eval(args) -> int:
 
 
 def cmd_predict(args) -> int:
-    from triptych.vision.inference import Classifier
+    from triptych.vision.predictor import Classifier
 
     if args.top < 1:
         raise UserError(f"--top {args.top}: must be >= 1")
