@@ -74,7 +74,7 @@ def test_vision_report(vision_run, run_cli):
 
 def test_video_report_per_class_ap(video_run, run_cli, tmp_path):
     from triptych.report.pictures import per_class_ap
-    from triptych.video.predictor import Checkpoint
+    from triptych.video.predictor import VideoPredictor
     from triptych.video.task import load_set
 
     out = tmp_path / "page.html"
@@ -84,7 +84,7 @@ def test_video_report_per_class_ap(video_run, run_cli, tmp_path):
     assert result["report"] == str(out) and set(result["pictures"]) == {"curves", "class_ap"}
     assert open(result["pictures"]["class_ap"], "rb").read(4) == PNG
     assert len(_images_in(out.read_text())) == 2
-    ckpt = Checkpoint(video_run / "best")
+    ckpt = VideoPredictor(video_run / "best")
     videos = load_set(ckpt.cfg.data.valid, ckpt.cfg)
     probs, _ = ckpt.predict(videos)
     labels = videos.multi_hot(range(len(videos)))

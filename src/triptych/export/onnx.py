@@ -205,9 +205,9 @@ def video_graph(model) -> torch.nn.Module:
 
 def export_video(ckpt: Path, out: Path) -> dict:
     """model.onnx: frame features (+ mask) or video features -> probs (B, classes)."""
-    from triptych.video.predictor import Checkpoint
+    from triptych.video.predictor import VideoPredictor
 
-    loaded = Checkpoint(ckpt)
+    loaded = VideoPredictor(ckpt)
     mcfg = loaded.model_cfg
     graph = video_graph(loaded.model)
     example = video_inputs(mcfg.level, 2, 3)

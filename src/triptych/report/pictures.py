@@ -54,10 +54,10 @@ def per_class_ap(probs: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.
 
 def video_class_ap(ckpt: Path, out: Path) -> tuple[Path, dict]:
     from triptych.plots import class_ap_bars
-    from triptych.video.predictor import Checkpoint
+    from triptych.video.predictor import VideoPredictor
     from triptych.video.task import load_set
 
-    model = Checkpoint(ckpt)
+    model = VideoPredictor(ckpt)
     if not model.cfg.data.valid:
         raise UserError(f"{ckpt}/config.yaml: the run has no data.valid files to score")
     videos = load_set(model.cfg.data.valid, model.cfg)

@@ -1,7 +1,7 @@
 """The three domains' models as the server runs them.
 
 Each wraps the domain's own inference class (`Summarizer`, `Classifier`,
-video `Checkpoint`) loaded once, at start-up, from a directory the
+video `VideoPredictor`) loaded once, at start-up, from a directory the
 operator named on the command line — never from a path in a request. Their
 `run_*` methods take a list of payloads and return one result each: the
 shape `Batcher` calls them in, on its single worker thread.
@@ -184,9 +184,9 @@ class VisionService:
 
 class VideoService:
     def __init__(self, directory: str | Path, device: str = "cpu", max_videos: int = 64):
-        from triptych.video.predictor import Checkpoint
+        from triptych.video.predictor import VideoPredictor
 
-        self.checkpoint = Checkpoint(directory, device)
+        self.checkpoint = VideoPredictor(directory, device)
         self.directory = Path(directory)
         self.max_videos = max_videos
 

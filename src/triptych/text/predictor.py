@@ -9,9 +9,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-import torch
 
-from triptych.errors import UserError
 from triptych.text.config import DecodeConfig, TextConfig
 from triptych.text.generation.generate import decode_documents
 from triptych.text.generation.rerank import Candidate, candidates_from
@@ -22,23 +20,17 @@ class Summarizer:
     """A loaded text checkpoint: config, tokenizer(s) and model in eval mode."""
 
     def __init__(self, checkpoint: str | Path, device: str = "cpu"):
-        from triptych.engine.checkpoint import load_weights
+        from triptych.engine.checkpoint import load_for_inference
         from triptych.text.task import build_seq2seq
 
-        self.directory = Path(checkpoint)
-        self.meta, self.cfg = self._read(self.directory)
-        # The target's tokenizer (decodes), and the source's (encodes): one object unless tokenizer.shared is false.
-        self.tokenizer, self.source_tokenizer = load_tokenizers(self.directory, self.cfg.tokenizer.shared)
-        self.model = build_seq2seq(self.cfg, self.tokenizer, self.source_tokenizer)
-        try:
-            load_weights(self.directory, self.model)
-        except UserError as e:
-            if "do not fit" not in str(e):
-                raise
-            name = self.cfg.model.get("name", "transformer")  # weights of another family (or size) than config.yaml says
-            raise UserError(f"{e}; its config.yaml describes a {name!r} model (model.name), the weights another architecture") from None
-        self.device = torch.device(device)
-        self.model.to(self.device).eval()
+        def build(cfg: TextConfig):
+            # The target's tokenizer (decodes), and the source's (encodes): one object unless tokenizer.shared is false.
+            self.tokenizer, self.source_tokenizer = load_tokenizers(Path(checkpoint), cfg.tokenizer.shared)
+            return build_seq2seq(cfg, self.tokenizer, self.source_tokenizer)
+
+        loaded = load_for_inference(checkpoint, TextConfig, "text", build, device=device,
+                                    name=lambda cfg: cfg.model.get("name", "transformer"))
+        self.directory, self.meta, self.cfg, self.model, self.device = loaded.directory, loaded.meta, loaded.cfg, loaded.model, loaded.device
 
     @staticmethod
     def _read(directory: Path) -> tuple[dict, TextConfig]:

@@ -23,12 +23,10 @@ from triptych.vision.data import FolderImages, ImageSet, digits_set, open_image
 from triptych.vision.task import CLASSES_FILE, build_classifier, evaluate_set
 
 
-def load_vision_config(checkpoint: str | Path) -> tuple[VisionConfig, list[str]]:
-    from triptych.config import from_dict
-    from triptych.engine.checkpoint import load_checkpoint_meta, resolve
+def read_classes(checkpoint: str | Path) -> list[str]:
+    """The label names a vision checkpoint keeps in classes.json."""
+    from triptych.engine.checkpoint import resolve
 
-    _, config = load_checkpoint_meta(checkpoint, "vision")
-    cfg = from_dict(VisionConfig, config, source=f"{checkpoint}/config.yaml")
     path = resolve(checkpoint) / CLASSES_FILE
     try:
         classes = json.loads(path.read_text(encoding="utf-8"))
@@ -38,26 +36,27 @@ def load_vision_config(checkpoint: str | Path) -> tuple[VisionConfig, list[str]]
         raise UserError(f"{path}: corrupt class list ({e})") from None
     if not isinstance(classes, list) or not classes or not all(isinstance(c, str) for c in classes):
         raise UserError(f"{path}: corrupt class list (expected a JSON list of names)")
-    if cfg.data.mean is None or cfg.data.std is None:
-        raise UserError(f"{checkpoint}/config.yaml: no data.mean/data.std (not written by `triptych vision train`)")
-    return cfg, classes
+    return classes
 
 
 class Classifier:
     """A vision checkpoint ready for inference (eval mode, on `device`)."""
 
     def __init__(self, checkpoint: str | Path, device: str = "cpu", convert: bool | None = None):
-        from triptych.engine.checkpoint import load_weights
+        from triptych.engine.checkpoint import load_for_inference
 
-        self.checkpoint = Path(checkpoint)
-        self.cfg, self.classes = load_vision_config(checkpoint)
-        if convert is not None:
-            self.cfg.data.convert = convert
-        self.channels = len(self.cfg.data.mean)
-        self.device = torch.device(device)
-        self.model = build_classifier(self.cfg, len(self.classes), self.channels)
-        load_weights(checkpoint, self.model)  # a checkpoint of another architecture fails here, in one line
-        self.model.to(self.device).eval()
+        def build(cfg: VisionConfig):
+            self.classes = read_classes(checkpoint)
+            if cfg.data.mean is None or cfg.data.std is None:
+                raise UserError(f"{checkpoint}/config.yaml: no data.mean/data.std (not written by `triptych vision train`)")
+            if convert is not None:
+                cfg.data.convert = convert
+            self.channels = len(cfg.data.mean)
+            return build_classifier(cfg, len(self.classes), self.channels)
+
+        # a checkpoint of another architecture fails in load_for_inference, in one line
+        loaded = load_for_inference(checkpoint, VisionConfig, "vision", build, device=device, name=lambda cfg: str(cfg.model.get("name")))
+        self.checkpoint, self.cfg, self.model, self.device = Path(checkpoint), loaded.cfg, loaded.model, loaded.device
 
     @property
     def name(self) -> str:
