@@ -30,7 +30,7 @@ import torch.nn.functional as F
 from text_train import encode_pairs, load_corpus, train_bpe
 
 from triptych.nn.prepacked import _packed, linear, packed_weights  # noqa: E402  (text_train put src/ on the path)
-from triptych.text.models.transformer import _attend  # noqa: E402
+from triptych.nn.attention import attend as _attend  # noqa: E402
 
 LINEAR_CASES = [  # (label, rows, inputs, outputs, bias)
     ("step: output projection", 32, 256, 8000, False),

@@ -8,7 +8,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from triptych.console import add_train_arguments, emit_json
+from triptych.console import add_train_arguments, emit_json, report_training
 from triptych.errors import UserError
 
 
@@ -54,12 +54,7 @@ def cmd_train(args) -> int:
 
     summary = run_training(args.config, args.overrides, out=args.out, resume=args.resume, seed=args.seed,
                            device=args.device)
-    if args.json:
-        emit_json(summary)
-    else:
-        print(f"best {summary['metric']} {summary.get('best_metric')} at step {summary.get('best_step')} "
-              f"in {summary['run_dir']}")
-    return 0
+    return report_training(args, summary)
 
 
 def cmd_eval(args) -> int:
