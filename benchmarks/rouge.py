@@ -32,7 +32,7 @@ sys.path.insert(0, str(ROOT / "src"))
 
 from rouge_score import rouge_scorer  # noqa: E402
 
-from triptych.text import rouge  # noqa: E402
+from triptych.text.metrics import rouge  # noqa: E402
 from triptych.text.baselines.extractive import lead  # noqa: E402
 
 TYPES = ["rouge1", "rouge2", "rougeL", "rougeLsum"]
