@@ -14,7 +14,7 @@ import importlib
 import sys
 
 from triptych import __version__
-from triptych.errors import EXIT_USER_ERROR, UserError
+from triptych.errors import EXIT_USER_ERROR, SettingError, UserError
 
 # A domain lands by adding its `cli.py` and a line here. Nothing else imports
 # these modules (import-linter checks it): they parse arguments and print.
@@ -37,6 +37,11 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_USER_ERROR, f"{self.prog}: error: {message} (see --help)\n")
 
 
+def flag(name: str) -> str:
+    """A setting's command-line spelling: max_len -> --max-len."""
+    return "--" + name.replace("_", "-")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="triptych",
@@ -56,8 +61,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except UserError as e:
+        # A setting the library named ({beam}) is spelled as this front end's flag (--beam).
+        message = e.naming(flag) if isinstance(e, SettingError) else str(e)
         sys.stdout.flush()
-        print(f"triptych: error: {e}", file=sys.stderr)
+        print(f"triptych: error: {message}", file=sys.stderr)
         return EXIT_USER_ERROR
     except KeyboardInterrupt:
         print("triptych: interrupted", file=sys.stderr)

@@ -19,7 +19,7 @@ from typing import Any
 
 import yaml
 
-from triptych.errors import UserError
+from triptych.errors import SettingError, UserError
 
 
 @dataclass
@@ -143,7 +143,10 @@ def from_dict(cls: type, data: dict, source: str = "config", prefix: str = ""):
             elif isinstance(default, dict):
                 value = {**default, **value}
         kwargs[key] = _coerce(value, tp, source, f"{prefix}{key}")
-    return cls(**kwargs)
+    try:
+        return cls(**kwargs)
+    except SettingError as e:  # a section's own check: its settings named as the recipe names them
+        raise UserError(f"{source}: {e}") from None
 
 
 def to_dict(cfg) -> dict:

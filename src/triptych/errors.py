@@ -39,12 +39,11 @@ class SettingError(UserError):
         super().__init__(self.naming(spell))
 
     def naming(self, spell) -> str:
-        """The message with each `{name}` written as `spell(name)`."""
-        class Spelled(dict):
-            def __missing__(self, name):
-                return spell(name)
+        """The message with each `{name}` written as `spell(name)` (other braces,
+        as in a path, are left as they are)."""
+        import re
 
-        return self.template.format_map(Spelled())
+        return re.sub(r"\{([a-z][a-z0-9_]*)\}", lambda m: spell(m.group(1)), self.template)
 
 
 def require_extra(extra: str, *modules: str) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from triptych.errors import UserError
+from triptych.errors import SettingError, UserError
 
 
 def resolve_run_dir(config_path: str, out: str | None, resume: bool, domain: str) -> Path:
@@ -22,7 +22,7 @@ def resolve_run_dir(config_path: str, out: str | None, resume: bool, domain: str
     if resume and not has_run:
         raise UserError(f"{run_dir}: no checkpoint to resume from")
     if not resume and has_run:
-        raise UserError(f"{run_dir}: already holds a run; add --resume to continue it or pick another --out")
+        raise SettingError(f"{run_dir}: already holds a run; add {{resume}} to continue it or pick another {{out}}")
     return run_dir
 
 

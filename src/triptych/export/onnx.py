@@ -45,7 +45,7 @@ from pathlib import Path
 
 import torch
 
-from triptych.errors import UserError
+from triptych.errors import SettingError, UserError
 from triptych.export.graph import OPSET, max_abs_diff, session, trace  # noqa: F401  (the export's tools, also used from here)
 from triptych.export.manifest import FORMAT, MANIFEST, VERSION
 
@@ -76,7 +76,7 @@ def _install(tmp: Path, dest: Path) -> None:
     """Rename the finished export `tmp` onto `dest`; an earlier export there is replaced whole."""
     if dest.exists():
         if not dest.is_dir() or (any(dest.iterdir()) and not (dest / MANIFEST).is_file()):
-            raise UserError(f"{dest}: exists and is not a triptych ONNX export; pick another --out")
+            raise SettingError(f"{dest}: exists and is not a triptych ONNX export; pick another {{out}}")
         aside = dest.with_name(f".{dest.name}.old-{uuid.uuid4().hex[:8]}")
         os.replace(dest, aside)
         os.replace(tmp, dest)
@@ -90,7 +90,7 @@ def export_run(run_dir: str | os.PathLike, out: str | os.PathLike | None = None,
     from triptych.engine.checkpoint import load_checkpoint_meta
 
     if fmt not in FORMATS:
-        raise UserError(f"--format {fmt}: not supported (supported: {', '.join(FORMATS)})")
+        raise SettingError(f"{{format}} {fmt}: not supported (supported: {', '.join(FORMATS)})")
     ckpt = find_checkpoint(run_dir)
     meta, config = load_checkpoint_meta(ckpt)
     domain = meta.get("domain")

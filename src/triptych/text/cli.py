@@ -6,7 +6,6 @@ Nothing heavy is imported at module level so `triptych --help` stays fast.
 from __future__ import annotations
 
 import argparse
-import functools
 import sys
 
 from triptych.console import add_train_arguments, at_least, emit_json, print_table, report_training
@@ -141,29 +140,11 @@ def add_decode_options(p, rerank: bool = True) -> None:
             continue
         kind = types[f.name]
         if kind is bool:
-            p.add_argument(_flag(f.name), action="store_true", default=None, help=DECODE_HELP[f.name])
+            p.add_argument("--" + f.name.replace("_", "-"), action="store_true", default=None, help=DECODE_HELP[f.name])
         else:
             kind = next(k for k in typing.get_args(kind) or (kind,) if k is not type(None))  # int | None -> int
-            p.add_argument(_flag(f.name), type=kind, help=DECODE_HELP[f.name])
+            p.add_argument("--" + f.name.replace("_", "-"), type=kind, help=DECODE_HELP[f.name])
     p.add_argument("--device", default="cpu")
-
-
-def _flag(name: str) -> str:
-    return "--" + name.replace("_", "-")
-
-
-def _flag_names(handler):
-    """Settings in errors named as this command's flags (`--beam`, not `decode.beam`)."""
-    from triptych.errors import SettingError
-
-    @functools.wraps(handler)
-    def run(args):
-        try:
-            return handler(args)
-        except SettingError as e:
-            raise UserError(e.naming(_flag)) from None
-
-    return run
 
 
 def _decode(args, checkpoint=None):
@@ -200,7 +181,6 @@ def cmd_train(args) -> int:
     return report_training(args, summary)
 
 
-@_flag_names
 def cmd_eval(args) -> int:
     from triptych.text.metrics.bleu import parse_metrics
     from triptych.text.workflows.evaluate import evaluate_checkpoint
@@ -215,7 +195,6 @@ def cmd_eval(args) -> int:
     return report_rouge(args, result, f"{caption}, {result['seconds']:.1f} s")
 
 
-@_flag_names
 def cmd_summarize(args) -> int:
     from triptych.text.data import read_documents
     from triptych.text.predictor import Summarizer
@@ -243,7 +222,6 @@ def cmd_summarize(args) -> int:
     return 0
 
 
-@_flag_names
 def cmd_attention(args) -> int:
     from triptych.text.workflows.attention_map import draw_attention
 
@@ -260,7 +238,6 @@ def cmd_attention(args) -> int:
     return 0
 
 
-@_flag_names
 def cmd_compare(args) -> int:
     from triptych.text.workflows.compare import compare, format_rows, markdown_table
 
@@ -320,12 +297,9 @@ def cmd_tokenizer_stats(args) -> int:
     return 0
 
 
-@_flag_names
 def cmd_rerank_fit(args) -> int:
     from triptych.text.workflows.nbest import fit_on_file
 
-    if args.lm_order < 1:
-        raise UserError(f"--lm-order {args.lm_order}: must be at least 1")
     result = fit_on_file(args.checkpoint, args.data, decode=_decode(args), limit=args.limit, lm_order=args.lm_order,
                          lm_data=args.lm_data, device=args.device)
     if args.json:

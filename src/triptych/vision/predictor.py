@@ -16,7 +16,7 @@ from pathlib import Path
 
 import torch
 
-from triptych.errors import UserError
+from triptych.errors import SettingError, UserError
 from triptych.vision import transforms as T
 from triptych.vision.config import VisionConfig
 from triptych.vision.data import FolderImages, ImageSet, digits_set, open_image
@@ -77,13 +77,13 @@ class Classifier:
             elif data.test:
                 spec = data.test
             else:
-                raise UserError(f"{self.checkpoint}: its run had no test set (data.test); give --data DIR")
+                raise SettingError(f"{self.checkpoint}: its run had no test set (data.test); give {{data}} DIR")
         if spec.startswith("digits"):
             split = spec.partition(":")[2] or "test"
             if split not in ("train", "valid", "test"):
-                raise UserError(f"--data {spec}: expected digits:train, digits:valid or digits:test")
+                raise SettingError(f"{{data}} {spec}: expected digits:train, digits:valid or digits:test")
             if self.classes != [str(d) for d in range(10)]:
-                raise UserError(f"--data {spec}: {self.checkpoint} was not trained on the 10 digit classes")
+                raise SettingError(f"{{data}} {spec}: {self.checkpoint} was not trained on the 10 digit classes")
             return digits_set(split, data)
         return FolderImages(spec, data, classes=self.classes)
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from triptych.errors import UserError
+from triptych.errors import SettingError
 from triptych.text.config import DecodeConfig
 from triptych.text.generation.rerank import WEIGHTS_FILE, Reranker, fit_reranker, rerank_all, train_summary_lm
 from triptych.text.tokenizer import looks_cjk
@@ -55,7 +55,7 @@ def fit_on_file(checkpoint, data, *, decode: DecodeConfig, limit: int | None = N
     decode = decode.replace(rerank=True)  # checks the beam keeps an n-best list
     nbest = decode.nbest if decode.nbest is not None else decode.beam
     if lm_order < 1:
-        raise UserError(f"lm_order {lm_order}: must be at least 1")
+        raise SettingError(f"{{lm_order}} {lm_order}: must be at least 1")
     summarizer = Summarizer(checkpoint, device=device)
     cfg = summarizer.cfg
     pairs = _pairs(cfg, data, "valid", limit)
