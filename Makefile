@@ -1,5 +1,6 @@
 # `make demo` and `make test` are all a newcomer needs: each creates .venv when
-# it is missing and installs the project into it.
+# it is missing and installs the project into it, with the serve and export
+# extras (the demo's checkpoints are served and exported by the tests).
 PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -14,7 +15,7 @@ $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q $(TORCH)
-	$(BIN)/pip install -q -e '.[test]'
+	$(BIN)/pip install -q -e '.[test,serve,export]'
 	touch $(STAMP)
 
 setup: $(STAMP)
@@ -33,10 +34,11 @@ browser:
 	fi
 
 test: $(STAMP) browser
+	$(BIN)/lint-imports
 	$(BIN)/python -m pytest -n 2
 
 bench: $(STAMP)
-	$(BIN)/pip install -q -e '.[test,bench]'
+	$(BIN)/pip install -q -e '.[test,serve,export,bench]'
 	for b in benchmarks/*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
 
 clean:

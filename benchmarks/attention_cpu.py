@@ -1,7 +1,7 @@
 """Attention on CPU: PyTorch's fused kernel against explicit matmuls, forward + backward.
 
-Why the Transformer picks its attention path by precision (see `_attend` in
-`triptych.text.models.transformer`): the fused `scaled_dot_product_attention`
+Why the Transformer picks its attention path by precision (see `attend` in
+`triptych.nn.attention`): the fused `scaled_dot_product_attention`
 is the faster in float32, but under bf16 autocast its backward pass is slow
 on this CPU, and two plain matmuls with a float32 softmax win. The shapes are
 those of the Debian recipe's batches (4,000 tokens, 4 heads of 64): encoder
@@ -32,7 +32,7 @@ import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
 from triptych.hardware import describe  # noqa: E402
-from triptych.text.models.transformer import _attend  # noqa: E402
+from triptych.nn.attention import attend as _attend  # noqa: E402
 
 # (label, batch rows, queries, keys, causal): the recipe's 4,000-token batches
 CASES = [

@@ -1,6 +1,6 @@
 """The Transformer's two CPU inference paths against the plain ones, op by op.
 
-1. Linear layers (`triptych.text.models.prepacked`): `F.linear`, which sends
+1. Linear layers (`triptych.nn.prepacked`): `F.linear`, which sends
    float32 to MKL's sgemm, against oneDNN with the weight reordered once,
    at the benchmark model's shapes (d_model 256, FFN 1024, vocabulary 8000):
    a decoding step's 32 rows, and an encoder batch's 3,000 packed tokens.
@@ -33,8 +33,8 @@ import torch.nn.functional as F
 from text_train import encode_pairs, load_corpus, train_bpe
 
 from triptych.hardware import describe  # noqa: E402
-from triptych.text.models.prepacked import _packed, linear, packed_weights  # noqa: E402  (text_train put src/ on the path)
-from triptych.text.models.transformer import _attend  # noqa: E402
+from triptych.nn.prepacked import _packed, linear, packed_weights  # noqa: E402  (text_train put src/ on the path)
+from triptych.nn.attention import attend as _attend  # noqa: E402
 
 LINEAR_CASES = [  # (label, rows, inputs, outputs, bias)
     ("step: output projection", 32, 256, 8000, False),

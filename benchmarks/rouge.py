@@ -44,8 +44,8 @@ from rouge_score import rouge_scorer  # noqa: E402
 from rouge_score_rs import RougeScorer as RsScorer  # noqa: E402
 
 from triptych.hardware import describe  # noqa: E402
-from triptych.text import rouge  # noqa: E402
-from triptych.text.extractive import lead  # noqa: E402
+from triptych.text.metrics import rouge  # noqa: E402
+from triptych.text.baselines.extractive import lead  # noqa: E402
 
 TYPES = ["rouge1", "rouge2", "rougeL", "rougeLsum"]
 

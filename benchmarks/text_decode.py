@@ -7,7 +7,7 @@ descriptions validation split, byte-level BPE (trained here, as in
 text_train.py), cut at 256 tokens, batches of 32 in corpus order (so with
 their natural padding). Both sides decode at most 24 new tokens:
 
-- greedy: `triptych.text.decoding.greedy` vs `generate(num_beams=1)`;
+- greedy: `triptych.text.generation.search.greedy` vs `generate(num_beams=1)`;
 - beam 4: `beam_search(beam=4, length_penalty=0.6)` vs `generate(num_beams=4,
   length_penalty=0.6)`, one returned sequence a sentence.
 
@@ -45,9 +45,9 @@ import torch
 from text_train import BOS, EOS, PAD, SIZE, VOCAB, build_bart, encode_pairs, load_corpus, pad, train_bpe
 
 from triptych.hardware import describe  # noqa: E402
-from triptych.text.decoding import beam_search, greedy  # noqa: E402  (text_train put src/ on the path)
+from triptych.text.generation.search import beam_search, greedy  # noqa: E402  (text_train put src/ on the path)
 from triptych.text.models import build_model  # noqa: E402
-from triptych.text.models.prepacked import packed_weights  # noqa: E402
+from triptych.nn.prepacked import packed_weights  # noqa: E402
 
 MAX_NEW, BATCH, LENGTH_PENALTY = 24, 32, 0.6
 

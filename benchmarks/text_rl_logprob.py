@@ -31,7 +31,7 @@ from pathlib import Path
 import torch
 
 from triptych.hardware import describe
-from triptych.text.decoding import sample
+from triptych.text.generation.search import sample
 from triptych.text.rl import sequence_log_probs
 from triptych.text.task import pad
 
@@ -66,7 +66,7 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
-    from triptych.text.inference import Summarizer
+    from triptych.text.predictor import Summarizer
 
     if not Path(args.checkpoint).is_dir():
         raise SystemExit(f"{args.checkpoint}: no checkpoint (train configs/text/transformer-debian.yaml first)")

@@ -2,7 +2,7 @@
 
 Both summarize every test document by its top-ranked sentence, from the
 same sentences: sumy's own splitter needs NLTK's punkt data, which is not
-installed, so both sides get `triptych.text.extractive.split_sentences`
+installed, so both sides get `triptych.text.baselines.extractive.split_sentences`
 (sumy's document is built from them). sumy tokenizes words with NLTK's
 Treebank tokenizer (what its default `nltk.word_tokenize` runs inside a
 sentence) and keeps the tokens its `Tokenizer._is_word` accepts.
@@ -50,9 +50,9 @@ from sumy.nlp.tokenizers import Tokenizer  # noqa: E402
 from sumy.summarizers.text_rank import TextRankSummarizer  # noqa: E402
 
 from triptych.hardware import describe  # noqa: E402
-from triptych.text.extractive import split_sentences  # noqa: E402
-from triptych.text.rouge import rouge_f1_x100  # noqa: E402
-from triptych.text.textrank import similarity, textrank_many, words  # noqa: E402
+from triptych.text.baselines.extractive import split_sentences  # noqa: E402
+from triptych.text.metrics.rouge import rouge_f1_x100  # noqa: E402
+from triptych.text.baselines.textrank import similarity, textrank_many, words  # noqa: E402
 
 
 class SumyWords:

@@ -7,7 +7,7 @@ file (read once beforehand so all readers find it in the page cache),
 same thread. Times are CPU seconds (time.process_time): a busy shared
 machine disturbs them far less than wall time.
 
-  triptych         triptych.video.yt8m.read_videos (CRCs verified, as by default)
+  triptych         triptych.video.io.yt8m.read_videos (CRCs verified, as by default)
   triptych-noverify  the same with verify=False (the peer checks no CRCs)
   tfrecord         tfrecord.reader.sequence_loader (the PyPI package)
   protobuf         TFRecord framing + protobuf's SequenceExample.FromString
@@ -30,7 +30,7 @@ import numpy as np
 import torch
 
 from triptych.hardware import describe
-from triptych.video.yt8m import dequantize_tensor
+from triptych.video.io.yt8m import dequantize_tensor
 
 
 def tensors(rgb_u8: np.ndarray, audio_u8: np.ndarray):
@@ -39,7 +39,7 @@ def tensors(rgb_u8: np.ndarray, audio_u8: np.ndarray):
 
 
 def read_triptych(path, verify=True):
-    from triptych.video.yt8m import read_videos
+    from triptych.video.io.yt8m import read_videos
 
     n = 0
     for v in read_videos(path, num_classes=3862, verify=verify):
@@ -63,8 +63,8 @@ def read_tfrecord_package(path):
 
 
 def read_protobuf(path):
-    from triptych.video.protos import messages
-    from triptych.video.tfrecord import iter_records
+    from triptych.video.io.protos import messages
+    from triptych.video.io.tfrecord import iter_records
 
     SequenceExample = messages()["SequenceExample"]
     n = 0

@@ -29,7 +29,7 @@ def one(clusters: int, steps: int, threads: int) -> dict:
     from triptych.hardware import counted_flops, mfu_report
     from triptych.video.models import get_model, parameter_count
     from triptych.video.task import bce_sum
-    from triptych.video.yt8m import dequantize_tensor
+    from triptych.video.io.yt8m import dequantize_tensor
 
     torch.set_num_threads(threads)
     torch.manual_seed(0)

@@ -6,6 +6,8 @@ import subprocess
 import sys
 import time
 
+import pytest
+
 from tests.conftest import ROOT, write_jsonl
 
 
@@ -93,3 +95,11 @@ def test_missing_and_foreign_checkpoints(run_cli, tmp_path):
     assert status == 2 and out == "" and "nope" in err
     status, out, err = run_cli("text", "summarize", "--checkpoint", tmp_path, "--text", "   ")
     assert status == 2 and "empty" in err
+
+
+def test_a_missing_extra_names_the_pip_command():
+    from triptych.errors import UserError, require_extra
+
+    require_extra("serve", "json")  # present: nothing happens
+    with pytest.raises(UserError, match=r"no_such_module_x not installed: .*pip install 'triptych\[export\]'"):
+        require_extra("export", "json", "no_such_module_x")

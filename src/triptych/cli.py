@@ -1,6 +1,6 @@
 """`triptych <domain> <verb>`: a thin argparse front over library functions.
 
-Each domain declares its verbs in `triptych/<domain>/commands.py`
+Each domain declares its verbs in `triptych/<domain>/cli.py`
 (`register(subparsers)`), which imports nothing heavy at module level, so
 `triptych --help` answers without importing torch. A verb's handler gets
 the parsed arguments and returns an exit status; bad input raises
@@ -11,22 +11,22 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import json
 import sys
 
 from triptych import __version__
-from triptych.errors import EXIT_USER_ERROR, UserError
+from triptych.errors import EXIT_USER_ERROR, SettingError, UserError
 
-# A domain lands by adding its `commands.py` and a line here.
+# A domain lands by adding its `cli.py` and a line here. Nothing else imports
+# these modules (import-linter checks it): they parse arguments and print.
 COMMAND_MODULES = [
-    "triptych.text.commands",
-    "triptych.vision.commands",
-    "triptych.video.commands",
-    "triptych.caption.commands",
+    "triptych.text.cli",
+    "triptych.vision.cli",
+    "triptych.video.cli",
+    "triptych.caption.cli",
     "triptych.demo",
-    "triptych.serve.commands",
-    "triptych.export.commands",
-    "triptych.report.commands",
+    "triptych.serve.cli",
+    "triptych.export.cli",
+    "triptych.report.cli",
 ]
 
 
@@ -37,21 +37,9 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_USER_ERROR, f"{self.prog}: error: {message} (see --help)\n")
 
 
-def emit_json(obj) -> None:
-    """The single JSON object a `--json` command prints on stdout."""
-    sys.stdout.write(json.dumps(obj, ensure_ascii=False) + "\n")
-    sys.stdout.flush()
-
-
-def add_train_arguments(p, domain: str, override_example: str) -> None:
-    """The options every `<domain> train CONFIG` verb takes, so the domains read alike."""
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help=f"override a config key, e.g. {override_example}")
-    p.add_argument("--out", help=f"run directory (default runs/{domain}/<recipe name>)")
-    p.add_argument("--resume", action="store_true", help="continue the run in --out from its latest checkpoint")
-    p.add_argument("--seed", type=int, help="overrides the recipe's seed")
-    p.add_argument("--device", default="cpu", help="cpu (default) or cuda")
-    p.add_argument("--json", action="store_true", help="print the run summary as one JSON object")
+def flag(name: str) -> str:
+    """A setting's command-line spelling: max_len -> --max-len."""
+    return "--" + name.replace("_", "-")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -91,8 +79,10 @@ def main(argv: list[str] | None = None) -> int:
         return 128 + stopped if stopped is not None and status == 0 else status
     except UserError as e:
         _engine("runs", "discard_unfinished")
+        # A setting the library named ({beam}) is spelled as this front end's flag (--beam).
+        message = e.naming(flag) if isinstance(e, SettingError) else str(e)
         sys.stdout.flush()
-        print(f"triptych: error: {e}", file=sys.stderr)
+        print(f"triptych: error: {message}", file=sys.stderr)
         return EXIT_USER_ERROR
     except KeyboardInterrupt:
         _engine("runs", "discard_unfinished")

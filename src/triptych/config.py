@@ -20,7 +20,7 @@ from typing import Any
 
 import yaml
 
-from triptych.errors import UserError
+from triptych.errors import SettingError, UserError
 from triptych.schema import bounded, check_finite, check_value
 
 SCHEDULES = ("constant", "inverse_sqrt", "cosine", "linear", "step")
@@ -159,7 +159,10 @@ def from_dict(cls: type, data: dict, source: str | None = "config", prefix: str 
                 value = {**default, **value}
         kwargs[key] = _coerce(value, tp, source, f"{prefix}{key}")
         check_value(fields[key], kwargs[key], f"{source}: {prefix}{key}" if source else f"{prefix}{key}")
-    return cls(**kwargs)
+    try:
+        return cls(**kwargs)
+    except SettingError as e:  # a section's own check: its settings named as the recipe names them
+        raise UserError(f"{source}: {e}") from None
 
 
 def to_dict(cfg) -> dict:

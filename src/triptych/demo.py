@@ -8,6 +8,8 @@ a few summaries; the vision and video parts are added by their domains.
 
 from __future__ import annotations
 
+from triptych.console import emit_json
+
 import shutil
 import sys
 from pathlib import Path
@@ -39,12 +41,12 @@ def say(text: str = "") -> None:
 
 
 def text_part(out: Path, minutes: float) -> dict:
-    from triptych.text.commands import print_table
+    from triptych.console import print_table
     from triptych.text.data import read_pairs
-    from triptych.text.evaluate import evaluate_checkpoint
-    from triptych.text.extractive import lead
-    from triptych.text.inference import Summarizer
-    from triptych.text.rouge import rouge_f1_x100
+    from triptych.text.workflows.evaluate import evaluate_checkpoint
+    from triptych.text.baselines.extractive import lead
+    from triptych.text.predictor import Summarizer
+    from triptych.text.metrics.rouge import rouge_f1_x100
     from triptych.text.train import run_training
 
     data = data_root() / "debian-descriptions"
@@ -121,7 +123,6 @@ def cmd_demo(args) -> int:
     finally:
         sys.stdout = real_stdout
     if args.json:
-        from triptych.cli import emit_json
 
         emit_json(results)
     return 0

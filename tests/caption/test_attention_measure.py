@@ -2,7 +2,7 @@
 
 import torch
 
-from triptych.caption.inference import attention_on_digits
+from triptych.caption.predictor import attention_on_digits
 from triptych.caption.metrics import caption_scores
 
 

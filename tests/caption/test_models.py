@@ -6,7 +6,7 @@ import torch
 from triptych.caption.config import CaptionConfig
 from triptych.caption.models import CaptionRNN, CaptionTransformer, build_caption_model
 from triptych.errors import UserError
-from triptych.text.decoding import beam_search, greedy
+from triptych.text.generation.search import beam_search, greedy
 
 V, PAD, BOS, EOS = 20, 0, 2, 3
 SMALL = {"rnn": {"embed_dim": 16, "hidden": 24, "encoder_hidden": 12, "dropout": 0.0},

@@ -114,7 +114,7 @@ def lenet_run(tmp_path_factory):
 
 
 def test_export_vision_run_matches_the_classifier_on_real_digits(lenet_run, run_cli):
-    from triptych.vision.inference import Classifier
+    from triptych.vision.predictor import Classifier
 
     status, out, err = run_cli("export", lenet_run, "--format", "onnx", "--json")
     assert status == 0, err
@@ -153,7 +153,7 @@ def test_export_bad_input_is_one_line_and_writes_nothing(lenet_run, run_cli, tmp
 
 
 def test_export_video_run_matches_predict(run_cli, tmp_path):
-    from triptych.video.inference import Checkpoint
+    from triptych.video.predictor import VideoPredictor
     from triptych.video.synth import SynthSpec, synthesize
     from triptych.video.task import load_set
 
@@ -172,7 +172,7 @@ train: {{max_steps: 3, eval_every: 3, save_every: 3, warmup_steps: 1}}
     assert status == 0, err
     manifest = json.loads(out)
     assert manifest["level"] == "frame" and list(manifest["inputs"]) == ["rgb", "audio", "mask"]
-    ckpt = Checkpoint(run / "best")
+    ckpt = VideoPredictor(run / "best")
     videos = load_set(str(data / "validate0000.tfrecord"), ckpt.cfg)
     probs, _ = ckpt.predict(videos)
     batch = videos.batch(list(range(len(videos))))  # the whole set, padded to its longest video

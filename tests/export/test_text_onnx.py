@@ -58,7 +58,7 @@ def test_encoder_and_steps_match_pytorch(exported, text_run):
     padded and unpadded batches of other shapes than the traced one."""
     from triptych.export.onnx import session
     from triptych.export.seq2seq import step_feeds
-    from triptych.text.inference import Summarizer
+    from triptych.text.predictor import Summarizer
 
     model = Summarizer(text_run / "best").model
     out = text_run / "onnx"
@@ -88,8 +88,8 @@ def test_encoder_and_steps_match_pytorch(exported, text_run):
 
 def test_ort_greedy_reproduces_triptych_greedy(exported, text_run):
     from triptych.export.ort_greedy import OrtSummarizer
-    from triptych.text.decoding import greedy
-    from triptych.text.inference import Summarizer
+    from triptych.text.generation.search import greedy
+    from triptych.text.predictor import Summarizer
     from triptych.text.task import pad
 
     summ = Summarizer(text_run / "best")
@@ -131,7 +131,7 @@ def _random_checkpoint(text_run, tmp_path, model_section: dict):
     from triptych import config as configs
     from triptych.engine.checkpoint import save_checkpoint
     from triptych.text.config import TextConfig
-    from triptych.text.task import build_model
+    from triptych.text.task import build_seq2seq
     from triptych.text.tokenizer import Tokenizer
 
     raw = yaml.safe_load((text_run / "best" / "config.yaml").read_text())
@@ -140,7 +140,7 @@ def _random_checkpoint(text_run, tmp_path, model_section: dict):
     tokenizer = Tokenizer.load(text_run / "best" / "tokenizer.json")
     torch.manual_seed(3)
     ckpt = tmp_path / "ckpt"
-    save_checkpoint(ckpt, build_model(cfg, tokenizer), domain="text", config=raw,
+    save_checkpoint(ckpt, build_seq2seq(cfg, tokenizer), domain="text", config=raw,
                     save_artifacts=lambda d: shutil.copyfile(text_run / "best" / "tokenizer.json", d / "tokenizer.json"))
     return ckpt
 

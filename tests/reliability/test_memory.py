@@ -22,7 +22,7 @@ def _one_long_document(size: int) -> str:
 
 
 def test_lead_is_linear_on_a_megabyte_line():
-    from triptych.text.extractive import lead, split_sentences
+    from triptych.text.baselines.extractive import lead, split_sentences
 
     doc = _one_long_document(1 << 20)
     start = time.monotonic()
@@ -31,7 +31,7 @@ def test_lead_is_linear_on_a_megabyte_line():
 
 
 def test_textrank_on_a_megabyte_document_is_bounded():
-    from triptych.text.textrank import MAX_SENTENCES, rank_sentences, textrank
+    from triptych.text.baselines.textrank import MAX_SENTENCES, rank_sentences, textrank
 
     doc = _one_long_document(1 << 20)
     tracemalloc.start()
@@ -50,7 +50,7 @@ def test_textrank_below_the_cap_is_unchanged():
     """The sparse graph gives the paper's weights: the same ranking as the pairwise formula."""
     import numpy as np
 
-    from triptych.text.textrank import pagerank, rank_sentences, similarity, words
+    from triptych.text.baselines.textrank import pagerank, rank_sentences, similarity, words
 
     doc = _one_long_document(6000)
     (sentences, scores), = rank_sentences([doc])

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from triptych.errors import UserError
-from triptych.report.plots import _fonts, _label, attention_heatmap
+from triptych.plots import _fonts, _label, attention_heatmap
 
 
 def _maps(t, s, n=1, seed=0):

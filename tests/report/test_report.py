@@ -74,7 +74,7 @@ def test_vision_report(vision_run, run_cli):
 
 def test_video_report_per_class_ap(video_run, run_cli, tmp_path):
     from triptych.report.pictures import per_class_ap
-    from triptych.video.inference import Checkpoint
+    from triptych.video.predictor import VideoPredictor
     from triptych.video.task import load_set
 
     out = tmp_path / "page.html"
@@ -84,7 +84,7 @@ def test_video_report_per_class_ap(video_run, run_cli, tmp_path):
     assert result["report"] == str(out) and set(result["pictures"]) == {"curves", "class_ap"}
     assert open(result["pictures"]["class_ap"], "rb").read(4) == PNG
     assert len(_images_in(out.read_text())) == 2
-    ckpt = Checkpoint(video_run / "best")
+    ckpt = VideoPredictor(video_run / "best")
     videos = load_set(ckpt.cfg.data.valid, ckpt.cfg)
     probs, _ = ckpt.predict(videos)
     labels = videos.multi_hot(range(len(videos)))
@@ -231,7 +231,7 @@ def test_text_report_draws_the_attention_of_a_valid_example(text_run, run_cli):
 
 def test_attention_maps_of_a_model(text_run):
     from triptych.report.pictures import attention_maps
-    from triptych.text.inference import Summarizer
+    from triptych.text.predictor import Summarizer
 
     model = Summarizer(text_run / "best").model
     src, tgt = torch.tensor([[5, 6, 7, 8, 9], [5, 6, 0, 0, 0]]), torch.tensor([[2, 10, 11], [2, 12, 13]])

@@ -78,7 +78,7 @@ class LiveServer:
     def __init__(self, app):
         import uvicorn
 
-        from triptych.serve.commands import bind
+        from triptych.serve.cli import bind
 
         self.app = app
         sock = bind("127.0.0.1", 0)

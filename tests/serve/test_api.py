@@ -48,7 +48,7 @@ def test_page_and_its_assets_are_served(server):
 
 
 def test_summaries_equal_the_library_decoding(server, models):
-    from triptych.text.inference import Summarizer
+    from triptych.text.predictor import Summarizer
 
     reply = httpx.post(server.url + "/v1/summarize", json={"documents": DOCS, "beam": 3})
     assert reply.status_code == 200, reply.text
@@ -58,6 +58,19 @@ def test_summaries_equal_the_library_decoding(server, models):
     assert body["summaries"] == expected
     greedy = httpx.post(server.url + "/v1/summarize", json={"documents": DOCS[:1], "beam": 1}).json()
     assert greedy["summaries"] == Summarizer(models.text.directory).summarize(DOCS[:1], beam=1)
+
+
+def test_summaries_sample_with_top_k_top_p_and_a_seed(server, models):
+    """The request's top_k / top_p / seed map onto DecodeConfig like the other fields."""
+    from triptych.text.predictor import Summarizer
+
+    one = httpx.post(server.url + "/v1/summarize", json={"documents": DOCS, "top_k": 1, "seed": 0}).json()
+    assert one["summaries"] == Summarizer(models.text.directory).summarize(DOCS, beam=1)  # top-1 sampling is greedy
+    request = {"documents": DOCS, "top_p": 0.9, "top_k": 30, "seed": 11}
+    assert httpx.post(server.url + "/v1/summarize", json=request).json() == httpx.post(server.url + "/v1/summarize", json=request).json()
+    for bad, word in (({"top_p": 0}, "top_p"), ({"top_k": 5, "nbest": 2, "beam": 2}, "sampling draws one candidate"), ({"seed": 1}, "seed")):
+        reply = httpx.post(server.url + "/v1/summarize", json={"documents": DOCS, **bad})
+        assert reply.status_code == 422 and word in reply.json()["error"], reply.text
 
 
 def test_attention_matrix_has_one_row_per_summary_token(server):
@@ -99,8 +112,8 @@ def test_classify_image_top5(server, models):
 
 
 def test_classify_video_tfrecord_and_json(server, checkpoints, models):
-    from triptych.video.inference import read_set
-    from triptych.video.yt8m import dequantize
+    from triptych.video.predictor import read_set
+    from triptych.video.io.yt8m import dequantize
 
     path = checkpoints["synth"] / "validate0000.tfrecord"
     reply = httpx.post(server.url + "/v1/classify/video?top_k=3", files={"file": (path.name, path.read_bytes())})
@@ -148,9 +161,9 @@ def test_nbest_lists_and_their_best_is_the_summary(server):
 def test_rerank_uses_the_checkpoints_fitted_reranker(start_server, checkpoints, tmp_path):
     import shutil
 
-    from triptych.serve.models import Models, TextModel
-    from triptych.text.inference import Summarizer
-    from triptych.text.rerank import FEATURES, Reranker, decode_candidates, train_summary_lm
+    from triptych.serve.models import Models, TextService
+    from triptych.text.predictor import Summarizer
+    from triptych.text.generation.rerank import FEATURES, Reranker, train_summary_lm
 
     directory = tmp_path / "text"
     shutil.copytree(checkpoints["text"], directory)
@@ -158,12 +171,11 @@ def test_rerank_uses_the_checkpoints_fitted_reranker(start_server, checkpoints, 
     weights = [-1.0 if f == "beam_score" else 0.0 for f in FEATURES]  # the beam's worst candidate: never the beam's choice
     lm = train_summary_lm(s.tokenizer, ["a tool for files", "library for parsing"], order=2)
     Reranker(weights, [0.0] * len(FEATURES), [1.0] * len(FEATURES), lm, meta={"nbest": 2}).save(directory)
-    server = start_server(Models(text=TextModel(directory)))
+    server = start_server(Models(text=TextService(directory)))
     assert httpx.get(server.url + "/v1/models").json()["text"]["reranker"] is True
     body = httpx.post(server.url + "/v1/summarize", json={"documents": DOCS, "beam": 2, "rerank": True}).json()
-    s.cfg.decode.beam = 2
     reranker = Reranker.load(directory, s.tokenizer.fingerprint())
-    cands = decode_candidates(s, s.encode_documents(DOCS), s.cfg.decode, 2)
+    cands = s.candidates(s.encode_documents(DOCS), s.cfg.decode.replace(beam=2), 2)
     picks = [reranker.choose(d, c) for d, c in zip(DOCS, cands)]
     assert picks == [1, 1]
     assert body["summaries"] == [c[i].text for c, i in zip(cands, picks)]

@@ -100,7 +100,7 @@ def test_the_model_runs_on_one_worker_thread_and_the_loop_stays_free():
 def test_worker_init_runs_once_in_the_worker_thread_before_the_jobs():
     """The server passes `hold_packed_weights`: every job then finds the same
     packed-weights context open, while the event loop's thread has none."""
-    from triptych.text.models import prepacked
+    from triptych.nn import prepacked
 
     seen = []
 

@@ -7,7 +7,7 @@ import time
 
 import httpx
 
-from triptych.serve.commands import bind
+from triptych.serve.cli import bind
 
 
 def test_bad_arguments_are_one_line_exit_2(run_cli, tmp_path, checkpoints):

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from triptych.errors import UserError
-from triptych.text.attention import ATTENTION_TYPES, Attention, build_attention
+from triptych.text.models.attention import ATTENTION_TYPES, Attention, build_attention
 
 Q, K, A = 3, 2, 2  # query, key and additive-attention sizes of the hand-made example
 

@@ -54,8 +54,8 @@ def run(request, corpus, tmp_path_factory):
 
 
 def test_maps_are_attention_distributions_over_the_source(run):
-    from triptych.text.attention_map import attention_maps
-    from triptych.text.inference import Summarizer
+    from triptych.text.workflows.attention_map import attention_maps
+    from triptych.text.predictor import Summarizer
 
     family, checkpoint = run
     summarizer = Summarizer(checkpoint)
@@ -90,8 +90,8 @@ def test_attention_command_writes_a_png(run, run_cli, tmp_path):
 
 
 def test_one_head_or_their_mean(run):
-    from triptych.text.attention_map import attention_maps
-    from triptych.text.inference import Summarizer
+    from triptych.text.workflows.attention_map import attention_maps
+    from triptych.text.predictor import Summarizer
 
     family, checkpoint = run
     summarizer = Summarizer(checkpoint)
@@ -103,7 +103,7 @@ def test_one_head_or_their_mean(run):
 
 
 def test_pieces_show_whole_characters(run):
-    from triptych.text.attention_map import readable_pieces
+    from triptych.text.workflows.attention_map import readable_pieces
     from triptych.text.tokenizer import Tokenizer
 
     tok = Tokenizer.load(run[1])

@@ -10,7 +10,7 @@ import pytest
 
 from tests.conftest import write_jsonl
 from triptych.errors import UserError
-from triptych.text.bleu import parse_metrics, translation_scores
+from triptych.text.metrics.bleu import parse_metrics, translation_scores
 
 SAMPLE = Path(__file__).parent / "data" / "en-fr-sample.jsonl"
 

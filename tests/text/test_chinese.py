@@ -46,8 +46,8 @@ def test_bpe_on_characters_never_splits_a_character():
 
 
 def test_textrank_splits_chinese_sentences():
-    from triptych.text.extractive import split_sentences
-    from triptych.text.textrank import textrank
+    from triptych.text.baselines.extractive import split_sentences
+    from triptych.text.baselines.textrank import textrank
 
     doc = "这是第一句。这是第二句！这是第三句吗？最后一句"
     assert split_sentences(doc) == ["这是第一句。", "这是第二句！", "这是第三句吗？", "最后一句"]

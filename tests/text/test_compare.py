@@ -54,7 +54,7 @@ def test_eval_keeps_its_result_and_compare_reads_it(run, corpus, run_cli, tmp_pa
     records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert row["train_minutes"] == pytest.approx(records[-1]["elapsed"] / 60)
 
-    from triptych.text.inference import Summarizer
+    from triptych.text.predictor import Summarizer
 
     model = Summarizer(run / "best").model
     assert row["params"] == len(torch.nn.utils.parameters_to_vector(model.parameters()))

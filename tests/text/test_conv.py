@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from triptych.errors import UserError
-from triptych.text.decoding import beam_search, greedy
+from triptych.text.generation.search import beam_search, greedy
 from triptych.text.models import Seq2Seq, build_model, list_models, sequence_loss
 from triptych.text.models.conv import ConvS2S, _GradScale, linear
 

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from tests.text.conftest import copy_keys
-from triptych.text.decoding import Hypothesis, beam_search, greedy
+from triptych.text.generation.search import Hypothesis, beam_search, greedy
 from triptych.text.models import Seq2Seq, build_model
 
 PAD, BOS, EOS = 0, 1, 2

@@ -7,7 +7,7 @@ import random
 import pytest
 
 from triptych.errors import UserError
-from triptych.text.ngram_lm import KneserNeyLM, ney_discount
+from triptych.text.baselines.ngram_lm import KneserNeyLM, ney_discount
 
 BOS, EOS, V = 0, 1, 12
 # a small corpus of token ids (2..11), with repeats so that every order has structure

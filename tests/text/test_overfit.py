@@ -3,7 +3,7 @@
 The issue's tiny-overfit check, one entry a family: a model that cannot
 even learn its own training set by heart has a bug (a mask that hides the
 answer, a shifted target, a broken copy path), whatever its loss says. The
-summaries are decoded greedily through the same `summarize_ids` that
+summaries are decoded greedily through the same `decode_documents` that
 `triptych text eval` uses, and scored with our ROUGE. The 60 s is the
 process's CPU time on one thread, so a busy shared machine does not fail it.
 """
@@ -43,9 +43,9 @@ def corpus():
 @pytest.mark.parametrize("family", sorted(FAMILIES))
 def test_memorises_32_debian_pairs(family, corpus, monkeypatch):
     from triptych.text.config import DecodeConfig
-    from triptych.text.inference import summarize_ids
+    from triptych.text.generation.generate import decode_documents
     from triptych.text.models import build_model
-    from triptych.text.rouge import rouge_f1_x100
+    from triptych.text.metrics.rouge import rouge_f1_x100
     from triptych.text.task import pad
 
     threads = torch.get_num_threads()
@@ -69,7 +69,7 @@ def test_memorises_32_debian_pairs(family, corpus, monkeypatch):
                 (loss / n).backward()
                 opt.step()
             step += 20
-            hyps = summarize_ids(model, tok, sources, decode, device="cpu", beam=1)
+            hyps = decode_documents(model, tok, sources, decode, device="cpu")
             rouge_l = rouge_f1_x100(hyps, references)["rougeL"]
         spent = time.process_time() - start
         print(f"{family}: ROUGE-L {rouge_l:.1f} after {step} steps, {spent:.1f} s")

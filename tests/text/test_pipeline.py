@@ -136,7 +136,7 @@ def test_validation_batches_keep_the_training_token_budget(trained, corpus):
     length (1.35 GB at once on the Debian recipe); it now batches by
     `data.batch_tokens`, and the loss does not depend on how it is batched."""
     from triptych.text.data import read_pairs
-    from triptych.text.inference import Summarizer
+    from triptych.text.predictor import Summarizer
     from triptych.text.task import EncodedPairs, TextTask
 
     s = Summarizer(trained / "best")
@@ -159,3 +159,16 @@ def test_validation_batches_keep_the_training_token_budget(trained, corpus):
         assert (len(sizes) > 1) == (budget == 300)
         assert all(size <= budget or n == 1 for n, size in sizes)
     assert losses[300] == pytest.approx(losses[100_000], rel=1e-5)
+
+
+def test_summarize_and_eval_sample_with_a_seed(trained, corpus, run_cli):
+    """--top-k / --top-p / --seed reach `text summarize` and `text eval`; a seed makes the draws repeat."""
+    text = ("summarize", "--checkpoint", trained / "best", "--text", "A library to parse JSON files quickly.", "--json")
+    runs = [run_cli("text", *text, "--top-k", 20, "--seed", 5) for _ in range(2)]
+    assert runs[0][0] == 0 and runs[0][1] == runs[1][1]
+    status, stdout, _ = run_cli("text", "eval", "--checkpoint", trained / "best", "--data", corpus / "test.jsonl", "--top-p", 0.9, "--seed", 1, "--json")
+    assert status == 0 and json.loads(stdout)["decode"]["top_p"] == 0.9
+    status, stdout, err = run_cli("text", *text, "--top-p", 0)
+    assert status == 2 and stdout == "" and "--top-p 0" in err
+    status, stdout, err = run_cli("text", *text, "--seed", 3)
+    assert status == 2 and "--seed: only sampling draws" in err

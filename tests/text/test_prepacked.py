@@ -6,7 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from triptych.text.models import prepacked
+from triptych.nn import prepacked
 
 needs_onednn = pytest.mark.skipif(not prepacked._onednn_available(), reason="this torch has no oneDNN linear ops")
 
@@ -117,7 +117,7 @@ def test_without_onednn_f_linear_serves(monkeypatch):
 
 @needs_onednn
 def test_decoding_packs_the_transformer_for_the_call_and_drops_the_copies():
-    from triptych.text.decoding import greedy
+    from triptych.text.generation.search import greedy
     from triptych.text.models import build_model
 
     torch.manual_seed(0)

@@ -9,8 +9,9 @@ import torch
 
 from tests.conftest import debian_pairs, write_jsonl
 from triptych.errors import UserError
-from triptych.text.rerank import FEATURES, Candidate, check_nbest, fit_weights, mbr_scores, objective
-from triptych.text.rouge import RougeScorer
+from triptych.text.config import DecodeConfig, DecodeError
+from triptych.text.generation.rerank import FEATURES, Candidate, fit_weights, mbr_scores, objective
+from triptych.text.metrics.rouge import RougeScorer
 
 
 def test_mbr_by_hand_on_three_candidates():
@@ -56,14 +57,19 @@ def test_fit_keeps_the_beam_when_it_is_already_best():
     assert list(fit["weights"]) == [1.0, 0.0, 0.0]
 
 
-def test_check_nbest_lines():
-    assert check_nbest(4, None, False) == 1 and check_nbest(4, None, True) == 4 and check_nbest(5, 3, True) == 3
-    with pytest.raises(UserError, match="--beam 1 keeps one candidate"):
-        check_nbest(1, None, True)
-    with pytest.raises(UserError, match="--nbest 6: must be between 1 and the beam size"):
-        check_nbest(4, 6, False)
-    with pytest.raises(UserError, match="at least 2 candidates"):
-        check_nbest(4, 1, True)
+def test_nbest_settings_are_checked_once_in_decode_config():
+    """DecodeConfig checks the n-best settings wherever it is built; each front
+    end names them its own way (`--beam` on the command line)."""
+    flag = lambda name: "--" + name.replace("_", "-")  # noqa: E731  (as text/cli.py spells them)
+    assert DecodeConfig(beam=4).candidates() == 1 and DecodeConfig(beam=4, rerank=True).candidates() == 4
+    assert DecodeConfig(beam=5, nbest=3, rerank=True).candidates() == 3 and DecodeConfig(beam=4, rerank=True).candidates(2) == 2
+    for kwargs, line in ((dict(beam=1, rerank=True), "--beam 1 keeps one candidate"),
+                         (dict(beam=4, nbest=6), "--nbest 6: must be between 1 and the beam size"),
+                         (dict(beam=4, nbest=1, rerank=True), "at least 2 candidates")):
+        with pytest.raises(DecodeError) as caught:
+            DecodeConfig(**kwargs)
+        assert line in caught.value.naming(flag) and isinstance(caught.value, UserError)
+        assert "decode." in str(caught.value) and "--" not in str(caught.value)  # a recipe's spelling by default
 
 
 FAMILIES = {
@@ -75,11 +81,10 @@ FAMILIES = {
 
 @pytest.mark.parametrize("family", sorted(FAMILIES))
 def test_nbest_lists_are_the_beam_in_its_order(family):
-    """nbest_ids: each list is beam_search's, best score first, its head the
+    """decode_documents with nbest: each list is beam_search's, best score first, its head the
     plain beam output, and documents come back in the input order."""
-    from triptych.text.config import DecodeConfig
-    from triptych.text.decoding import beam_search
-    from triptych.text.inference import nbest_ids, summarize_ids
+    from triptych.text.generation.generate import decode_documents
+    from triptych.text.generation.search import beam_search
     from triptych.text.models import build_model
     from triptych.text.tokenizer import train_bpe
 
@@ -89,8 +94,8 @@ def test_nbest_lists_are_the_beam_in_its_order(family):
     model = build_model(family, dict(FAMILIES[family]), tok.vocab_size, tok.pad_id).eval()
     sources = [tok.encode(t)[:20] for t in texts[:5]]
     decode = DecodeConfig(beam=4, max_len=8, batch_size=2, no_repeat_ngram=0)
-    lists = nbest_ids(model, tok, sources, decode, nbest=4, device="cpu")
-    plain = summarize_ids(model, tok, sources, decode, device="cpu")
+    lists = decode_documents(model, tok, sources, decode, nbest=4, device="cpu")
+    plain = decode_documents(model, tok, sources, decode, device="cpu")
     for src, hyps, text in zip(sources, lists, plain):
         assert 1 <= len(hyps) <= 4
         assert [h.score for h in hyps] == sorted((h.score for h in hyps), reverse=True)
@@ -143,7 +148,7 @@ def test_rerank_fit_then_eval_and_summarize(checkpoint, run_cli):
 def test_bad_reranker_input_is_one_line(checkpoint, run_cli, tmp_path):
     import shutil
 
-    from triptych.text.ngram_lm import KneserNeyLM
+    from triptych.text.baselines.ngram_lm import KneserNeyLM
 
     src, valid = checkpoint
     ck = tmp_path / "ck"
@@ -171,8 +176,8 @@ def test_bad_reranker_input_is_one_line(checkpoint, run_cli, tmp_path):
 
 
 def test_candidates_drop_unscored_placeholders():
-    from triptych.text.decoding import Hypothesis
-    from triptych.text.rerank import candidates_from
+    from triptych.text.generation.search import Hypothesis
+    from triptych.text.generation.rerank import candidates_from
     from triptych.text.tokenizer import train_word
 
     tok = train_word(["a b c"], vocab_size=20)

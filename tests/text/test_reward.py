@@ -9,9 +9,9 @@ import pytest
 
 from tests.conftest import debian_pairs
 from triptych.errors import UserError
-from triptych.text import rouge
-from triptych.text.extractive import lead
-from triptych.text.reward import PieceDecoder, RougeReward, lcs_lengths, parse_reward
+from triptych.text.metrics import rouge
+from triptych.text.baselines.extractive import lead
+from triptych.text.metrics.reward import PieceDecoder, RougeReward, lcs_lengths, parse_reward
 from triptych.text.tokenizer import train_tokenizer
 
 TYPES = ("rouge1", "rouge2", "rougeL")
@@ -121,7 +121,7 @@ def test_reward_specs():
 
 
 def test_repeated_trigram_share():
-    from triptych.text.reward import repeated_ngram_share
+    from triptych.text.metrics.reward import repeated_ngram_share
 
     texts = ["a b c a b c", "a b c d", "The cat sat; the CAT sat!", "x y", ""]
     assert repeated_ngram_share(texts) == 2 / 5

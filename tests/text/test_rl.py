@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from tests.conftest import write_jsonl
-from triptych.text.decoding import greedy, sample
+from triptych.text.generation.search import greedy, sample
 from triptych.text.models import build_model, list_models
 from triptych.text.rl import policy_loss, sequence_log_probs
 
@@ -32,9 +32,9 @@ SMALL = dict(d_model=32, ffn=64, heads=2, encoder_layers=1, decoder_layers=1, hi
 
 
 def small_spec(name: str) -> dict:
-    from triptych.text.models import _REGISTRY
+    from triptych.text.models import MODELS
 
-    fields = {f.name for f in dataclasses.fields(_REGISTRY[name][0])}
+    fields = {f.name for f in dataclasses.fields(MODELS.get(name)[0])}
     return {"name": name, **{k: v for k, v in SMALL.items() if k in fields}}
 
 

@@ -8,8 +8,8 @@ import pytest
 import torch
 
 from triptych.errors import UserError
-from triptych.text.attention import ATTENTION_TYPES
-from triptych.text.decoding import beam_search, greedy
+from triptych.text.models.attention import ATTENTION_TYPES
+from triptych.text.generation.search import beam_search, greedy
 from triptych.text.models import Seq2Seq, build_model, list_models, sequence_loss
 from triptych.text.models.rnn import RNNConfig, RNNSeq2Seq
 

@@ -83,7 +83,7 @@ def test_the_run_and_its_checkpoints_hold_two_different_vocabularies(run):
 
 
 def test_documents_are_encoded_with_the_source_vocabulary(run):
-    from triptych.text.inference import Summarizer
+    from triptych.text.predictor import Summarizer
 
     s = Summarizer(run / "best")
     text = "A battery monitor plugin for the panel"
@@ -160,13 +160,14 @@ def test_a_checkpoint_missing_its_source_tokenizer_is_one_clear_line(run, run_cl
 
 
 def test_attention_map_and_serving_show_source_pieces(run, run_cli, tmp_path):
-    from triptych.serve.models import DecodeOptions, TextModel
+    from triptych.serve.models import SummaryOptions, TextService
+    from triptych.text.config import DecodeConfig
 
     text = "battery monitor plugin"
-    served = TextModel(run / "best")
+    served = TextService(run / "best")
     source = served.summarizer.source_tokenizer
     pieces = source.pieces(source.encode(text))
-    options = DecodeOptions(beam=1, max_len=5, min_len=1, length_penalty=1.0, no_repeat_ngram=0, attention=True)
+    options = SummaryOptions(DecodeConfig(beam=1, max_len=5, min_len=1, length_penalty=1.0, no_repeat_ngram=0), attention=True)
     [result] = served.summarize([text], options)
     assert result["attention"]["source"] == pieces and len(result["attention"]["weights"][0]) == len(pieces)
     status, stdout, err = run_cli("text", "attention", "--checkpoint", run / "best", "--text", text, "-o", tmp_path / "map.png", "--json")
@@ -206,7 +207,7 @@ def shared_run(corpus, tmp_path_factory):
 def test_a_shared_vocabulary_checkpoint_from_before_still_loads(shared_run, corpus, run_cli):
     from safetensors import safe_open
 
-    from triptych.text.inference import Summarizer
+    from triptych.text.predictor import Summarizer
 
     assert not (shared_run / "source-tokenizer.json").exists()
     with safe_open(str(shared_run / "model.safetensors"), "pt") as f:
@@ -245,7 +246,7 @@ def tiny_translation():
 
 @pytest.mark.parametrize("family", sorted(FAMILIES))
 def test_each_family_memorises_pairs_with_separate_vocabularies(family, tiny_translation):
-    from triptych.text.decoding import greedy
+    from triptych.text.generation.search import greedy
     from triptych.text.models import build_model
     from triptych.text.task import pad
 

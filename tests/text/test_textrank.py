@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from tests.conftest import write_jsonl
-from triptych.text.extractive import split_sentences
-from triptych.text.textrank import keywords, pagerank, rank_sentences, select, textrank, textrank_many, words
+from triptych.text.baselines.extractive import split_sentences
+from triptych.text.baselines.textrank import keywords, pagerank, rank_sentences, select, textrank, textrank_many, words
 
 D = 0.85
 

@@ -216,7 +216,7 @@ def train(m, batches, steps, lr=1e-2):
 
 @pytest.mark.parametrize("copy", [False, True, "cross"])
 def test_tiny_overfit_on_a_copy_task(copy):
-    from triptych.text.decoding import greedy
+    from triptych.text.generation.search import greedy
 
     rows = random_rows(torch.Generator().manual_seed(3), 8, 3, V)
     m = tiny(copy, dropout=0.0, encoder_layers=1, decoder_layers=1)

@@ -16,9 +16,9 @@ import pytest
 import torch
 
 from tests.text.conftest import copy_keys
-from triptych.text.decoding import greedy
+from triptych.text.generation.search import greedy
 from triptych.text.models import build_model, sequence_loss
-from triptych.text.models.transformer import _attend
+from triptych.nn.attention import attend as _attend
 
 PAD, BOS, EOS = 0, 1, 2
 V = 40

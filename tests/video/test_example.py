@@ -5,8 +5,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from triptych.video import example as ex
-from triptych.video.protos import feature_value, messages
+from triptych.video.io import example as ex
+from triptych.video.io.protos import feature_value, messages
 
 M = messages()
 

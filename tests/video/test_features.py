@@ -8,10 +8,10 @@ import pytest
 import torch
 
 from triptych.errors import UserError
-from triptych.video import example as pb
+from triptych.video.io import example as pb
 from triptych.video.digits import DigitSpec, make_digit_videos
 from triptych.video.features import PCA, extract_features, quantize_frames
-from triptych.video.yt8m import DEQUANT_LUT, ZERO_LEVEL, VideoSet, dequantize, quantize, read_videos
+from triptych.video.io.yt8m import DEQUANT_LUT, ZERO_LEVEL, VideoSet, dequantize, quantize, read_videos
 
 STEP = 4.0 / 255.0
 
@@ -90,12 +90,12 @@ def lenet(tmp_path_factory):
     """An untrained LeNet-5 checkpoint (84-dim penultimate features), saved as `vision train` would."""
     from triptych.engine.checkpoint import save_checkpoint
     from triptych.vision.config import VisionConfig
-    from triptych.vision.task import build_model
+    from triptych.vision.task import build_classifier
 
     cfg = VisionConfig(model={"name": "lenet5"})
     cfg.data.image_size, cfg.data.mean, cfg.data.std = 32, [0.3], [0.4]
     torch.manual_seed(0)
-    model = build_model(cfg, 10, 1)
+    model = build_classifier(cfg, 10, 1)
     out = tmp_path_factory.mktemp("vision") / "lenet" / "best"
     save_checkpoint(out, model, domain="vision", config=dataclasses.asdict(cfg),
                     save_artifacts=lambda d: (d / "classes.json").write_text(json.dumps([str(i) for i in range(10)])))
@@ -110,7 +110,7 @@ def frames(tmp_path_factory):
 
 
 def test_extract_features_end_to_end_through_the_cli(run_cli, lenet, frames, tmp_path):
-    from triptych.vision.inference import Classifier
+    from triptych.vision.predictor import Classifier
 
     out = tmp_path / "feats"
     status, stdout, err = run_cli("video", "extract-features", "--checkpoint", lenet.parent, "--frames",
@@ -128,7 +128,7 @@ def test_extract_features_end_to_end_through_the_cli(run_cli, lenet, frames, tmp
         assert np.array_equal(v.rgb, quantize_frames(pca.transform(x.numpy())))
         assert (v.audio == ZERO_LEVEL).all() and v.audio.shape == (v.frames, 128)
     # The official layout, read with the protobuf-level parser: context id/labels, lists rgb/audio.
-    from triptych.video.tfrecord import iter_records
+    from triptych.video.io.tfrecord import iter_records
 
     _, payload = next(iter(iter_records(out / "train0000.tfrecord")))
     context, lists = pb.parse_sequence_example(payload)

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from triptych.errors import UserError
-from triptych.video.tfrecord import RecordStats, expand_paths, frame, iter_records, masked_crc, write_records
+from triptych.video.io.tfrecord import RecordStats, expand_paths, frame, iter_records, masked_crc, write_records
 
 DATA = Path(__file__).parent / "data"
 

@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 
 from triptych.errors import UserError
-from triptych.video import example as ex
-from triptych.video.tfrecord import RecordStats, write_records
-from triptych.video.yt8m import (
+from triptych.video.io import example as ex
+from triptych.video.io.tfrecord import RecordStats, write_records
+from triptych.video.io.yt8m import (
     DEQUANT_LUT,
     StreamingVideos,
     VideoSet,
@@ -133,7 +133,7 @@ def test_videoset_batch():
 
 
 def test_fast_dequantisers_equal_the_table():
-    from triptych.video.yt8m import _dequantize_into, dequantize_tensor
+    from triptych.video.io.yt8m import _dequantize_into, dequantize_tensor
 
     q = np.arange(256, dtype=np.uint8).reshape(2, 128)
     out = np.empty(q.shape, np.float32)
@@ -146,7 +146,7 @@ def test_dequantising_a_read_only_record_warns_nothing():
     """Records are read-only byte views; torch warned at every video read."""
     import warnings
 
-    from triptych.video.yt8m import dequantize_tensor
+    from triptych.video.io.yt8m import dequantize_tensor
 
     q = np.frombuffer(bytes(range(256)), np.uint8).reshape(2, 128)
     assert not q.flags.writeable

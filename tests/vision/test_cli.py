@@ -147,7 +147,7 @@ def test_features_for_video_frames(digits_run):
 
     from triptych.errors import UserError
     from triptych.vision.data import digits_arrays
-    from triptych.vision.inference import Classifier
+    from triptych.vision.predictor import Classifier
 
     clf = Classifier(digits_run / "best")
     images, _ = digits_arrays()

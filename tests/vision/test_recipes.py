@@ -2,7 +2,7 @@ from pathlib import Path
 
 import pytest
 
-from triptych.vision.task import build_model
+from triptych.vision.task import build_classifier
 from triptych.vision.train import load_config
 
 RECIPES = sorted(Path("configs/vision").glob("*.yaml"))
@@ -16,5 +16,5 @@ def test_there_are_recipes():
 def test_recipe_loads_and_builds(path):
     cfg = load_config(str(path), [])
     channels = cfg.data.channels or (1 if cfg.data.name == "digits" else 3)
-    model = build_model(cfg, 10, channels)
+    model = build_classifier(cfg, 10, channels)
     assert sum(p.numel() for p in model.parameters()) > 0

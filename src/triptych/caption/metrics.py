@@ -17,7 +17,7 @@ def caption_scores(hypotheses: list[str], references: list[list[str]]) -> dict:
     """{"bleu": BLEU-4 x 100, "rougeL": best-reference ROUGE-L F1 x 100, "bleu_signature"}."""
     from sacrebleu.metrics import BLEU
 
-    from triptych.text.rouge import RougeScorer
+    from triptych.text.metrics.rouge import RougeScorer
 
     if len(hypotheses) != len(references) or not hypotheses:
         raise ValueError(f"{len(hypotheses)} captions against {len(references)} reference lists")

@@ -36,17 +36,14 @@ def encode_captions(tokenizer: Tokenizer, data: CaptionSet, max_len: int) -> lis
 def caption_images(model, tokenizer: Tokenizer, images: torch.Tensor, *, beam: int, max_len: int,
                    length_penalty: float = 0.0, batch_size: int = 64) -> list[str]:
     """(N, C, S, S) images -> N captions: the text decoders' greedy or beam search."""
-    from triptych.text.decoding import beam_search, greedy
+    from triptych.text.config import DecodeConfig
+    from triptych.text.generation.generate import generate
 
     device = next(model.parameters()).device
-    common = dict(bos=tokenizer.bos_id, eos=tokenizer.eos_id, max_len=max_len)
+    decode = DecodeConfig(beam=beam, max_len=max_len, min_len=0, length_penalty=length_penalty, no_repeat_ngram=0, batch_size=batch_size)
     out: list[str] = []
     for idx in batches(len(images), batch_size):
-        x = images[idx].to(device)
-        if beam <= 1:
-            tokens = greedy(model, x, **common)
-        else:
-            tokens = [h[0].tokens for h in beam_search(model, x, beam=beam, length_penalty=length_penalty, **common)]
+        tokens = generate(model, images[idx].to(device), decode, bos=tokenizer.bos_id, eos=tokenizer.eos_id)
         out += tokenizer.decode_batch([list(t) for t in tokens])
     return out
 

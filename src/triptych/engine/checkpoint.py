@@ -323,3 +323,34 @@ def prune(checkpoints_dir: Path, keep: int) -> None:
         except OSError:
             doomed = d
         shutil.rmtree(doomed, ignore_errors=True)
+
+
+class Loaded:
+    """A checkpoint ready for inference: its directory, meta.json, the
+    domain's config dataclass and the model (weights loaded, eval mode, on `device`)."""
+
+    def __init__(self, directory: Path, meta: dict, cfg: Any, model: nn.Module, device: torch.device):
+        self.directory, self.meta, self.cfg, self.model, self.device = directory, meta, cfg, model, device
+
+
+def load_for_inference(directory: str | os.PathLike, config_cls: type, domain: str, build: Callable[[Any], nn.Module], *,
+                       device: str | torch.device = "cpu", name: Callable[[Any], str] | None = None) -> Loaded:
+    """The one way a domain's predictor loads a checkpoint: meta and config
+    checked (`domain`, `config_cls`'s keys), `build(cfg)` makes the model, the
+    weights go in, eval mode. `name(cfg)`: the architecture config.yaml
+    declares, named when the weights do not fit it (they are another's)."""
+    from triptych.config import from_dict
+
+    directory = Path(directory)
+    meta, raw = load_checkpoint_meta(directory, expected_domain=domain)
+    cfg = from_dict(config_cls, raw, str(directory / CONFIG))
+    model = build(cfg)
+    try:
+        load_weights(directory, model)
+    except UserError as e:
+        if name is None or "do not fit" not in str(e):
+            raise
+        raise UserError(f"{e}; its config.yaml describes a {name(cfg)!r} model (model.name), the weights another architecture") from None
+    device = torch.device(device)
+    model.to(device).eval()
+    return Loaded(directory, meta, cfg, model, device)

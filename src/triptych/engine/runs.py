@@ -18,7 +18,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from triptych.errors import UserError
+from triptych.errors import SettingError, UserError
 
 # The run directory this process is making: (path, the names it held before, folders made).
 _PENDING: list[tuple[Path, set[str], list[Path]]] = []
@@ -30,12 +30,12 @@ def resolve_run_dir(config_path: str, out: str | None, resume: bool, domain: str
 
     run_dir = Path(out) if out else Path("runs") / domain / Path(config_path).stem
     if run_dir.exists() and not run_dir.is_dir():
-        raise UserError(f"{run_dir}: exists and is not a directory; a run directory is a folder, pick another --out")
+        raise SettingError(f"{run_dir}: exists and is not a directory; a run directory is a folder, pick another {{out}}")
     has_run = run_dir.exists() and latest_checkpoint(run_dir) is not None
     if resume and not has_run:
         raise UserError(f"{run_dir}: no checkpoint to resume from")
     if not resume and has_run:
-        raise UserError(f"{run_dir}: already holds a run; add --resume to continue it or pick another --out")
+        raise SettingError(f"{run_dir}: already holds a run; add {{resume}} to continue it or pick another {{out}}")
     _note_pending(run_dir)
     return run_dir
 

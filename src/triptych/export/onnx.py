@@ -41,16 +41,14 @@ import os
 import shutil
 import sys
 import uuid
-import warnings
 from pathlib import Path
 
-import numpy as np
 import torch
 
-from triptych.errors import UserError
+from triptych.errors import SettingError, UserError
+from triptych.export.graph import OPSET, max_abs_diff, session, trace  # noqa: F401  (the export's tools, also used from here)
 from triptych.export.manifest import FORMAT, MANIFEST, VERSION
 
-OPSET = 17
 FORMATS = ("onnx",)
 
 
@@ -74,39 +72,11 @@ def find_checkpoint(run_dir: str | os.PathLike) -> Path:
     return latest
 
 
-def trace(module: torch.nn.Module, args: tuple, path: Path, input_names: list[str], output_names: list[str],
-          dynamic_axes: dict[str, dict[int, str]]) -> None:
-    """Trace `module` on `args` into `path` (opset 17, eval mode, the exporter's chatter silenced)."""
-    from triptych.export import seq2seq
-
-    seq2seq.register_symbolics()
-    module.eval()  # the exporter restores the wrapper's mode, and with it every submodule's
-    with warnings.catch_warnings(), torch.no_grad():
-        warnings.simplefilter("ignore")  # the deprecation notice and tracer warnings about baked-in sizes
-        torch.onnx.export(module, args, str(path), dynamo=False, opset_version=OPSET, input_names=input_names,
-                          output_names=output_names, dynamic_axes=dynamic_axes, do_constant_folding=True)
-    module.eval()
-
-
-def session(path: str | os.PathLike, threads: int = 1):
-    """An onnxruntime CPU session of one graph (one thread: the checks are small, the machine shared)."""
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    options.log_severity_level = 3
-    options.intra_op_num_threads = options.inter_op_num_threads = threads
-    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-
-
-def max_abs_diff(ours: list[np.ndarray], theirs: list[torch.Tensor]) -> float:
-    return max(float(np.max(np.abs(a - b.detach().cpu().numpy()), initial=0.0)) for a, b in zip(ours, theirs))
-
-
 def _install(tmp: Path, dest: Path) -> None:
     """Rename the finished export `tmp` onto `dest`; an earlier export there is replaced whole."""
     if dest.exists():
         if not dest.is_dir() or (any(dest.iterdir()) and not (dest / MANIFEST).is_file()):
-            raise UserError(f"{dest}: exists and is not a triptych ONNX export; pick another --out")
+            raise SettingError(f"{dest}: exists and is not a triptych ONNX export; pick another {{out}}")
         aside = dest.with_name(f".{dest.name}.old-{uuid.uuid4().hex[:8]}")
         os.replace(dest, aside)
         os.replace(tmp, dest)
@@ -120,7 +90,7 @@ def export_run(run_dir: str | os.PathLike, out: str | os.PathLike | None = None,
     from triptych.engine.checkpoint import load_checkpoint_meta
 
     if fmt not in FORMATS:
-        raise UserError(f"--format {fmt}: not supported (supported: {', '.join(FORMATS)})")
+        raise SettingError(f"{{format}} {fmt}: not supported (supported: {', '.join(FORMATS)})")
     ckpt = find_checkpoint(run_dir)
     meta, config = load_checkpoint_meta(ckpt)
     domain = meta.get("domain")
@@ -152,7 +122,7 @@ def export_run(run_dir: str | os.PathLike, out: str | os.PathLike | None = None,
 
 def export_vision(ckpt: Path, out: Path) -> dict:
     """model.onnx: normalised images (B, C, S, S) -> logits (B, classes)."""
-    from triptych.vision.inference import Classifier
+    from triptych.vision.predictor import Classifier
 
     clf = Classifier(ckpt)
     size, channels = clf.cfg.data.image_size, clf.channels
@@ -189,7 +159,7 @@ class VideoLevel(FrameLevel):
 
 def video_inputs(level: str, batch: int, frames: int, seed: int = 0) -> dict[str, torch.Tensor]:
     """Random inputs in the model's layout; frame level with videos of every length 1..frames."""
-    from triptych.video.yt8m import AUDIO_DIM, RGB_DIM
+    from triptych.video.io.yt8m import AUDIO_DIM, RGB_DIM
 
     g = torch.Generator().manual_seed(seed)
     if level == "video":
@@ -235,9 +205,9 @@ def video_graph(model) -> torch.nn.Module:
 
 def export_video(ckpt: Path, out: Path) -> dict:
     """model.onnx: frame features (+ mask) or video features -> probs (B, classes)."""
-    from triptych.video.inference import Checkpoint
+    from triptych.video.predictor import VideoPredictor
 
-    loaded = Checkpoint(ckpt)
+    loaded = VideoPredictor(ckpt)
     mcfg = loaded.model_cfg
     graph = video_graph(loaded.model)
     example = video_inputs(mcfg.level, 2, 3)

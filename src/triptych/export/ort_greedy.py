@@ -6,7 +6,7 @@
     python -m triptych.export.ort_greedy runs/x/onnx "first document" "second document"
     python -m triptych.export.ort_greedy runs/x/onnx --input data/debian-descriptions/test.jsonl.gz
 
-It reproduces `triptych.text.decoding.greedy` as `triptych text summarize
+It reproduces `triptych.text.generation.search.greedy` as `triptych text summarize
 --beam 1` runs it: documents truncated to the model's source length,
 decoded in length-sorted batches, bos and pad never generated, eos
 forbidden before `min_len` tokens, n-grams never repeated, at most
@@ -22,13 +22,14 @@ from pathlib import Path
 
 import numpy as np
 
-from triptych.errors import UserError
+from triptych.errors import UserError, require_extra
 
 
 class OrtSummarizer:
     """An export directory (encoder.onnx, decoder_step.onnx, tokenizer.json, export.json) ready to decode."""
 
     def __init__(self, directory: str | Path, threads: int | None = None):
+        require_extra("export", "onnxruntime")
         import onnxruntime as ort
 
         from triptych.export.manifest import read_manifest
@@ -125,7 +126,7 @@ def _env_threads() -> int | None:
 
 def constrain(log_p: np.ndarray, hist: np.ndarray, t: int, never: list[int], eos: int, min_len: int,
               no_repeat_ngram: int) -> None:
-    """In place, as `triptych.text.decoding._constrain`: forbid `never`, eos before
+    """In place, as `triptych.text.generation.search._constrain`: forbid `never`, eos before
     `min_len` tokens, and any token that would repeat an n-gram of `hist` (N, t)."""
     log_p[:, never] = -np.inf
     if t < min_len:

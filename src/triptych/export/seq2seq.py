@@ -18,7 +18,7 @@ data-dependent branch the tracer would freeze). Masked or not, the numbers
 at real positions are the same (tested).
 
 Copy attention mixes its two distributions with `torch.logaddexp`, which
-the TorchScript exporter has no translation for; `register_symbolics`
+the TorchScript exporter has no translation for; `graph.register_symbolics`
 gives it one: max(a, b) + log(1 + exp(-|a - b|)).
 """
 
@@ -30,25 +30,6 @@ import torch
 
 from triptych.errors import UserError
 
-_REGISTERED = False
-
-
-def register_symbolics() -> None:
-    """Teach the TorchScript exporter `aten::logaddexp` (once a process)."""
-    global _REGISTERED
-    if _REGISTERED:
-        return
-
-    def logaddexp(g, a, b):
-        top = g.op("Max", a, b)
-        gap = g.op("Neg", g.op("Abs", g.op("Sub", a, b)))
-        one = g.op("Constant", value_t=torch.tensor(1.0))
-        return g.op("Add", top, g.op("Log", g.op("Add", one, g.op("Exp", gap))))
-
-    from triptych.export.onnx import OPSET
-
-    torch.onnx.register_custom_op_symbolic("aten::logaddexp", logaddexp, OPSET)
-    _REGISTERED = True
 
 
 def _cross_names(prefix: str, layers: int) -> list[str]:
@@ -148,8 +129,8 @@ def export_text(ckpt: Path, out: Path) -> dict:
     """encoder.onnx, decoder_step.onnx and tokenizer.json of a text checkpoint."""
     import shutil
 
-    from triptych.export.onnx import session, trace
-    from triptych.text.inference import Summarizer
+    from triptych.export.graph import session, trace
+    from triptych.text.predictor import Summarizer
 
     summ = Summarizer(ckpt)
     model, tok, cfg = summ.model, summ.tokenizer, summ.cfg
@@ -192,7 +173,7 @@ def _check(model, tok, names, out: Path, session) -> float:
     another batch and source length than the traced ones."""
     import numpy as np
 
-    from triptych.export.onnx import max_abs_diff
+    from triptych.export.graph import max_abs_diff
 
     g = torch.Generator().manual_seed(1)
     src = torch.randint(4, tok.vocab_size, (4, 13), generator=g)

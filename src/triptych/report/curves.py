@@ -14,7 +14,7 @@ import math
 import os
 from pathlib import Path
 
-from triptych.report.plots import _check_path, _pyplot, _save
+from triptych.plots import _check_path, _pyplot, _save
 
 # Bookkeeping fields of a record, not curves.
 _NOT_CURVES = {"step", "kind", "elapsed", "best", "epoch", "rss_mb", "grad_norm"}

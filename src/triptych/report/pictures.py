@@ -20,8 +20,8 @@ from triptych.errors import UserError
 
 
 def vision_confusion(ckpt: Path, out: Path) -> tuple[Path, dict]:
-    from triptych.report.plots import confusion_matrix
-    from triptych.vision.inference import Classifier
+    from triptych.plots import confusion_matrix
+    from triptych.vision.predictor import Classifier
 
     clf = Classifier(ckpt)
     split = "test"
@@ -53,11 +53,11 @@ def per_class_ap(probs: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.
 
 
 def video_class_ap(ckpt: Path, out: Path) -> tuple[Path, dict]:
-    from triptych.report.plots import class_ap_bars
-    from triptych.video.inference import Checkpoint
+    from triptych.plots import class_ap_bars
+    from triptych.video.predictor import VideoPredictor
     from triptych.video.task import load_set
 
-    model = Checkpoint(ckpt)
+    model = VideoPredictor(ckpt)
     if not model.cfg.data.valid:
         raise UserError(f"{ckpt}/config.yaml: the run has no data.valid files to score")
     videos = load_set(model.cfg.data.valid, model.cfg)
@@ -75,10 +75,10 @@ def video_class_ap(ckpt: Path, out: Path) -> tuple[Path, dict]:
 def text_attention(ckpt: Path, out: Path) -> tuple[Path, dict]:
     import torch
 
-    from triptych.report.plots import attention_heatmap
+    from triptych.plots import attention_heatmap
     from triptych.text.data import read_pairs
-    from triptych.text.decoding import beam_search, greedy
-    from triptych.text.inference import Summarizer
+    from triptych.text.generation.generate import generate
+    from triptych.text.predictor import Summarizer
 
     summ = Summarizer(ckpt)
     cfg, tok, model = summ.cfg, summ.tokenizer, summ.model
@@ -92,11 +92,7 @@ def text_attention(ckpt: Path, out: Path) -> tuple[Path, dict]:
     src_ids = summ.encode_documents([pair.source], source=cfg.data.valid)[0][:60]  # a readable picture
     src = torch.tensor([src_ids])
     d = cfg.decode  # decoded as `triptych text summarize` would: the recipe's beam
-    common = dict(bos=tok.bos_id, eos=tok.eos_id, max_len=d.max_len, min_len=d.min_len, no_repeat_ngram=d.no_repeat_ngram)
-    if d.beam > 1:
-        summary = beam_search(model, src, beam=d.beam, length_penalty=d.length_penalty, **common)[0][0].tokens
-    else:
-        summary = greedy(model, src, **common)[0]
+    summary = generate(model, src, d, bos=tok.bos_id, eos=tok.eos_id)[0]
     # Row t of a map is the attention while writing output token t: the summary, then its eos
     # (a summary cut at max_len has none).
     outputs = [*summary, tok.eos_id] if len(summary) < d.max_len else summary

@@ -29,11 +29,12 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.exceptions import HTTPException
 
 from triptych import __version__
-from triptych.errors import UserError
+from triptych.errors import SettingError, UserError
 from triptych.files import check_unicode
 from triptych.serve.batching import Batcher
 from triptych.serve.limits import ApiError, BodyLimit, Limits, document_limits
-from triptych.serve.models import DecodeOptions, Models
+from triptych.serve.models import SummaryOptions, Models
+from triptych.text.config import DecodeConfig
 
 STATIC = Path(__file__).parent / "static"
 log = logging.getLogger("triptych.serve")
@@ -53,6 +54,13 @@ class SummarizeRequest(BaseModel):
     attention: bool = Field(False, description="also return each summary's cross-attention over its source")
     nbest: int | None = Field(None, ge=1, description="also return this many beam candidates a document (<= beam)")
     rerank: bool = Field(False, description="choose among the n-best with the checkpoint's fitted reranker")
+    top_k: int | None = Field(None, ge=0, description="sample each token from the k likeliest (0 = off)")
+    top_p: float | None = Field(None, gt=0, le=1, allow_inf_nan=False, description="sample from the smallest set of this probability (1 = off)")
+    seed: int | None = Field(None, description="the draws of sampling (default: unseeded)")
+
+
+# The request's fields that are `DecodeConfig` fields, mapped onto it by name (rerank is a flag here).
+DECODE_FIELDS = tuple(f.name for f in dataclasses.fields(DecodeConfig) if f.name in SummarizeRequest.model_fields and f.name != "rerank")
 
 
 class Attention(BaseModel):
@@ -150,8 +158,8 @@ def _validation_message(errors) -> tuple[int, str]:
     return 422, "; ".join(parts) + more
 
 
-def decode_options(req: SummarizeRequest, defaults, limits: Limits, reranker=None) -> DecodeOptions:
-    """The request's decoding options over the checkpoint's defaults, checked against the limits."""
+def decode_options(req: SummarizeRequest, defaults: DecodeConfig, limits: Limits, reranker=None) -> SummaryOptions:
+    """The request as a `DecodeConfig` over the checkpoint's, checked against the limits, and what to return."""
     if not req.documents:
         raise ApiError(422, "documents: give at least one document")
     if len(req.documents) > limits.max_documents:
@@ -167,36 +175,21 @@ def decode_options(req: SummarizeRequest, defaults, limits: Limits, reranker=Non
         if len(doc) > limits.max_document_chars:
             raise ApiError(422, f"documents[{i}]: {len(doc):,} characters, more than the limit of "
                                 f"{limits.max_document_chars:,} (serve --max-document-chars)")
-    o = DecodeOptions(
-        beam=req.beam if req.beam is not None else defaults.beam,
-        max_len=req.max_len if req.max_len is not None else min(defaults.max_len, limits.max_summary_len),
-        min_len=req.min_len if req.min_len is not None else defaults.min_len,
-        length_penalty=req.length_penalty if req.length_penalty is not None else defaults.length_penalty,
-        no_repeat_ngram=req.no_repeat_ngram if req.no_repeat_ngram is not None else defaults.no_repeat_ngram,
-        attention=req.attention,
-        rerank=req.rerank,
-    )
-    if o.beam > limits.max_beam:
-        raise ApiError(422, f"beam: {o.beam} is more than the limit of {limits.max_beam} (serve --max-beam)")
-    if o.max_len > limits.max_summary_len:
-        raise ApiError(422, f"max_len: {o.max_len} is more than the limit of {limits.max_summary_len} (serve --max-summary-len)")
-    if o.min_len > o.max_len:
-        raise ApiError(422, f"min_len: {o.min_len} is more than max_len {o.max_len}")
-    if o.rerank and reranker is None:
+    # The request's decoding fields over the checkpoint's; DecodeConfig checks them (the one place).
+    changes = {name: getattr(req, name) for name in DECODE_FIELDS}
+    if req.max_len is None:
+        changes["max_len"] = min(defaults.max_len, limits.max_summary_len)
+    try:
+        decode = defaults.replace(**changes, rerank=req.rerank or None)
+    except SettingError as e:
+        raise ApiError(422, e.naming(str)) from None
+    if decode.beam > limits.max_beam:
+        raise ApiError(422, f"beam: {decode.beam} is more than the limit of {limits.max_beam} (serve --max-beam)")
+    if decode.max_len > limits.max_summary_len:
+        raise ApiError(422, f"max_len: {decode.max_len} is more than the limit of {limits.max_summary_len} (serve --max-summary-len)")
+    if decode.rerank and reranker is None:
         raise ApiError(422, "rerank: this checkpoint has no fitted reranker (`triptych text rerank fit`)")
-    if (o.rerank or req.nbest is not None) and o.beam < 2:
-        raise ApiError(422, f"{'rerank' if o.rerank else 'nbest'}: needs beam search (beam >= 2), got beam {o.beam}")
-    if req.nbest is not None and req.nbest > o.beam:
-        raise ApiError(422, f"nbest: {req.nbest} is more than the beam ({o.beam})")
-    if req.nbest is not None:
-        nbest = req.nbest
-    elif o.rerank:  # as `text summarize --rerank`: the n-best size the reranker was fitted on
-        nbest = min(int(reranker.meta.get("nbest", o.beam)), o.beam)
-    else:
-        nbest = 1
-    if o.rerank and nbest < 2:
-        raise ApiError(422, "rerank: needs at least 2 candidates to choose among (nbest >= 2)")
-    return dataclasses.replace(o, nbest=nbest, show_nbest=req.nbest is not None)
+    return SummaryOptions(decode, attention=req.attention, show_nbest=req.nbest is not None)
 
 
 def _check_top_k(top_k: int, limits: Limits) -> int:
@@ -218,7 +211,7 @@ async def _upload_bytes(file: UploadFile, what: str) -> tuple[bytes, str]:
 
 def create_app(models: Models, limits: Limits | None = None) -> FastAPI:
     limits = limits or Limits()
-    from triptych.text.models.prepacked import hold_packed_weights  # the served weights never change
+    from triptych.nn.prepacked import hold_packed_weights  # the served weights never change
 
     batcher = Batcher(limits.max_batch, limits.batch_wait_ms / 1000.0, limits.queue_depth, limits.timeout_s,
                       worker_init=hold_packed_weights)

@@ -1,7 +1,7 @@
 """The three domains' models as the server runs them.
 
 Each wraps the domain's own inference class (`Summarizer`, `Classifier`,
-video `Checkpoint`) loaded once, at start-up, from a directory the
+video `VideoPredictor`) loaded once, at start-up, from a directory the
 operator named on the command line — never from a path in a request. Their
 `run_*` methods take a list of payloads and return one result each: the
 shape `Batcher` calls them in, on its single worker thread.
@@ -26,6 +26,7 @@ import torch
 
 from triptych.errors import UserError
 from triptych.serve.limits import ApiError, Limits, write_upload
+from triptych.text.config import DecodeConfig
 
 
 def _describe(directory: Path, domain: str, cfg) -> dict:
@@ -57,29 +58,24 @@ def _upload_file(data: bytes, filename: str, suffix: str, max_expanded: int = Li
 
 
 @dataclass(frozen=True)
-class DecodeOptions:
-    """How one request wants its summaries decoded; requests with equal options share a model call."""
+class SummaryOptions:
+    """What one request wants: how to decode (checked by `DecodeConfig` itself)
+    and what to return beside the summaries. Requests with equal options share a model call."""
 
-    beam: int
-    max_len: int
-    min_len: int
-    length_penalty: float
-    no_repeat_ngram: int
+    decode: DecodeConfig
     attention: bool = False
-    nbest: int = 1  # candidates a document that beam search keeps
-    rerank: bool = False  # choose among them with the checkpoint's fitted reranker
-    show_nbest: bool = False  # return them
+    show_nbest: bool = False  # return each document's candidates
 
 
-class TextModel:
+class TextService:
     def __init__(self, directory: str | Path, device: str = "cpu"):
-        from triptych.text.inference import Summarizer
+        from triptych.text.predictor import Summarizer
 
         self.summarizer = Summarizer(directory, device)
         self.directory = Path(directory)
         self.reranker = None  # fitted by `triptych text rerank fit`, when it was
         if (self.directory / "rerank.json").is_file():
-            from triptych.text.rerank import Reranker
+            from triptych.text.generation.rerank import Reranker
 
             self.reranker = Reranker.load(self.directory, self.summarizer.tokenizer.fingerprint())
 
@@ -92,7 +88,7 @@ class TextModel:
         return {**_describe(self.directory, "text", s.cfg), "model": s.cfg.model.get("name"),
                 "max_source_tokens": s.cfg.data.max_source_len, "reranker": self.reranker is not None}
 
-    def run(self, payloads: list[tuple[list[str], DecodeOptions]]) -> list[list[dict]]:
+    def run(self, payloads: list[tuple[list[str], SummaryOptions]]) -> list[list[dict]]:
         """[(documents, options)] with one `options` for all -> per payload, one dict a document."""
         options = payloads[0][1]
         documents = [d for docs, _ in payloads for d in docs]
@@ -104,57 +100,45 @@ class TextModel:
         return out
 
     @torch.inference_mode()
-    def summarize(self, documents: list[str], o: DecodeOptions) -> list[dict]:
-        """Every document decoded in one batch: [{summary, truncated[, attention]}]."""
-        from triptych.text.decoding import beam_search, greedy
-        from triptych.text.task import pad
+    def summarize(self, documents: list[str], o: SummaryOptions) -> list[dict]:
+        """Every document decoded in one batch: [{summary, truncated[, nbest][, attention]}].
 
-        s, tok = self.summarizer, self.summarizer.tokenizer
+        With an n-best list (`nbest`, `rerank`) the summary is the reranker's
+        choice among the candidates, or the beam's best."""
+        from triptych.text.data import pad
+        from triptych.text.generation.generate import generate, generate_nbest
+        from triptych.text.generation.rerank import candidates_from
+
+        s, tok, d = self.summarizer, self.summarizer.tokenizer, o.decode
         limit = s.cfg.data.max_source_len
         encoded = s.source_tokenizer.encode_batch(documents)  # the source's vocabulary (the target's unless separate)
         ids = [x[:limit] or [tok.unk_id] for x in encoded]
         src = pad(ids, tok.pad_id).to(s.device)  # (B, S)
-        common = dict(bos=tok.bos_id, eos=tok.eos_id, max_len=o.max_len, min_len=o.min_len,
-                      no_repeat_ngram=o.no_repeat_ngram)
-        if o.beam <= 1:
-            tokens = greedy(s.model, src, **common)
-        elif o.nbest == 1 and not (o.rerank or o.show_nbest):
-            tokens = [h[0].tokens for h in beam_search(s.model, src, beam=o.beam, length_penalty=o.length_penalty, **common)]
+        results = []
+        if d.rerank or d.nbest is not None:
+            fitted = int(self.reranker.meta.get("nbest", d.beam)) if d.rerank else None
+            tokens = []
+            for doc, e, h in zip(documents, encoded, generate_nbest(s.model, src, d, bos=tok.bos_id, eos=tok.eos_id, nbest=d.candidates(fitted))):
+                cands = candidates_from(h, tok)
+                pick = self.reranker.choose(doc, cands) if d.rerank else 0
+                tokens.append(cands[pick].tokens)
+                r = {"summary": cands[pick].text, "truncated": len(e) > limit}
+                if o.show_nbest:
+                    r["nbest"] = [{"summary": c.text, "score": round(c.score, 6), "logprob": round(c.logprob, 6)} for c in cands]
+                results.append(r)
         else:
-            return self._nbest(documents, src, ids, encoded, o, common)
-        texts = tok.decode_batch([list(t) for t in tokens])
-        results = [{"summary": text, "truncated": len(e) > limit} for text, e in zip(texts, encoded)]
+            tokens = generate(s.model, src, d, bos=tok.bos_id, eos=tok.eos_id)
+            texts = tok.decode_batch([list(t) for t in tokens])
+            results = [{"summary": text, "truncated": len(e) > limit} for text, e in zip(texts, encoded)]
         if o.attention:
             for r, a in zip(results, self.attention(src, ids, tokens)):
-                r["attention"] = a
-        return results
-
-    def _nbest(self, documents, src, ids, encoded, o: DecodeOptions, common) -> list[dict]:
-        """Beam search keeping `nbest` candidates a document; the reranker's
-        choice (or the beam's best) is the summary."""
-        from triptych.text.decoding import beam_search
-        from triptych.text.rerank import candidates_from
-
-        tok, limit = self.summarizer.tokenizer, self.summarizer.cfg.data.max_source_len
-        hyps = beam_search(self.summarizer.model, src, beam=o.beam, nbest=o.nbest, length_penalty=o.length_penalty, **common)
-        results, chosen_tokens = [], []
-        for doc, e, h in zip(documents, encoded, hyps):
-            cands = candidates_from(h, tok)
-            pick = self.reranker.choose(doc, cands) if o.rerank else 0
-            chosen_tokens.append(cands[pick].tokens)
-            r = {"summary": cands[pick].text, "truncated": len(e) > limit}
-            if o.show_nbest:
-                r["nbest"] = [{"summary": c.text, "score": round(c.score, 6), "logprob": round(c.logprob, 6)} for c in cands]
-            results.append(r)
-        if o.attention:
-            for r, a in zip(results, self.attention(src, ids, chosen_tokens)):
                 r["attention"] = a
         return results
 
     def attention(self, src: torch.Tensor, ids: list[list[int]], tokens: list[list[int]]) -> list[dict]:
         """Cross-attention of the last decoder layer, averaged over heads, for each
         generated token over the source tokens: what the page draws as a heat-map."""
-        from triptych.text.task import pad
+        from triptych.text.data import pad
 
         tok = self.summarizer.tokenizer
         tgt_in = pad([[tok.bos_id] + list(t) for t in tokens], tok.pad_id).to(src.device)  # (B, T)
@@ -171,9 +155,9 @@ class TextModel:
 # --- vision --------------------------------------------------------------------
 
 
-class VisionModel:
+class VisionService:
     def __init__(self, directory: str | Path, device: str = "cpu"):
-        from triptych.vision.inference import Classifier
+        from triptych.vision.predictor import Classifier
 
         # convert=True: a server takes the colour or grey image it is given.
         self.classifier = Classifier(directory, device, convert=True)
@@ -199,11 +183,11 @@ class VisionModel:
 # --- video ---------------------------------------------------------------------
 
 
-class VideoModel:
+class VideoService:
     def __init__(self, directory: str | Path, device: str = "cpu", max_videos: int = 64):
-        from triptych.video.inference import Checkpoint
+        from triptych.video.predictor import VideoPredictor
 
-        self.checkpoint = Checkpoint(directory, device)
+        self.checkpoint = VideoPredictor(directory, device)
         self.directory = Path(directory)
         self.max_videos = max_videos
         self.max_expanded_bytes = Limits.max_expanded_bytes  # create_app sets the server's own
@@ -218,7 +202,7 @@ class VideoModel:
 
     def run_records(self, payloads: list[tuple[bytes, str, int]]) -> list[list[dict]]:
         """[(TFRecord bytes, filename, k)] -> per upload, [{id, top}] a video."""
-        from triptych.video.yt8m import read_videos
+        from triptych.video.io.yt8m import read_videos
 
         out = []
         for data, filename, k in payloads:
@@ -244,7 +228,7 @@ class VideoModel:
         Frame-level features arrive as floats and are quantised to the 8 bits
         the official files hold, so the model sees exactly what it trained on.
         """
-        from triptych.video.yt8m import AUDIO_DIM, RGB_DIM, Video, quantize
+        from triptych.video.io.yt8m import AUDIO_DIM, RGB_DIM, Video, quantize
 
         level = self.data.level
         names = ("rgb", "audio") if level == "frame" else ("mean_rgb", "mean_audio")
@@ -270,7 +254,7 @@ class VideoModel:
         return Video(str(v.get("id") or f"video{i}"), np.zeros(0, np.int64), arrays[0], arrays[1], level)
 
     def _classify(self, videos, k: int) -> list[dict]:
-        from triptych.video.yt8m import VideoSet
+        from triptych.video.io.yt8m import VideoSet
 
         probs, _ = self.checkpoint.predict(VideoSet(videos, self.data.num_classes))  # (N, C)
         k = min(k, probs.shape[1])
@@ -286,14 +270,14 @@ class VideoModel:
 class Models:
     """What one server holds: any subset of the three domains."""
 
-    text: TextModel | None = None
-    vision: VisionModel | None = None
-    video: VideoModel | None = None
+    text: TextService | None = None
+    vision: VisionService | None = None
+    video: VideoService | None = None
 
     @classmethod
     def load(cls, text=None, vision=None, video=None, device: str = "cpu", max_videos: int = 64) -> "Models":
-        return cls(TextModel(text, device) if text else None, VisionModel(vision, device) if vision else None,
-                   VideoModel(video, device, max_videos) if video else None)
+        return cls(TextService(text, device) if text else None, VisionService(vision, device) if vision else None,
+                   VideoService(video, device, max_videos) if video else None)
 
     def loaded(self) -> list[str]:
         return [name for name in ("text", "vision", "video") if getattr(self, name) is not None]

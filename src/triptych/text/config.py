@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
 from triptych.config import TrainConfig
-from triptych.errors import UserError
+from triptych.errors import SettingError, UserError
 from triptych.schema import bounded
 
 DEBIAN = "data/debian-descriptions"
@@ -63,17 +65,95 @@ class TokenizerConfig:
             raise UserError("tokenizer.path and tokenizer.source_path: with tokenizer.shared: false give both files (target and source) or neither")
 
 
-@dataclass
+# What each DecodeConfig field means; `text` commands take each as a flag
+# (`--max-len` for max_len) with this help, so a new field is a new flag.
+DECODE_HELP = {
+    "beam": "beam size (1 = greedy); default from the checkpoint's config",
+    "max_len": "maximum summary length in tokens",
+    "min_len": "fewest tokens before the summary may end",
+    "length_penalty": "GNMT alpha of the beam's length normalisation",
+    "no_repeat_ngram": "forbid repeating n-grams of this size (0 = off)",
+    "batch_size": "documents decoded together",
+    "nbest": "keep the beam's N best candidates (with --json, summarize prints them)",
+    "rerank": "choose among the n-best with the reranker fitted by `text rerank fit`",
+    "top_k": "sample each token from the K likeliest (0 = off: beam or greedy)",
+    "top_p": "sample each token from the smallest set of probability P (1 = off)",
+    "seed": "the draws of sampling (default: unseeded)",
+}
+
+
+class DecodeError(SettingError):
+    """A decoding setting out of range; a recipe reads its names as `decode.beam`."""
+
+    def __init__(self, template: str):
+        super().__init__(template, lambda name: f"decode.{name}")
+
+
+@dataclass(frozen=True)
 class DecodeConfig:
+    """How summaries are generated: the one decoding currency.
+
+    The CLI, the server, evaluation, captions and the report all build one
+    and hand it to `triptych.text.generation.generate`; it is checked here,
+    once, whoever builds it (a recipe, `--beam`, a request, `replace`).
+    """
+
     beam: int = bounded(4, ge=1, le=MAX_BEAM)
     max_len: int = bounded(40, ge=1, le=MAX_LEN)
     min_len: int = bounded(1, ge=0, le=MAX_LEN)
     length_penalty: float = 0.6  # GNMT alpha (any finite number)
     no_repeat_ngram: int = bounded(3, ge=0)
     batch_size: int = bounded(64, ge=1)
+    nbest: int | None = None
+    rerank: bool = False
+    top_k: int = 0
+    top_p: float = 1.0
+    seed: int | None = None
 
     def __post_init__(self):
-        check_decode(self)
+        for name, low in (("beam", 1), ("max_len", 1), ("batch_size", 1), ("min_len", 0), ("no_repeat_ngram", 0)):
+            value = getattr(self, name)
+            if value < low:
+                raise DecodeError(f"{{{name}}} {value}: out of range (at least {low})")
+        for name, high in (("beam", MAX_BEAM), ("max_len", MAX_LEN), ("min_len", MAX_LEN)):
+            if getattr(self, name) > high:
+                raise DecodeError(f"{{{name}}} {getattr(self, name)}: out of range (at most {high})")
+        if not math.isfinite(float(self.length_penalty)):
+            raise DecodeError(f"{{length_penalty}} {self.length_penalty}: expected a finite number")
+        if self.min_len > self.max_len:
+            raise DecodeError(f"{{min_len}} {self.min_len}: is more than {{max_len}} {self.max_len}")
+        if self.rerank and self.beam < 2:
+            raise DecodeError(f"{{rerank}} needs an n-best list, but {{beam}} {self.beam} keeps one candidate (use {{beam}} 4 or more)")
+        if self.nbest is not None and not 1 <= self.nbest <= self.beam:
+            raise DecodeError(f"{{nbest}} {self.nbest}: must be between 1 and the beam size ({self.beam})")
+        if self.rerank and self.nbest is not None and self.nbest < 2:
+            raise DecodeError("{rerank} needs an n-best list of at least 2 candidates ({nbest} 2 or more)")
+        if self.top_k < 0 or not 0 < self.top_p <= 1:
+            raise DecodeError(f"{{top_k}} {self.top_k} / {{top_p}} {self.top_p}: out of range (top_k >= 0, 0 < top_p <= 1)")
+        if self.sampling and (self.rerank or self.nbest is not None):
+            raise DecodeError("{top_k} / {top_p}: sampling draws one candidate a document; {nbest} and {rerank} need beam search")
+        if self.seed is not None and not self.sampling:
+            raise DecodeError("{seed}: only sampling draws ({top_k} or {top_p})")
+
+    @property
+    def sampling(self) -> bool:
+        """Tokens drawn (top-k / top-p), not searched (greedy / beam)."""
+        return self.top_k > 0 or self.top_p < 1.0
+
+    def candidates(self, fitted: int | None = None) -> int:
+        """Candidates a document to decode: `nbest`, else the reranker's `fitted` size
+        (within the beam) when reranking, else 1."""
+        if self.nbest is not None:
+            return self.nbest
+        return min(fitted or self.beam, self.beam) if self.rerank else 1
+
+    def greedy(self) -> "DecodeConfig":
+        """The same limits, decoded greedily (one candidate): what validation scores."""
+        return dataclasses.replace(self, beam=1, nbest=None, rerank=False, top_k=0, top_p=1.0, seed=None)
+
+    def replace(self, **changes) -> "DecodeConfig":
+        """A copy with `changes` (None values ignored), checked again."""
+        return dataclasses.replace(self, **{k: v for k, v in changes.items() if v is not None})
 
 
 @dataclass
@@ -122,13 +202,3 @@ class TextConfig:
                 "set model.copy=false or tokenizer.shared=true"
             )
 
-
-def check_decode(d: DecodeConfig, prefix: str = "decode.") -> None:
-    """The decoding values that depend on each other, and bounds for values set in code
-    (the CLI's --beam, --min-len, ... are applied with dataclasses.replace)."""
-    from triptych.schema import check_finite, check_section
-
-    check_section(d, prefix)
-    check_finite(float(d.length_penalty), f"{prefix}length_penalty")
-    if d.min_len > d.max_len:
-        raise UserError(f"{prefix}min_len: {d.min_len} is larger than {prefix}max_len {d.max_len}; allowed: at most max_len")

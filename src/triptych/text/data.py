@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from triptych.errors import UserError, where
-from triptych.files import check_unicode, read_lines, require_file
+from triptych.files import atomic_write_text, check_unicode, read_lines, require_file
 
 # Field pairs recognised when the config names none, in this order.
 KNOWN_FIELDS = [("document", "summary"), ("article", "highlights"), ("text", "summary"), ("source", "target")]
@@ -122,6 +122,36 @@ def drop_empty(pairs: list[Pair], path, *, need_target=True) -> list[Pair]:
     if skipped:
         print(f"triptych: {path}: skipped {skipped} empty document(s) of {len(pairs)}", file=sys.stderr)
     return kept
+
+
+def read_documents(path) -> tuple[list[str], str]:
+    """Documents to summarize: JSONL (or .source) with a document field, or
+    plain text with one document a line. Returns them and the name to report."""
+    path = Path(path)
+    name = path.name[:-3] if path.name.endswith(".gz") else path.name
+    if name.endswith((".jsonl", ".json", ".source")):
+        pairs = read_pairs(path, need_target=False, split="input")
+    else:
+        pairs = [Pair(text, "") for _, text in read_lines(path)]
+        if not pairs:
+            raise UserError(f"{path}: empty file, no documents")
+    return [p.source for p in drop_empty(pairs, path, need_target=False)], str(path)
+
+
+def write_lines(path, lines: list[str]) -> None:
+    """One summary a line (newlines inside a summary become spaces), written atomically."""
+    atomic_write_text(path, "".join(line.replace("\n", " ") + "\n" for line in lines))
+
+
+def pad(rows: list[list[int]], pad_id: int):
+    """Token lists -> one (len(rows), longest) LongTensor, right-padded with `pad_id`."""
+    import torch
+
+    width = max(len(r) for r in rows)
+    out = torch.full((len(rows), width), pad_id, dtype=torch.long)
+    for i, r in enumerate(rows):
+        out[i, : len(r)] = torch.tensor(r, dtype=torch.long)
+    return out
 
 
 def plan_token_batches(

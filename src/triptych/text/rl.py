@@ -43,8 +43,8 @@ import torch
 
 from triptych.errors import UserError
 from triptych.text.config import TextConfig
-from triptych.text.decoding import greedy, sample
-from triptych.text.reward import RougeReward, parse_reward
+from triptych.text.generation.search import greedy, sample
+from triptych.text.metrics.reward import RougeReward, parse_reward
 from triptych.text.task import TextTask, pad
 from triptych.text.tokenizer import SOURCE_FILENAME
 

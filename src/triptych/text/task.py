@@ -16,7 +16,7 @@ import torch
 
 from triptych.errors import UserError
 from triptych.text.config import TextConfig
-from triptych.text.data import Pair, drop_empty, plan_token_batches, read_pairs
+from triptych.text.data import Pair, drop_empty, pad, plan_token_batches, read_pairs  # noqa: F401  (pad: also used from here)
 from triptych.text.tokenizer import FILENAME, KINDS, SOURCE_FILENAME, Tokenizer, check_pair, load_tokenizers, looks_cjk, train_tokenizer
 
 
@@ -45,14 +45,6 @@ class EncodedPairs:
 
     def __len__(self) -> int:
         return len(self.sources)
-
-
-def pad(rows: list[list[int]], pad_id: int) -> torch.Tensor:
-    width = max(len(r) for r in rows)
-    out = torch.full((len(rows), width), pad_id, dtype=torch.long)
-    for i, r in enumerate(rows):
-        out[i, : len(r)] = torch.tensor(r, dtype=torch.long)
-    return out
 
 
 def build_tokenizers(cfg: TextConfig, run_dir: Path | None, train_pairs: list[Pair]) -> tuple[Tokenizer, Tokenizer]:
@@ -133,7 +125,7 @@ def save_tokenizers(directory: Path, target: Tokenizer, source: Tokenizer) -> No
         source.save(Path(directory) / SOURCE_FILENAME)
 
 
-def build_model(cfg: TextConfig, tokenizer: Tokenizer, source_tokenizer: Tokenizer | None = None):
+def build_seq2seq(cfg: TextConfig, tokenizer: Tokenizer, source_tokenizer: Tokenizer | None = None):
     """The configured family over the target vocabulary; with separate
     vocabularies (tokenizer.shared: false) a source embedding of
     `source_tokenizer`'s size."""
@@ -218,7 +210,7 @@ class TextTask(TeacherForcing):
         encode = lambda pairs, name: EncodedPairs(pairs, self.tokenizer, data.max_source_len, data.max_target_len, name, self.source_tokenizer)  # noqa: E731
         self.train = encode(train_pairs, data.train)
         self.valid = encode(valid_pairs, data.valid)
-        self.model = build_model(cfg, self.tokenizer, self.source_tokenizer)
+        self.model = build_seq2seq(cfg, self.tokenizer, self.source_tokenizer)
 
     # --- the engine's Task protocol -------------------------------------
     def batch_plan(self, epoch: int) -> list[list[int]]:
@@ -240,8 +232,8 @@ class TextTask(TeacherForcing):
 
     @torch.no_grad()
     def evaluate(self, model) -> dict[str, float]:
-        from triptych.text.inference import summarize_ids
-        from triptych.text.rouge import rouge_f1_x100
+        from triptych.text.generation.generate import decode_documents
+        from triptych.text.metrics.rouge import rouge_f1_x100
 
         was_training = model.training
         model.eval()
@@ -253,7 +245,7 @@ class TextTask(TeacherForcing):
         metrics = {"valid_loss": self.mean_loss(model, (self.collate(b, device, self.valid) for b in plan))}
         n = min(self.cfg.eval.valid_rouge_samples, len(self.valid))
         if n > 0:
-            hyps = summarize_ids(model, self.tokenizer, self.valid.sources[:n], self.cfg.decode, beam=1, device=device)
+            hyps = decode_documents(model, self.tokenizer, self.valid.sources[:n], self.cfg.decode.greedy(), device=device)
             refs = [p.target for p in self.valid.texts[:n]]
             metrics.update(rouge_f1_x100(hyps, refs, stem=self.cfg.eval.stem, cjk=looks_cjk(refs)))  # Chinese: by characters
         model.train(was_training)

@@ -290,7 +290,7 @@ def looks_cjk(texts: Iterable[str]) -> bool:
     """True when most non-empty texts hold a Han, kana or Hangul character:
     such text has no spaces between words and is scored by characters
     (ROUGE's CJK mode), which is chosen automatically from the references."""
-    from triptych.text.rouge import _CJK_CHARS
+    from triptych.text.metrics.rouge import _CJK_CHARS
 
     has = re.compile(f"[{_CJK_CHARS}]").search
     flags = [bool(has(t)) for t in texts if t.strip()]

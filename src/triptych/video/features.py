@@ -41,9 +41,9 @@ import numpy as np
 
 from triptych.errors import UserError
 from triptych.files import atomic_path, atomic_write_text
-from triptych.video import example as pb
-from triptych.video.tfrecord import write_records
-from triptych.video.yt8m import AUDIO_DIM, RGB_DIM, ZERO_LEVEL, quantize
+from triptych.video.io import example as pb
+from triptych.video.io.tfrecord import write_records
+from triptych.video.io.yt8m import AUDIO_DIM, RGB_DIM, ZERO_LEVEL, quantize
 
 from triptych.vision.data import IMAGE_SUFFIXES
 
@@ -214,7 +214,7 @@ def extract_features(checkpoint: str | Path, frames: str | Path, out: str | Path
     import tempfile
 
     from triptych.engine.progress import ProgressBar
-    from triptych.vision.inference import Classifier
+    from triptych.vision.predictor import Classifier
 
     if audio not in ("zero", "none"):
         raise UserError(f"--audio must be zero or none, not {audio!r}")

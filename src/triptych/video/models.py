@@ -16,16 +16,16 @@ LstmModel. Models are presets over one class, registered by name:
 from __future__ import annotations
 
 import dataclasses
-import fnmatch
 from dataclasses import dataclass
 from typing import Callable
 
 import torch
 from torch import nn
 
+from triptych.registry import Registry
 from triptych.video.heads import make_head
 from triptych.video.pooling import ContextGating, make_pooling
-from triptych.video.yt8m import AUDIO_DIM, RGB_DIM
+from triptych.video.io.yt8m import AUDIO_DIM, RGB_DIM
 
 
 @dataclass
@@ -35,7 +35,7 @@ class ModelConfig:
     name: str = "gated-netvlad"
     level: str = "frame"  # frame | video
     num_classes: int = 3862
-    pooling: str = "netvlad"  # see pooling.POOLINGS; "none" for video level
+    pooling: str = "netvlad"  # a name in pooling.POOLINGS; "none" for video level
     clusters: int = 64  # K for rgb; audio gets K/2
     fusion: str = "late"  # late: pool rgb and audio apart; early: pool concat(rgb, audio)
     rnn_size: int = 1024
@@ -108,24 +108,20 @@ class VideoModel(nn.Module):
 
 # ------------------------------------------------------------------ registry
 
-_REGISTRY: dict[str, Callable[..., ModelConfig]] = {}
+MODELS: Registry[Callable[..., ModelConfig]] = Registry("video model", key="model.name")
 
 
 def register_model(name: str, **preset):
-    """Register preset `name` (ModelConfig fields); a duplicate is an error."""
-    if name in _REGISTRY:
-        raise ValueError(f"model '{name}' is already registered")
-    _REGISTRY[name] = lambda **kw: ModelConfig(**{"name": name, **preset, **kw})
+    """Register the preset `name`: ModelConfig fields over the defaults."""
+    MODELS.register(name, lambda **kw: ModelConfig(**{"name": name, **preset, **kw}))
 
 
 def list_models(pattern: str = "*") -> list[str]:
-    return sorted(n for n in _REGISTRY if fnmatch.fnmatch(n, pattern))
+    return sorted(MODELS.list(pattern))
 
 
 def model_config(name: str, **overrides) -> ModelConfig:
-    if name not in _REGISTRY:
-        raise ValueError(f"unknown video model '{name}' (known: {', '.join(list_models())})")
-    return _REGISTRY[name](**overrides)
+    return MODELS.get(name)(**overrides)
 
 
 def get_model(name: str, **overrides) -> VideoModel:

@@ -15,9 +15,13 @@ frame_level_models.
 
 from __future__ import annotations
 
+from typing import Callable
+
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from triptych.registry import Registry
 
 
 def masked_frames(fn, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -216,26 +220,22 @@ class BiLSTMAttention(nn.Module):
         return self.attn(out, mask)
 
 
+# name -> builder(dim, clusters, hidden, layers); the one list of poolings.
+POOLINGS: Registry[Callable[[int, int, int, int], nn.Module]] = Registry("video pooling", key="model.pooling")
+POOLINGS.register("mean", lambda dim, clusters, hidden, layers: MeanPool(dim))
+POOLINGS.register("max", lambda dim, clusters, hidden, layers: MaxPool(dim))
+POOLINGS.register("dbof", lambda dim, clusters, hidden, layers: DBoF(dim, clusters))
+POOLINGS.register("soft-dbof", lambda dim, clusters, hidden, layers: SoftDBoF(dim, clusters))
+POOLINGS.register("gated-soft-dbof", lambda dim, clusters, hidden, layers: SoftDBoF(dim, clusters, gated=True))
+POOLINGS.register("netvlad", lambda dim, clusters, hidden, layers: NetVLAD(dim, clusters))
+POOLINGS.register("netrvlad", lambda dim, clusters, hidden, layers: NetRVLAD(dim, clusters))
+POOLINGS.register("netfv", lambda dim, clusters, hidden, layers: NetFV(dim, clusters))
+POOLINGS.register("lstm", lambda dim, clusters, hidden, layers: RNNPool(dim, hidden, layers, "lstm"))
+POOLINGS.register("gru", lambda dim, clusters, hidden, layers: RNNPool(dim, hidden, layers, "gru"))
+POOLINGS.register("bilstm-attention", lambda dim, clusters, hidden, layers: BiLSTMAttention(dim, hidden))
+POOLINGS.register("attention", lambda dim, clusters, hidden, layers: AttentionPool(dim))
+
+
 def make_pooling(kind: str, dim: int, clusters: int = 64, hidden: int = 256, layers: int = 2) -> nn.Module:
-    """A pooling module by name (see POOLINGS)."""
-    builders = {
-        "mean": lambda: MeanPool(dim),
-        "max": lambda: MaxPool(dim),
-        "dbof": lambda: DBoF(dim, clusters),
-        "soft-dbof": lambda: SoftDBoF(dim, clusters),
-        "gated-soft-dbof": lambda: SoftDBoF(dim, clusters, gated=True),
-        "netvlad": lambda: NetVLAD(dim, clusters),
-        "netrvlad": lambda: NetRVLAD(dim, clusters),
-        "netfv": lambda: NetFV(dim, clusters),
-        "lstm": lambda: RNNPool(dim, hidden, layers, "lstm"),
-        "gru": lambda: RNNPool(dim, hidden, layers, "gru"),
-        "bilstm-attention": lambda: BiLSTMAttention(dim, hidden),
-        "attention": lambda: AttentionPool(dim),
-    }
-    if kind not in builders:
-        raise ValueError(f"unknown pooling '{kind}' (known: {', '.join(builders)})")
-    return builders[kind]()
-
-
-POOLINGS = ("mean", "max", "dbof", "soft-dbof", "gated-soft-dbof", "netvlad", "netrvlad", "netfv",
-            "lstm", "gru", "bilstm-attention", "attention")
+    """A pooling module by name (one of POOLINGS)."""
+    return POOLINGS.get(kind)(dim, clusters, hidden, layers)

@@ -35,9 +35,9 @@ import numpy as np
 
 from triptych.errors import UserError
 from triptych.files import atomic_write_text
-from triptych.video import example as pb
-from triptych.video.tfrecord import write_records
-from triptych.video.yt8m import AUDIO_DIM, DEQUANT_LUT, RGB_DIM, quantize
+from triptych.video.io import example as pb
+from triptych.video.io.tfrecord import write_records
+from triptych.video.io.yt8m import AUDIO_DIM, DEQUANT_LUT, RGB_DIM, quantize
 
 _ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 

@@ -23,8 +23,8 @@ from triptych.errors import UserError
 from triptych.video import metrics as M
 from triptych.video.config import VideoConfig
 from triptych.video.models import ModelConfig, VideoModel, model_config
-from triptych.video.tfrecord import RecordStats
-from triptych.video.yt8m import VideoSet
+from triptych.video.io.tfrecord import RecordStats
+from triptych.video.io.yt8m import VideoSet
 
 EPSILON = 1e-5
 
@@ -55,7 +55,7 @@ def resolve_model(cfg: VideoConfig) -> ModelConfig:
 def load_set(paths: str, cfg: VideoConfig, stats: RecordStats | None = None, limit: int | None = None) -> VideoSet:
     import itertools
 
-    from triptych.video.yt8m import read_videos
+    from triptych.video.io.yt8m import read_videos
 
     d = cfg.data
     videos = read_videos(split_paths(paths), num_classes=d.num_classes, level=d.level, verify=d.verify,

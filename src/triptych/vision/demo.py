@@ -51,8 +51,8 @@ def logistic_regression_baseline() -> dict:
 
 def run(out_dir: Path, minutes: float = 1.0) -> dict:
     """Train, evaluate and plot into `out_dir` (replaced); returns the figures."""
-    from triptych.report.plots import confusion_matrix
-    from triptych.vision.inference import Classifier
+    from triptych.plots import confusion_matrix
+    from triptych.vision.predictor import Classifier
     from triptych.vision.train import run_training
 
     out_dir = Path(out_dir)

@@ -22,7 +22,7 @@ from triptych.vision.data import ImageSet, Splits, build_splits, measure_normali
 CLASSES_FILE = "classes.json"
 
 
-def build_model(cfg: VisionConfig, num_classes: int, in_channels: int):
+def build_classifier(cfg: VisionConfig, num_classes: int, in_channels: int):
     """The registered model `cfg.model["name"]` with the config's options."""
     from triptych.vision.models import get_model
 
@@ -61,7 +61,7 @@ class VisionTask:
         if len(data.mean) != self.channels or len(data.std) != self.channels:
             raise UserError(f"data.mean/data.std: need {self.channels} values, one per channel")
         self.classes = self.splits.classes
-        self.model = build_model(cfg, len(self.classes), self.channels)
+        self.model = build_classifier(cfg, len(self.classes), self.channels)
         self.has_aux = getattr(self.model, "aux1", None) is not None
 
     # --- the engine's contract ------------------------------------------------

@@ -1,11 +1,10 @@
-"""`triptych vision train`: resolve the recipe and run directory, then hand over to the engine."""
+"""`triptych vision train`: the recipe runner with the vision task, plus the kept checkpoint's test accuracy."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from triptych.engine.runs import load_run_config, resolve_run_dir
-from triptych.errors import UserError
+from triptych.engine.runs import load_run_config
 
 
 def load_config(config_path: str | None, overrides: list[str], *, run_dir: Path | None = None,
@@ -20,28 +19,14 @@ def run_training(config_path: str, overrides: list[str] | None = None, *, out: s
                  resume: bool = False, seed: int | None = None, device: str = "cpu", progress: bool | None = None,
                  cfg=None) -> dict:
     """Train a recipe into a run directory; returns the engine's summary plus test accuracy."""
-    import torch
-
-    from triptych.engine.trainer import train
+    from triptych.engine.recipe import run_recipe
+    from triptych.vision.config import VisionConfig
     from triptych.vision.task import VisionTask, evaluate_set
 
-    if cfg is None:
-        if not Path(config_path).is_file():
-            raise UserError(f"{config_path}: config file does not exist")
-        run_dir = resolve_run_dir(config_path, out, resume, "vision")
-        cfg = load_config(config_path, overrides or [], run_dir=run_dir, resume=resume, seed=seed)
-    else:
-        run_dir = Path(out) if out else Path("runs") / "vision" / str(cfg.model.get("name"))
-    if cfg.train.threads:
-        torch.set_num_threads(cfg.train.threads)
-    torch.manual_seed(cfg.seed)
-    task = VisionTask(cfg)  # data problems surface here, before the run directory exists
-    init_from = Path(cfg.init_from) if cfg.init_from else None
-    summary = dict(train(task, cfg.train, run_dir, full_config=cfg, seed=cfg.seed, device=device,
-                         resume=resume, init_from=init_from, progress=progress))
-    summary["run_dir"] = str(run_dir)
+    # The task reads the data: its problems surface before the run directory exists.
+    summary, task, cfg = run_recipe(VisionConfig, lambda cfg, run_dir: VisionTask(cfg), "vision", config_path, overrides,
+                                    out=out, resume=resume, seed=seed, device=device, progress=progress, cfg=cfg)
     summary["model"] = cfg.model.get("name")
-    summary["params"] = sum(p.numel() for p in task.model.parameters())
     best = summary.get("best_dir")
     if best and task.splits.test is not None:
         from triptych.engine.checkpoint import load_weights

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import google_crc32c
 
-from triptych.video.protos import messages
+from triptych.video.io.protos import messages
 
 HERE = Path(__file__).parent
 

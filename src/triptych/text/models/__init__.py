@@ -1,6 +1,6 @@
 """The sequence-to-sequence contract every text model family honours, and the registry.
 
-Decoding (`triptych.text.decoding`), training (`triptych.text.task`) and the
+Decoding (`triptych.text.generation.search`), training (`triptych.text.task`) and the
 attention pictures only ever talk to a model through `Seq2Seq` below, so an
 RNN, a ConvS2S and a Transformer are interchangeable behind `model.name`.
 
@@ -36,6 +36,7 @@ import torch
 from torch import nn
 
 from triptych.errors import UserError
+from triptych.registry import Registry
 
 __all__ = [
     "Seq2Seq",
@@ -126,16 +127,14 @@ class Seq2Seq(nn.Module):
 
 
 # name -> (config dataclass, model class); filled by @register_model in each family's file.
-_REGISTRY: dict[str, tuple[type, Callable[..., Seq2Seq]]] = {}
+MODELS: Registry[tuple[type, Callable[..., Seq2Seq]]] = Registry("text model", key="model.name")
 
 
 def register_model(name: str, config_cls: type):
     """Class decorator: make a family buildable as `model.name: <name>`."""
 
     def deco(cls):
-        if name in _REGISTRY:
-            raise ValueError(f"text model {name!r} is registered twice")
-        _REGISTRY[name] = (config_cls, cls)
+        MODELS.register(name, (config_cls, cls))
         cls.model_name = name
         return cls
 
@@ -143,7 +142,7 @@ def register_model(name: str, config_cls: type):
 
 
 def list_models() -> list[str]:
-    return sorted(_REGISTRY)
+    return sorted(MODELS)
 
 
 def model_config(name: str, model_cfg: dict | None, separate_vocab: bool = False):
@@ -155,9 +154,9 @@ def model_config(name: str, model_cfg: dict | None, separate_vocab: bool = False
     The key `name` itself is ignored. `separate_vocab`: the source has a
     vocabulary of its own (tokenizer.shared: false).
     """
-    if not isinstance(name, str) or name not in _REGISTRY:
-        raise UserError(f"model.name: unknown model {name!r}; allowed: {', '.join(list_models())}")
-    config_cls = _REGISTRY[name][0]
+    if not isinstance(name, str):
+        raise UserError(f"model.name: unknown model {name!r}; allowed: {', '.join(MODELS.list())}")
+    config_cls = MODELS.get(name)[0]
     fields = {f.name for f in dataclasses.fields(config_cls)}
     values = {k: v for k, v in (model_cfg or {}).items() if k != "name"}
     unknown = sorted(set(values) - fields)
@@ -181,7 +180,7 @@ def build_model(name: str, model_cfg: dict | None, vocab_size: int, pad_id: int,
     (and the embedding); else the size of the source's own embedding.
     """
     cfg = model_config(name, model_cfg, separate_vocab=source_vocab_size is not None)
-    return _REGISTRY[name][1](cfg, vocab_size, pad_id, source_vocab_size=source_vocab_size)
+    return MODELS.get(name)[1](cfg, vocab_size, pad_id, source_vocab_size=source_vocab_size)
 
 
 # Each family registers itself on import; keep this list at the bottom.

@@ -60,7 +60,7 @@ from triptych.schema import bounded
 from triptych.text.models import Seq2Seq, register_model, sequence_loss
 from triptych.text.models.copy import output_log_probs
 from triptych.text.models.dropout import dropout
-from triptych.text.models.prepacked import linear as prepacked_linear
+from triptych.nn.prepacked import linear as prepacked_linear
 
 IntOrList = Union[int, list]
 

@@ -11,7 +11,7 @@ contract of `triptych.text.models` (teacher-forced `forward`, a fast `loss`,
 - Decoder: a stack of LSTM/GRU cells, written out here so the input
   projection of the target embeddings runs once for all T positions and a
   step only multiplies the small recurrent inputs. The scoring functions
-  live in `triptych.text.attention`, shared; the decoder wires them the way
+  live in `triptych.text.models.attention`, shared; the decoder wires them the way
   their papers do:
   * ``bahdanau``: the attention is queried with the PREVIOUS state s_{t-1}
     and its context c_t enters the RNN beside the embedding (Bahdanau et al.
@@ -40,11 +40,11 @@ from torch import nn
 
 from triptych.errors import UserError
 from triptych.schema import bounded
-from triptych.text.attention import build_attention, check_attention_type
+from triptych.text.models.attention import build_attention, check_attention_type
 from triptych.text.models import Seq2Seq, register_model, sequence_loss
 from triptych.text.models.copy import output_log_probs
 from triptych.text.models.dropout import dropout
-from triptych.text.models.prepacked import Linear, linear
+from triptych.nn.prepacked import Linear, linear
 
 CELLS = ("lstm", "gru")
 

@@ -38,8 +38,9 @@ from triptych.schema import bounded
 from triptych.text.models import Seq2Seq, register_model, sequence_loss
 from triptych.text.models.copy import output_log_probs
 from triptych.text.models.dropout import dropout
-from triptych.text.models.packing import Packing
-from triptych.text.models.prepacked import Linear, linear
+from triptych.nn.attention import attend, attend_rows
+from triptych.nn.packing import Packing
+from triptych.nn.prepacked import Linear, linear
 
 
 @dataclass
@@ -78,32 +79,6 @@ def sinusoids(n: int, dim: int) -> torch.Tensor:
     return table
 
 
-def _attend(q, k, v, bias, dropout: float, causal: bool, need_weights: bool):
-    """Scaled dot-product attention over (B,H,*,D) tensors -> (B,H,Tq,D)[, weights].
-
-    The fused kernel serves CUDA, and float32 on CPU for more than 16 queries
-    (encoding a padded batch for decoding: 1.5x faster than explicit). Two
-    plain matmuls and a softmax serve the rest of the CPU's work, where they
-    are faster with this model's sizes (`benchmarks/attention_cpu.py`): bf16,
-    whose fused backward is slow (forward + backward 2-5x faster), and a
-    few queries at a time (decoding steps, short summaries: 1.2-1.4x). The
-    softmax is taken in float32 at least, as the fused kernels accumulate.
-    The attention pictures need the weights, so they take this path anywhere.
-    """
-    cpu, many_queries = q.device.type == "cpu", q.size(-2) > 16
-    if not need_weights and (not cpu or (q.dtype == torch.float32 and many_queries)):
-        return F.scaled_dot_product_attention(q, k, v, attn_mask=bias, dropout_p=dropout, is_causal=causal), None
-    scores = q @ k.transpose(-2, -1) / math.sqrt(q.size(-1))  # (B, H, Tq, Tk)
-    if causal:
-        tq, tk = scores.shape[-2:]
-        scores = scores.masked_fill(torch.ones(tq, tk, dtype=torch.bool, device=q.device).triu(1), float("-inf"))
-    if bias is not None:
-        scores = scores + bias
-    weights = scores.softmax(-1, dtype=torch.promote_types(scores.dtype, torch.float32))  # bf16 -> float32
-    y = F.dropout(weights, dropout).to(v.dtype) @ v
-    return y, (weights if need_weights else None)
-
-
 class SelfAttention(nn.Module):
     """Multi-head self-attention with one fused QKV projection (one matmul, not three)."""
 
@@ -128,22 +103,15 @@ class SelfAttention(nn.Module):
             if cache:
                 k, v = torch.cat([cache[0], k], 2), torch.cat([cache[1], v], 2)  # (B, H, t+T, D)
             cache = (k, v)
-        y, w = _attend(q, k, v, bias, self.dropout if self.training else 0.0, causal, need_weights)
+        y, w = attend(q, k, v, bias, self.dropout if self.training else 0.0, causal, need_weights)
         y = y.transpose(1, 2).reshape(B, T, C)
         if packing is not None:
             y = packing.pack(y)
         return self.out(y), cache, w
 
     def _attend_rows(self, qkv, packing, causal):
-        """Packed (N, 3C) -> (N, C), each row attending over its own tokens
-        alone: no pads and no mask (inference's path; see `Packing`)."""
-        C, drop = qkv.size(1) // 3, self.dropout if self.training else 0.0
-        y = qkv.new_empty(qkv.size(0), C)
-        for start, end in packing.spans:
-            rows = qkv[start:end].view(1, end - start, 3, self.heads, C // self.heads)
-            q, k, v = rows.permute(2, 0, 3, 1, 4)  # 3 x (1, H, L, D): 4-D, as the fused kernel needs
-            y[start:end] = _attend(q, k, v, None, drop, causal, False)[0][0].transpose(0, 1).reshape(end - start, C)
-        return y
+        """Packed (N, 3C) -> (N, C), each row over its own tokens (`triptych.nn.attention.attend_rows`)."""
+        return attend_rows(qkv, packing, self.heads, causal, self.dropout if self.training else 0.0)
 
 
 class CrossAttention(nn.Module):
@@ -179,7 +147,7 @@ class CrossAttention(nn.Module):
             q = packing.unpack(q)  # (N, C) -> (B, T, C)
         B, T, C = q.shape
         q = q.view(B, T, self.heads, C // self.heads).transpose(1, 2)  # (B, H, T, D)
-        y, w = _attend(q, kv[0], kv[1], bias, self.dropout if self.training else 0.0, False, need_weights)
+        y, w = attend(q, kv[0], kv[1], bias, self.dropout if self.training else 0.0, False, need_weights)
         y = y.transpose(1, 2).reshape(B, T, C)
         if packing is not None:
             y = packing.pack(y)

@@ -15,12 +15,13 @@ it, so a wrong layer cannot hide.
 
 from __future__ import annotations
 
-import fnmatch
 from dataclasses import dataclass, field
 from typing import Callable
 
 import torch
 from torch import nn
+
+from triptych.registry import Registry
 
 
 class ImageClassifier(nn.Module):
@@ -56,7 +57,7 @@ class ModelSpec:
     reference: dict = field(default_factory=dict)  # e.g. {"torchvision": "resnet50"}
 
 
-_REGISTRY: dict[str, ModelSpec] = {}
+MODELS: Registry[ModelSpec] = Registry("vision model")
 
 
 def register_model(
@@ -73,9 +74,7 @@ def register_model(
     """Decorator: register a builder under `name`; a second use of a name is a bug."""
 
     def decorate(builder: Callable[..., ImageClassifier]):
-        if name in _REGISTRY:
-            raise ValueError(f"vision model '{name}' is registered twice")
-        _REGISTRY[name] = ModelSpec(
+        MODELS.register(name, ModelSpec(
             name=name,
             builder=builder,
             family=family,
@@ -85,7 +84,7 @@ def register_model(
             image_size=image_size,
             summary=summary or ((builder.__doc__ or "").strip().splitlines() or [""])[0],
             reference=dict(reference or {}),
-        )
+        ))
         return builder
 
     return decorate
@@ -93,19 +92,11 @@ def register_model(
 
 def list_models(pattern: str | None = None) -> list[str]:
     """Registered names in registry order, optionally filtered by a glob (`resnet*`)."""
-    names = list(_REGISTRY)
-    if pattern:
-        names = [n for n in names if fnmatch.fnmatchcase(n, pattern)]
-    return names
+    return MODELS.list(pattern)
 
 
 def model_spec(name: str) -> ModelSpec:
-    try:
-        return _REGISTRY[name]
-    except KeyError:
-        from triptych.errors import UserError
-
-        raise UserError(f"unknown vision model '{name}' (known: {', '.join(_REGISTRY)})") from None
+    return MODELS.get(name)
 
 
 def get_model(name: str, **kwargs) -> ImageClassifier:

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 import torch
 
-from triptych.text.models.prepacked import packed_weights
+from triptych.nn.prepacked import packed_weights
 
 NEG_INF = float("-inf")
 
@@ -193,6 +193,8 @@ def sample(
     min_len: int = 0,
     no_repeat_ngram: int = 0,
     temperature: float = 1.0,
+    top_k: int = 0,
+    top_p: float = 1.0,
     generator: torch.Generator | None = None,
     use_cache: bool = True,
 ) -> tuple[list[list[int]], list[bool]]:
@@ -204,16 +206,43 @@ def sample(
     teacher-forced pass, which on CPU costs a fraction of back-propagating
     through every incremental step (see `triptych.text.rl`). The draws come
     from `generator`, or torch's global generator (seeded by the engine).
+
+    `top_k` > 0 draws from the k likeliest tokens only (Fan et al. 2018),
+    `top_p` < 1 from the smallest set whose probability reaches p (nucleus
+    sampling, Holtzman et al. 2019); both cut the unreliable tail that makes
+    plain samples wander.
     """
     if temperature <= 0:
         raise ValueError(f"temperature must be > 0, got {temperature}")
 
     def choose(log_p):  # (N, V) -> (N,)
+        if top_k > 0 or top_p < 1.0:
+            log_p = truncate(log_p, top_k, top_p)
         probs = (log_p / temperature).softmax(-1) if temperature != 1.0 else log_p.exp()
         return torch.multinomial(probs, 1, generator=generator).squeeze(1)
 
     return _generate(model, src, choose, bos=bos, eos=eos, max_len=max_len, min_len=min_len,
                      no_repeat_ngram=no_repeat_ngram, use_cache=use_cache)
+
+
+def truncate(log_p: torch.Tensor, top_k: int = 0, top_p: float = 1.0) -> torch.Tensor:
+    """(N, V) log-probabilities with all but the top-k / top-p nucleus set to -inf.
+
+    Top-k keeps every token scoring at least the k-th (ties kept). Top-p keeps,
+    in descending order, each token while the mass before it is below p — so
+    the likeliest token always stays, and the kept set is the smallest whose
+    mass reaches p.
+    """
+    if 0 < top_k < log_p.size(-1):
+        kth = log_p.topk(top_k, dim=-1).values[:, -1:]  # (N, 1)
+        log_p = log_p.masked_fill(log_p < kth, NEG_INF)
+    if top_p < 1.0:
+        ordered, index = log_p.sort(-1, descending=True)  # (N, V)
+        probs = ordered.softmax(-1)
+        before = probs.cumsum(-1) - probs  # mass of the likelier tokens
+        ordered = ordered.masked_fill(before >= top_p, NEG_INF)
+        log_p = torch.full_like(log_p, NEG_INF).scatter(-1, index, ordered)
+    return log_p
 
 
 def beam_search(

@@ -4,7 +4,7 @@ A summarizer is only worth its training time if it beats copying the start
 of the document. On the Debian descriptions the classic baseline is "the
 first 10 words of the first sentence" (README of the corpus: 32.2 / 14.7 /
 28.5 ROUGE-1/2/L on test, rouge-score with stemming); `lead` reproduces it
-(32.15 / 14.65 / 28.53 with `triptych.text.rouge`) and `lead_words` the
+(32.15 / 14.65 / 28.53 with `triptych.text.metrics.rouge`) and `lead_words` the
 plain lead-10 (31.59 / 14.21 / 28.00; the README says 31.5 / 14.2 / 28.0).
 
 Sentence splitting is a small documented rule, not a trained model, so

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import sys
 
+from triptych.console import emit_json
+from triptych.errors import require_extra
+
 
 def register(sub) -> None:
     p = sub.add_parser("export", help="export a trained run to ONNX (vision, video; text encoder + decoder step)")
@@ -15,12 +18,11 @@ def register(sub) -> None:
 
 
 def cmd_export(args) -> int:
+    require_extra("export", "onnx", "onnxruntime")
     from triptych.export.onnx import export_run
 
     manifest = export_run(args.run_dir, args.out, args.format)
     if args.json:
-        from triptych.cli import emit_json
-
         emit_json(manifest)
     else:
         print(f"{manifest['domain']} {manifest['family']} from {manifest['checkpoint']} -> {manifest['out']}")

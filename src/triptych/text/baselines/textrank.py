@@ -1,7 +1,7 @@
 """TextRank (Mihalcea & Tarau 2004): extractive summaries and keywords by PageRank on a text graph.
 
 **Sentences.** The vertices are the document's sentences, split by
-`triptych.text.extractive.split_sentences` (so Lead and TextRank see the same
+`triptych.text.baselines.extractive.split_sentences` (so Lead and TextRank see the same
 sentences); the undirected edge between S_i and S_j has the paper's weight
 
     sim(S_i, S_j) = |{w : w in S_i and w in S_j}| / (log |S_i| + log |S_j|)
@@ -56,8 +56,8 @@ from typing import Sequence
 
 import numpy as np
 
-from triptych.text.extractive import split_sentences
-from triptych.text.rouge import _CJK_CHARS
+from triptych.text.baselines.extractive import split_sentences
+from triptych.text.metrics.rouge import _CJK_CHARS
 
 DAMPING = 0.85
 

@@ -30,7 +30,7 @@ worse than plain beam on the fitting set, and six weights on thousands of
 documents leave little room to overfit. The weights, the standardisation
 and the LM are stored beside the checkpoint (`rerank.json`,
 `summary-lm.json.gz`) by `triptych text rerank fit`, and applied by
-`--rerank` in `text eval` and `text summarize`.
+`--rerank` in `text eval` and `text summarize` (their work: `text/workflows/nbest.py`).
 """
 
 from __future__ import annotations
@@ -46,8 +46,7 @@ import numpy as np
 
 from triptych.errors import UserError
 from triptych.files import atomic_write_text
-from triptych.text.ngram_lm import KneserNeyLM
-from triptych.text.tokenizer import looks_cjk
+from triptych.text.baselines.ngram_lm import KneserNeyLM
 
 FEATURES = ("beam_score", "length", "lm", "coverage", "support", "mbr")
 WEIGHTS_FILE = "rerank.json"
@@ -101,7 +100,7 @@ class FeatureExtractor:
     """The feature matrix (K, len(FEATURES)) of one document's candidates."""
 
     def __init__(self, lm: KneserNeyLM, *, stem: bool = True, cjk: bool = False):
-        from triptych.text.rouge import RougeScorer
+        from triptych.text.metrics.rouge import RougeScorer
 
         self.lm = lm
         self.scorer = RougeScorer(("rougeL",), stem=stem, cjk=cjk)
@@ -223,7 +222,7 @@ def train_summary_lm(tokenizer, summaries: list[str], order: int = 3) -> KneserN
 def fit_reranker(candidates: list[list[Candidate]], sources: list[str], references: list[str], lm: KneserNeyLM, *,
                  stem: bool = True, cjk: bool = False, meta: dict | None = None) -> tuple[Reranker, dict]:
     """Features and ROUGE-L gains of every candidate, standardisation, weights."""
-    from triptych.text.rouge import RougeScorer
+    from triptych.text.metrics.rouge import RougeScorer
 
     extract = FeatureExtractor(lm, stem=stem, cjk=cjk)
     scorer = RougeScorer(("rougeL",), stem=stem, cjk=cjk)
@@ -241,127 +240,6 @@ def fit_reranker(candidates: list[list[Candidate]], sources: list[str], referenc
     return reranker, report
 
 
-# --- the commands' work -------------------------------------------------------
-
-def check_nbest(beam: int, nbest: int | None, rerank: bool) -> int:
-    """The n-best size to decode with, or one clear error line."""
-    if rerank and beam < 2:
-        raise UserError(f"--rerank needs an n-best list, but --beam {beam} keeps one candidate (use --beam 4 or more)")
-    nbest = nbest if nbest is not None else (beam if rerank else 1)
-    if not 1 <= nbest <= beam:
-        raise UserError(f"--nbest {nbest}: must be between 1 and the beam size ({beam})")
-    if rerank and nbest < 2:
-        raise UserError("--rerank needs an n-best list of at least 2 candidates (--nbest 2 or more)")
-    return nbest
-
-
-def decode_candidates(summarizer, sources: list[list[int]], decode, nbest: int, progress=None) -> list[list[Candidate]]:
-    from triptych.text.inference import nbest_ids
-
-    hyps = nbest_ids(summarizer.model, summarizer.tokenizer, sources, decode, nbest=nbest, device=summarizer.device, progress=progress)
-    return [candidates_from(h, summarizer.tokenizer) for h in hyps]
-
-
-def fit_on_file(checkpoint, data, *, decode, nbest: int | None = None, limit: int | None = None, lm_order: int = 3,
-                lm_data: str | None = None, device: str = "cpu") -> dict:
-    """`triptych text rerank fit`: the n-best lists of a validation file, the
-    summary LM of the training file, the fitted weights — saved beside the checkpoint."""
-    import time
-
-    from triptych.engine.progress import ProgressBar
-    from triptych.text.data import drop_empty, read_pairs
-    from triptych.text.inference import Summarizer
-
-    summarizer = Summarizer(checkpoint, device=device)
-    cfg = summarizer.cfg
-    nbest = check_nbest(decode.beam, nbest if nbest is not None else decode.beam, True)
-    if lm_order < 1:
-        raise UserError(f"--lm-order {lm_order}: must be at least 1")
-    fields = dict(source_field=cfg.data.source_field, target_field=cfg.data.target_field)
-    pairs = drop_empty(read_pairs(data, split="valid", **fields), data)
-    if limit is not None:
-        pairs = pairs[: max(limit, 1)]
-    lm_path = lm_data or cfg.data.train
-    train = drop_empty(read_pairs(lm_path, split="train", **fields), lm_path)
-    start = time.perf_counter()
-    lm = train_summary_lm(summarizer.tokenizer, [p.target for p in train], order=lm_order)
-    lm_seconds = time.perf_counter() - start
-    sources = summarizer.encode_documents([p.source for p in pairs], str(data))
-    bar = ProgressBar(len(sources), desc="n-best lists")
-    try:
-        cands = decode_candidates(summarizer, sources, decode, nbest, bar)
-    finally:
-        bar.close()
-    refs = [p.target for p in pairs]
-    cjk = looks_cjk(refs)
-    meta = {"nbest": nbest, "beam": decode.beam, "length_penalty": decode.length_penalty, "lm_order": lm_order,
-            "lm_data": str(lm_path), "fitted_on": str(data)}
-    reranker, report = fit_reranker(cands, [p.source for p in pairs], refs, lm, stem=cfg.eval.stem, cjk=cjk, meta=meta)
-    reranker.save(checkpoint)
-    return {**report, **meta, "cjk": cjk, "lm_summaries": len(train), "lm_seconds": lm_seconds,
-            "seconds": time.perf_counter() - start, "saved": str(Path(checkpoint) / WEIGHTS_FILE)}
-
-
 def rerank_all(reranker: Reranker, sources: list[str], candidates: list[list[Candidate]]) -> list[str]:
     """The reranker's choice in each n-best list."""
     return [cands[reranker.choose(src, cands)].text for src, cands in zip(sources, candidates)]
-
-
-def evaluate_nbest(checkpoint, data, *, decode, nbest: int | None, rerank: bool, limit=None, output=None, stem=True, device="cpu") -> dict:
-    """`text eval --nbest N [--rerank]`: ROUGE of the beam's top candidate or
-    of the reranker's choice (then also of the top one, under `beam_top`),
-    the oracle (best candidate by ROUGE-L) and the time decoding and
-    reranking took."""
-    import time
-
-    from triptych.engine.progress import ProgressBar
-    from triptych.text.commands import write_lines
-    from triptych.text.data import drop_empty, read_pairs
-    from triptych.text.inference import Summarizer
-    from triptych.text.rouge import RougeScorer, rouge_f1_x100
-
-    summarizer = Summarizer(checkpoint, device=device)
-    cfg = summarizer.cfg
-    reranker = Reranker.load(checkpoint, summarizer.tokenizer.fingerprint()) if rerank else None
-    if reranker is not None and nbest is None:
-        nbest = min(int(reranker.meta.get("nbest", decode.beam)), decode.beam)
-    nbest = check_nbest(decode.beam, nbest, rerank)
-    pairs = drop_empty(read_pairs(data, source_field=cfg.data.source_field, target_field=cfg.data.target_field, split="test"), data)
-    if limit is not None:
-        pairs = pairs[: max(limit, 1)]
-    refs = [p.target for p in pairs]
-    cjk = looks_cjk(refs)
-    start = time.perf_counter()
-    sources = summarizer.encode_documents([p.source for p in pairs], str(data))
-    bar = ProgressBar(len(sources), desc="summarizing")
-    try:
-        cands = decode_candidates(summarizer, sources, decode, nbest, bar)
-    finally:
-        bar.close()
-    decode_seconds = time.perf_counter() - start
-    summaries = rerank_all(reranker, [p.source for p in pairs], cands) if reranker else [c[0].text for c in cands]
-    seconds = time.perf_counter() - start
-    result = rouge_f1_x100(summaries, refs, stem=stem, cjk=cjk)
-    if reranker is not None:  # the beam's own choice among the same candidates, for comparison
-        top = rouge_f1_x100([c[0].text for c in cands], refs, stem=stem, cjk=cjk)
-        result["beam_top"] = {**top, "avg_summary_words": sum(len(c[0].text.split()) for c in cands) / len(cands)}
-    scorer = RougeScorer(("rougeL",), stem=stem, cjk=cjk)
-    oracle = np.mean([max(scorer.score(c.text, r)["rougeL"].fmeasure for c in cs) for cs, r in zip(cands, refs)])
-    result.update(pairs=len(pairs), beam=decode.beam, nbest=nbest, rerank=rerank, cjk=cjk, rougeL_oracle=100 * float(oracle),
-                  seconds=seconds, decode_seconds=decode_seconds, rerank_seconds=seconds - decode_seconds,
-                  checkpoint=str(checkpoint), data=str(data), avg_summary_words=sum(len(s.split()) for s in summaries) / len(summaries))
-    if output:
-        write_lines(output, summaries)
-    return result
-
-
-def summarize_nbest(summarizer, documents: list[str], decode, *, nbest: int | None, rerank: bool, source: str = "input") -> tuple[list[str], list[list[dict]]]:
-    """`text summarize --nbest N [--rerank]`: each document's chosen summary and its n-best list."""
-    reranker = Reranker.load(summarizer.directory, summarizer.tokenizer.fingerprint()) if rerank else None
-    if reranker is not None and nbest is None:
-        nbest = min(int(reranker.meta.get("nbest", decode.beam)), decode.beam)
-    nbest = check_nbest(decode.beam, nbest, rerank)
-    cands = decode_candidates(summarizer, summarizer.encode_documents(documents, source), decode, nbest)
-    chosen = rerank_all(reranker, documents, cands) if reranker else [c[0].text for c in cands]
-    lists = [[{"summary": c.text, "score": c.score, "logprob": c.logprob} for c in cs] for cs in cands]
-    return chosen, lists

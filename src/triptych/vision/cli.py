@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import sys
 
-from triptych.cli import add_train_arguments
+from triptych.console import add_train_arguments, emit_json, report_training
 from triptych.errors import UserError
 
 
@@ -64,11 +64,6 @@ def register(sub) -> None:
     p.set_defaults(func=cmd_digit_scenes)
 
 
-def _emit(obj) -> None:
-    from triptych.cli import emit_json
-
-    emit_json(obj)
-
 
 def _pct(x: float) -> str:
     return f"{100 * x:.2f}%"
@@ -79,7 +74,7 @@ def cmd_digit_scenes(args) -> int:
 
     summary = write_digit_scenes(args.out, args.scenes, args.seed)
     if args.json:
-        _emit(summary)
+        emit_json(summary)
     else:
         print(f"wrote {sum(summary['scenes'].values())} scenes ({summary['scenes']}) to {summary['out']}")
     return 0
@@ -90,9 +85,8 @@ def cmd_train(args) -> int:
 
     summary = run_training(args.config, args.overrides, out=args.out, resume=args.resume, seed=args.seed,
                            device=args.device)
-    if args.json:
-        _emit(summary)
-        return 0
+    extra = [f"test accuracy of best/: {_pct(summary['test_accuracy'])} on {summary['test_images']} images"] if "test_accuracy" in summary else []
+    return report_training(args, summary, *extra)
     print(f"run: {summary['run_dir']}  steps: {summary.get('steps')}  stopped: {summary.get('stopped_because')}")
     if summary.get("best_metric") is not None:
         print(f"best {summary.get('metric')}: {summary['best_metric']:.4f} at step {summary.get('best_step')}")
@@ -102,7 +96,7 @@ def cmd_train(args) -> int:
 
 
 def cmd_eval(args) -> int:
-    from triptych.vision.inference import Classifier
+    from triptych.vision.predictor import Classifier
 
     clf = Classifier(args.checkpoint, device=args.device, convert=args.convert or None)
     images = clf.dataset(args.data)
@@ -110,12 +104,12 @@ def cmd_eval(args) -> int:
     result = {"checkpoint": str(args.checkpoint), "model": clf.name, "data": images.name, **result,
               "classes": clf.classes}
     if args.plot:
-        from triptych.report.plots import confusion_matrix
+        from triptych.plots import confusion_matrix
 
         confusion_matrix(result["confusion"], clf.classes, args.plot, title=f"{clf.name} on {images.name}")
         result["plot"] = str(args.plot)
     if args.json:
-        _emit(result)
+        emit_json(result)
         return 0
     print(f"{clf.name} on {images.name}: accuracy {_pct(result['accuracy'])}, top-5 {_pct(result['top5'])}, "
           f"loss {result['loss']:.4f} ({result['images']} images)")
@@ -125,14 +119,14 @@ def cmd_eval(args) -> int:
 
 
 def cmd_predict(args) -> int:
-    from triptych.vision.inference import Classifier
+    from triptych.vision.predictor import Classifier
 
     if args.top < 1:
         raise UserError(f"--top {args.top}: must be >= 1")
     clf = Classifier(args.checkpoint, device=args.device, convert=args.convert or None)
     predictions = clf.predict_files(args.images, k=args.top)
     if args.json:
-        _emit({"checkpoint": str(args.checkpoint), "model": clf.name, "predictions": predictions})
+        emit_json({"checkpoint": str(args.checkpoint), "model": clf.name, "predictions": predictions})
         return 0
     for pred in predictions:
         shown = "  ".join(f"{t['label']} {100 * t['prob']:.1f}%" for t in pred["top"])
@@ -151,7 +145,7 @@ def cmd_models(args) -> int:
     if args.pattern and not rows:
         raise UserError(f"no vision model matches '{args.pattern}'")
     if args.json:
-        _emit(rows)  # the contract: a JSON list of {"name", "params", ...}
+        emit_json(rows)  # the contract: a JSON list of {"name", "params", ...}
         return 0
     width = max(len(r["name"]) for r in rows)
     print(f"{'model'.ljust(width)}  {'params':>12}  input        description")
@@ -172,7 +166,7 @@ def cmd_params(args) -> int:
     c = param_counts(args.size, args.channels, args.filter, hidden_maps=args.maps, filters=args.filters,
                      stride=args.stride, bias=args.bias)
     if args.json:
-        _emit(c)
+        emit_json(c)
         return 0
     what = "weights and biases" if args.bias else "weights"
     print(f"input {args.size}x{args.size}x{args.channels}, {args.filter}x{args.filter} filters, stride {args.stride}; "

@@ -31,8 +31,8 @@ from typing import Iterable, Iterator
 import numpy as np
 
 from triptych.errors import UserError
-from triptych.video import example as pb
-from triptych.video.tfrecord import RecordStats, expand_paths, iter_records
+from triptych.video.io import example as pb
+from triptych.video.io.tfrecord import RecordStats, expand_paths, iter_records
 
 RGB_DIM, AUDIO_DIM, MAX_FRAMES = 1024, 128, 300
 FRAME_FEATURES = (("rgb", RGB_DIM), ("audio", AUDIO_DIM))

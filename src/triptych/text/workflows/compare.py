@@ -4,7 +4,7 @@ One row per run: ROUGE-1/2/L (F1 x 100, stemmed) on the test file,
 parameters, training minutes and decoding sentences/s at beam 4; above them
 Lead and TextRank, computed on the same test file. A run's scores come
 from the evaluation `triptych text eval` kept beside its best checkpoint
-(`triptych.text.evaluate`) when one matches the test file (by SHA-256) and
+(`triptych.text.workflows.evaluate`) when one matches the test file (by SHA-256) and
 the beam — with the checkpoint's own decoding settings if one was kept,
 else the latest (the row records its settings, e.g. a tuned length
 penalty; `--length-penalty` asks for one alpha for every run); otherwise the run is evaluated now with its own settings (full
@@ -22,11 +22,11 @@ from __future__ import annotations
 import json
 import sys
 import time
-from argparse import Namespace
 from dataclasses import asdict, replace
 from pathlib import Path
 
 from triptych.errors import UserError
+from triptych.text.config import DecodeError
 
 KEYS = ("rouge1", "rouge2", "rougeL")
 
@@ -79,8 +79,8 @@ def describe_model(model: dict) -> str:
 
 def run_row(path, data: Path, data_sha256: str, beam: int, device: str, length_penalty: float | None = None) -> dict:
     """The table row of one run, evaluating its checkpoint when no kept result matches."""
-    from triptych.text.evaluate import evaluate_checkpoint, load_result
-    from triptych.text.inference import Summarizer
+    from triptych.text.workflows.evaluate import evaluate_checkpoint, load_result
+    from triptych.text.predictor import Summarizer
 
     run, checkpoint = find_checkpoint(path)
     summarizer = Summarizer(checkpoint)
@@ -92,8 +92,7 @@ def run_row(path, data: Path, data_sha256: str, beam: int, device: str, length_p
     source = "kept"
     if result is None:
         print(f"triptych: {checkpoint}: no kept evaluation on {data} at beam {beam}; evaluating now", file=sys.stderr)
-        args = Namespace(beam=beam, max_len=None, min_len=None, length_penalty=length_penalty, no_repeat_ngram=None, batch_size=None)
-        result = evaluate_checkpoint(checkpoint, data, decode_args=args, device=device)
+        result = evaluate_checkpoint(checkpoint, data, decode=decode, device=device)
         source = "evaluated"
     params = sum(p.numel() for p in summarizer.model.parameters())  # shared (tied) weights counted once
     return {
@@ -106,9 +105,9 @@ def run_row(path, data: Path, data_sha256: str, beam: int, device: str, length_p
 def extractive_rows(data: Path) -> list[dict]:
     """Lead (first sentence cut to 10 words) and TextRank (top sentence) on `data`."""
     from triptych.text.data import drop_empty, read_pairs
-    from triptych.text.extractive import lead
-    from triptych.text.rouge import rouge_f1_x100
-    from triptych.text.textrank import textrank_many
+    from triptych.text.baselines.extractive import lead
+    from triptych.text.metrics.rouge import rouge_f1_x100
+    from triptych.text.baselines.textrank import textrank_many
     from triptych.text.tokenizer import looks_cjk
 
     pairs = drop_empty(read_pairs(data, split="test"), data)
@@ -132,10 +131,10 @@ def compare(run_dirs: list[str], data: str | None = None, beam: int = 4, device:
     from triptych import config as configs
     from triptych.engine.checkpoint import load_checkpoint_meta
     from triptych.text.config import TextConfig
-    from triptych.text.evaluate import file_sha256
+    from triptych.text.workflows.evaluate import file_sha256
 
     if beam < 1:
-        raise UserError(f"--beam {beam}: must be at least 1")
+        raise DecodeError(f"{{beam}} {beam}: must be at least 1")
     if data is None:  # the first run's own test split
         _, checkpoint = find_checkpoint(run_dirs[0])
         _, cfg_dict = load_checkpoint_meta(checkpoint, expected_domain="text")

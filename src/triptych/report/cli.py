@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from triptych.console import emit_json
+
 
 def register(sub) -> None:
     p = sub.add_parser("report", help="learning curves, final metrics and the domain's pictures of a run, as one HTML page")
@@ -16,7 +18,6 @@ def cmd_report(args) -> int:
 
     result = build_report(args.run_dir, args.output)
     if args.json:
-        from triptych.cli import emit_json
 
         emit_json(result)
         return 0

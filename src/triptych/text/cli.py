@@ -6,17 +6,13 @@ Nothing heavy is imported at module level so `triptych --help` stays fast.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
-from pathlib import Path
 
-from triptych.cli import add_train_arguments
+from triptych.console import add_train_arguments, at_least, emit_json, print_table, report_training
 from triptych.errors import UserError
 
 
 def register(sub) -> None:
-    from triptych.text import scoring  # the handlers that score text without a model
-
     text = sub.add_parser("text", help="abstractive summarization: train, evaluate, summarize, score")
     verbs = text.add_subparsers(dest="verb", metavar="VERB", parser_class=type(text))
     verbs.required = True
@@ -53,29 +49,29 @@ def register(sub) -> None:
     p.add_argument("--cjk", action="store_true", help="score CJK text by characters (automatic when most references are CJK)")
     p.add_argument("--bootstrap", action="store_true", help="95%% confidence intervals by bootstrap resampling")
     p.add_argument("--json", action="store_true")
-    p.set_defaults(func=scoring.cmd_rouge)
+    p.set_defaults(func=cmd_rouge)
 
     p = verbs.add_parser("baseline", help="extractive baselines")
     kinds = p.add_subparsers(dest="kind", metavar="KIND", parser_class=type(text))
     kinds.required = True
     lead = kinds.add_parser("lead", help="the first N words of the first sentence")
     lead.add_argument("--data", required=True)
-    lead.add_argument("--words", type=int, default=10)
+    lead.add_argument("--words", type=at_least(1), default=10)
     lead.add_argument("--output", help="also write the summaries, one a line")
     lead.add_argument("--json", action="store_true")
-    lead.set_defaults(func=scoring.cmd_lead)
+    lead.set_defaults(func=cmd_lead)
     cp = kinds.add_parser("copy", help="the source itself as the output (the floor for translation)")
     cp.add_argument("--data", required=True)
     cp.add_argument("--metric", help="comma-separated: rouge (default), bleu, chrf")
     cp.add_argument("--json", action="store_true")
-    cp.set_defaults(func=scoring.cmd_copy)
+    cp.set_defaults(func=cmd_copy)
     tr = kinds.add_parser("textrank", help="TextRank (Mihalcea & Tarau 2004): the top-ranked sentences, in document order")
     tr.add_argument("--data", required=True)
-    tr.add_argument("--sentences", type=int, default=1, help="how many sentences (default 1)")
-    tr.add_argument("--words", type=int, help="word budget: the summary is cut to N words")
+    tr.add_argument("--sentences", type=at_least(1), default=1, help="how many sentences (default 1)")
+    tr.add_argument("--words", type=at_least(1), help="word budget: the summary is cut to N words")
     tr.add_argument("--output", help="also write the summaries, one a line")
     tr.add_argument("--json", action="store_true")
-    tr.set_defaults(func=scoring.cmd_textrank)
+    tr.set_defaults(func=cmd_textrank)
 
     p = verbs.add_parser("attention", help="heat-map of the attention between a text and the summary generated for it")
     p.add_argument("--checkpoint", required=True)
@@ -131,46 +127,39 @@ def register(sub) -> None:
 
 
 def add_decode_options(p, rerank: bool = True) -> None:
-    p.add_argument("--beam", type=int, help="beam size (1 = greedy); default from the checkpoint's config")
-    p.add_argument("--max-len", type=int, help="maximum summary length in tokens")
-    p.add_argument("--min-len", type=int)
-    p.add_argument("--length-penalty", type=float, help="GNMT alpha")
-    p.add_argument("--no-repeat-ngram", type=int)
-    p.add_argument("--batch-size", type=int)
+    """One flag a `DecodeConfig` field (`--max-len` for max_len), its help
+    from `DECODE_HELP`; unset flags keep the checkpoint's setting."""
+    import dataclasses
+    import typing
+
+    from triptych.text.config import DECODE_HELP, DecodeConfig
+
+    types = typing.get_type_hints(DecodeConfig)
+    for f in dataclasses.fields(DecodeConfig):
+        if f.name == "rerank" and not rerank:
+            continue
+        kind = types[f.name]
+        if kind is bool:
+            p.add_argument("--" + f.name.replace("_", "-"), action="store_true", default=None, help=DECODE_HELP[f.name])
+        else:
+            kind = next(k for k in typing.get_args(kind) or (kind,) if k is not type(None))  # int | None -> int
+            p.add_argument("--" + f.name.replace("_", "-"), type=kind, help=DECODE_HELP[f.name])
     p.add_argument("--device", default="cpu")
-    p.add_argument("--nbest", type=int, help="keep the beam's N best candidates (with --json, summarize prints them)")
-    if rerank:
-        p.add_argument("--rerank", action="store_true", help="choose among the n-best with the reranker fitted by `text rerank fit`")
 
 
-def decode_config(args, base):
-    from dataclasses import replace
+def _decode(args, checkpoint=None):
+    """The checkpoint's `DecodeConfig` with the flags given on top (checked there)."""
+    import dataclasses
 
-    changes = {k: getattr(args, k) for k in ("beam", "max_len", "min_len", "length_penalty", "no_repeat_ngram", "batch_size")}
-    changes = {k: v for k, v in changes.items() if v is not None}
-    for key, value in changes.items():
-        if key != "length_penalty" and value < (1 if key in ("beam", "max_len", "batch_size") else 0):
-            raise UserError(f"--{key.replace('_', '-')} {value}: out of range")
-    return replace(base, **changes)
+    from triptych.text.predictor import Summarizer
 
-
-def print_table(rows: list[tuple], header: tuple) -> None:
-    widths = [max(len(str(x)) for x in col) for col in zip(header, *rows)]
-    for row in [header, *rows]:
-        print("  ".join(str(x).ljust(w) for x, w in zip(row, widths)).rstrip())
-
-
-def write_lines(path, lines: list[str]) -> None:
-    from triptych.files import atomic_write_text
-
-    atomic_write_text(path, "".join(line.replace("\n", " ") + "\n" for line in lines))
+    base = Summarizer.read_config(checkpoint or args.checkpoint).decode
+    return base.replace(**{f.name: getattr(args, f.name, None) for f in dataclasses.fields(base)})
 
 
 def report_rouge(args, result: dict, caption: str) -> int:
     """ROUGE F1 x 100 as one JSON object (--json) or as a table with a caption."""
     if args.json:
-        from triptych.cli import emit_json
-
         emit_json(result)
     else:
         keys = [k for k in ("rouge1", "rouge2", "rougeL", "rougeLsum", "bleu", "chrf") if k in result]
@@ -182,77 +171,50 @@ def report_rouge(args, result: dict, caption: str) -> int:
 # --- handlers ---------------------------------------------------------------
 
 def cmd_train(args) -> int:
+    import os
+
     from triptych.text.train import run_training
 
     summary = run_training(args.config, args.overrides, out=args.out, resume=args.resume, seed=args.seed, device=args.device)
     if os.environ.get("RANK", "0") != "0":  # under torchrun only rank 0 reports
         return 0
-    if args.json:
-        from triptych.cli import emit_json
-
-        emit_json(summary)
-    else:
-        print(f"run: {summary['run_dir']}  steps: {summary.get('steps')}  stopped: {summary.get('stopped_because')}")
-        best = summary.get("best_metric")
-        if best is not None:
-            print(f"best {summary.get('metric')}: {best:.4f} at step {summary.get('best_step')}")
-    return 0
+    return report_training(args, summary)
 
 
 def cmd_eval(args) -> int:
-    from triptych.text.evaluate import evaluate_checkpoint
+    from triptych.text.metrics.bleu import parse_metrics
+    from triptych.text.workflows.evaluate import evaluate_checkpoint
 
-    if args.rerank or args.nbest is not None:
-        from triptych.text.inference import Summarizer
-        from triptych.text.rerank import evaluate_nbest
-
-        decode = decode_config(args, Summarizer.read_config(args.checkpoint).decode)
-        result = evaluate_nbest(args.checkpoint, args.data, decode=decode, nbest=args.nbest, rerank=args.rerank, limit=args.limit,
-                                output=args.output, stem=args.stem, device=args.device)
-        how = "reranked" if args.rerank else "top"
-        return report_rouge(args, result, f"{result['pairs']} pairs, beam {result['beam']}, {how} of {result['nbest']}-best "
-                            f"(oracle R-L {result['rougeL_oracle']:.2f}), {result['seconds']:.1f} s")
-    from triptych.text.bleu import parse_metrics
-
-    metrics = parse_metrics(args.metric)
-    result = evaluate_checkpoint(args.checkpoint, args.data, decode_args=args, limit=args.limit, output=args.output,
-                                 stem=args.stem, device=args.device, metrics=metrics)
-    return report_rouge(args, result, f"{result['pairs']} pairs, beam {result['beam']}, {result['seconds']:.1f} s")
+    decode = _decode(args)
+    result = evaluate_checkpoint(args.checkpoint, args.data, decode=decode, limit=args.limit, output=args.output,
+                                 stem=args.stem, device=args.device, metrics=parse_metrics(args.metric))
+    caption = f"{result['pairs']} pairs, beam {result['beam']}"
+    if "nbest" in result:
+        how = "reranked" if result["rerank"] else "top"
+        caption += f", {how} of {result['nbest']}-best (oracle R-L {result['rougeL_oracle']:.2f})"
+    return report_rouge(args, result, f"{caption}, {result['seconds']:.1f} s")
 
 
 def cmd_summarize(args) -> int:
-    from triptych.text.data import drop_empty, read_pairs
-    from triptych.text.inference import Summarizer
+    from triptych.text.data import read_documents
+    from triptych.text.predictor import Summarizer
 
     if args.text is not None:
         if not args.text.strip():
             raise UserError("--text: the document is empty")
         documents, source = [args.text], "--text"
     else:
-        path = Path(args.input)
-        name = path.name[:-3] if path.name.endswith(".gz") else path.name
-        if name.endswith((".jsonl", ".json", ".source")):
-            pairs = read_pairs(path, need_target=False, split="input")
-        else:
-            from triptych.files import read_lines
-            from triptych.text.data import Pair
-
-            pairs = [Pair(text, "") for _, text in read_lines(path)]
-            if not pairs:
-                raise UserError(f"{path}: empty file, no documents")
-        documents, source = [p.source for p in drop_empty(pairs, path, need_target=False)], str(path)
+        documents, source = read_documents(args.input)
     summarizer = Summarizer(args.checkpoint, device=args.device)
-    decode = decode_config(args, summarizer.cfg.decode)
+    decode = _decode(args)
     nbest_lists = None
-    if args.rerank or args.nbest is not None:
-        from triptych.text.rerank import summarize_nbest
+    if decode.rerank or decode.nbest is not None:
+        from triptych.text.workflows.nbest import summarize_nbest
 
-        summaries, nbest_lists = summarize_nbest(summarizer, documents, decode, nbest=args.nbest, rerank=args.rerank, source=source)
+        summaries, nbest_lists = summarize_nbest(summarizer, documents, decode, source=source)
     else:
         summaries = summarizer.summarize(documents, decode, source=source)
     if args.json:
-        from triptych.cli import emit_json
-
         emit_json({"summaries": summaries, **({"nbest": nbest_lists} if nbest_lists is not None else {})})
     else:
         for s in summaries:
@@ -261,14 +223,15 @@ def cmd_summarize(args) -> int:
 
 
 def cmd_attention(args) -> int:
-    from triptych.text.attention_map import draw_attention
+    from triptych.text.workflows.attention_map import draw_attention
 
     if args.nbest is not None:
         raise UserError("--nbest: the attention map is drawn for the best summary only")
-    result = draw_attention(args.checkpoint, args.text, args.output, layer=args.layer, head=args.head, decode_args=args, device=args.device)
+    if not args.text.strip():
+        raise UserError("--text: the document is empty")
+    result = draw_attention(args.checkpoint, args.text, args.output, layer=args.layer, head=args.head, decode=_decode(args),
+                            device=args.device)
     if args.json:
-        from triptych.cli import emit_json
-
         emit_json(result)
     else:
         print(result["summary"])
@@ -276,12 +239,10 @@ def cmd_attention(args) -> int:
 
 
 def cmd_compare(args) -> int:
-    from triptych.text.compare import compare, format_rows, markdown_table
+    from triptych.text.workflows.compare import compare, format_rows, markdown_table
 
     table = compare(args.runs, data=args.data, beam=args.beam, device=args.device, length_penalty=args.length_penalty)
     if args.json:
-        from triptych.cli import emit_json
-
         emit_json(table)
         return 0
     header, rows = format_rows(table)
@@ -307,8 +268,6 @@ def cmd_tokenizer_train(args) -> int:
     tokenizer.save(args.out)
     info = {**describe(tokenizer), "path": args.out, "texts": len(texts)}
     if args.json:
-        from triptych.cli import emit_json
-
         emit_json(info)
     else:
         print(f"wrote {args.out}: {info['vocab_size']} tokens from {len(texts)} texts", file=sys.stderr)
@@ -329,8 +288,6 @@ def cmd_tokenizer_stats(args) -> int:
             "summaries": unk_stats(tok, [p.target for p in pairs]),
         })
     if args.json:
-        from triptych.cli import emit_json
-
         emit_json({"data": str(args.data), "pairs": len(pairs), "tokenizers": results})
         return 0
     rows = [(r["tokenizer"], r["kind"], f"{r['source']['vocab_size']}/{r['vocab_size']}" if "source" in r else r["vocab_size"], f"{100 * r['documents']['unk_rate']:.2f}", f"{100 * r['summaries']['unk_rate']:.2f}",
@@ -341,18 +298,66 @@ def cmd_tokenizer_stats(args) -> int:
 
 
 def cmd_rerank_fit(args) -> int:
-    from triptych.text.inference import Summarizer
-    from triptych.text.rerank import fit_on_file
+    from triptych.text.workflows.nbest import fit_on_file
 
-    decode = decode_config(args, Summarizer.read_config(args.checkpoint).decode)
-    result = fit_on_file(args.checkpoint, args.data, decode=decode, nbest=args.nbest, limit=args.limit, lm_order=args.lm_order,
+    result = fit_on_file(args.checkpoint, args.data, decode=_decode(args), limit=args.limit, lm_order=args.lm_order,
                          lm_data=args.lm_data, device=args.device)
     if args.json:
-        from triptych.cli import emit_json
-
         emit_json(result)
         return 0
     print_table([(k, f"{result[k]:.2f}") for k in ("rougeL_beam", "rougeL_reranked", "rougeL_oracle")], ("valid", "R-L F1 x 100"))
     print("weights: " + ", ".join(f"{k} {v:+.2f}" for k, v in result["weights"].items()))
     print(f"{result['documents']} documents, {result['nbest']}-best of beam {result['beam']}; saved {result['saved']}")
     return 0
+
+
+# --- scoring without a model --------------------------------------------------
+
+def cmd_copy(args) -> int:
+    from triptych.text.metrics.bleu import parse_metrics
+    from triptych.text.workflows.scoring import score_copy
+
+    result = score_copy(args.data, parse_metrics(args.metric))
+    return report_rouge(args, result, f"{result['pairs']} pairs, the source copied as the output")
+
+
+def cmd_rouge(args) -> int:
+    from triptych.text.workflows.scoring import score_files
+
+    result = score_files(args.pred, args.ref, stem=args.stem, cjk=args.cjk, bootstrap=args.bootstrap)
+    if args.json:
+        emit_json(result)
+        return 0
+    rows = []
+    for k, v in result["detail"].items():
+        row = [k, f"{v['precision']:.2f}", f"{v['recall']:.2f}", f"{v['f1']:.2f}"]
+        if args.bootstrap:
+            ci = result["intervals"][k]
+            row.append(f"[{ci['low']:.2f}, {ci['high']:.2f}]")
+        rows.append(tuple(row))
+    print_table(rows, ("metric", "P", "R", "F1") + (("F1 95% CI",) if args.bootstrap else ()))
+    print(f"{result['pairs']} pairs, stemming {'on' if args.stem else 'off'}")
+    return 0
+
+
+def _write_and_report(args, result: dict, summaries: list[str], caption: str) -> int:
+    if args.output:
+        from triptych.text.data import write_lines
+
+        write_lines(args.output, summaries)
+    return report_rouge(args, result, caption)
+
+
+def cmd_lead(args) -> int:
+    from triptych.text.workflows.scoring import score_lead
+
+    result, summaries = score_lead(args.data, args.words)
+    return _write_and_report(args, result, summaries, f"lead-{args.words} of the first sentence, {result['pairs']} pairs")
+
+
+def cmd_textrank(args) -> int:
+    from triptych.text.workflows.scoring import score_textrank
+
+    result, summaries = score_textrank(args.data, sentences=args.sentences, words=args.words)
+    budget = f", cut to {args.words} words" if args.words else ""
+    return _write_and_report(args, result, summaries, f"TextRank top-{args.sentences} sentence(s){budget}, {result['pairs']} pairs")

@@ -17,6 +17,8 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
+from triptych.text.config import DecodeConfig
+
 
 def file_sha256(path) -> str:
     from triptych.files import require_file
@@ -73,13 +75,20 @@ def load_result(checkpoint, data_sha256: str, decode: dict, limit=None, stem: bo
     return None
 
 
-def evaluate_checkpoint(checkpoint, data, *, decode_args=None, limit=None, output=None, stem=True, device="cpu", save=True,
-                        metrics=("rouge",)) -> dict:
+def evaluate_checkpoint(checkpoint, data, *, decode: DecodeConfig | None = None, limit=None, output=None, stem=True, device="cpu",
+                        save=True, metrics=("rouge",)) -> dict:
+    """Summarize `data` with `checkpoint` as `decode` says (default: the
+    checkpoint's own settings) and score the summaries; with `decode.nbest`
+    or `decode.rerank`, the n-best workflow (`nbest.evaluate_nbest`)."""
     from triptych.engine.progress import ProgressBar
-    from triptych.text.commands import decode_config, write_lines
-    from triptych.text.data import drop_empty, read_pairs
-    from triptych.text.inference import Summarizer, summarize_ids
-    from triptych.text.rouge import rouge_f1_x100
+    from triptych.text.data import drop_empty, read_pairs, write_lines
+    from triptych.text.predictor import Summarizer
+
+    if decode is not None and (decode.rerank or decode.nbest is not None):
+        from triptych.text.workflows.nbest import evaluate_nbest
+
+        return evaluate_nbest(checkpoint, data, decode=decode, limit=limit, output=output, stem=stem, device=device)
+    from triptych.text.metrics.rouge import rouge_f1_x100
     from triptych.text.tokenizer import looks_cjk
 
     summarizer = Summarizer(checkpoint, device=device)
@@ -88,19 +97,18 @@ def evaluate_checkpoint(checkpoint, data, *, decode_args=None, limit=None, outpu
     pairs = drop_empty(pairs, data)
     if limit is not None:
         pairs = pairs[: max(limit, 0)] or pairs[:1]
-    decode = decode_config(decode_args, cfg.decode) if decode_args is not None else cfg.decode
+    decode = decode or cfg.decode
     start = time.perf_counter()
-    sources = summarizer.encode_documents([p.source for p in pairs], str(data))
-    bar = ProgressBar(len(sources), desc="summarizing")
+    bar = ProgressBar(len(pairs), desc="summarizing")
     try:
-        summaries = summarize_ids(summarizer.model, summarizer.tokenizer, sources, decode, device=summarizer.device, progress=bar)
+        summaries = summarizer.summarize([p.source for p in pairs], decode, str(data), progress=bar)
     finally:
         bar.close()
     seconds = time.perf_counter() - start
     refs = [p.target for p in pairs]
     result = rouge_f1_x100(summaries, refs, stem=stem, cjk=looks_cjk(refs))  # Chinese is scored by characters
     if set(metrics) - {"rouge"}:  # translation: BLEU and chrF by sacrebleu, beside ROUGE
-        from triptych.text.bleu import translation_scores
+        from triptych.text.metrics.bleu import translation_scores
 
         result.update(translation_scores(summaries, refs, tuple(metrics)))
     result.update(pairs=len(pairs), beam=decode.beam, seconds=seconds, checkpoint=str(checkpoint), data=str(data))

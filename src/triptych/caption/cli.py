@@ -8,7 +8,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from triptych.cli import add_train_arguments
+from triptych.console import add_train_arguments, emit_json, report_training
 from triptych.errors import UserError
 
 
@@ -43,11 +43,6 @@ def register(sub) -> None:
     p.set_defaults(func=cmd_predict)
 
 
-def _emit(obj) -> None:
-    from triptych.cli import emit_json
-
-    emit_json(obj)
-
 
 def _check_beam(beam) -> None:
     if beam is not None and beam < 1:
@@ -59,17 +54,12 @@ def cmd_train(args) -> int:
 
     summary = run_training(args.config, args.overrides, out=args.out, resume=args.resume, seed=args.seed,
                            device=args.device)
-    if args.json:
-        _emit(summary)
-    else:
-        print(f"best {summary['metric']} {summary.get('best_metric')} at step {summary.get('best_step')} "
-              f"in {summary['run_dir']}")
-    return 0
+    return report_training(args, summary)
 
 
 def cmd_eval(args) -> int:
     from triptych.caption.data import CaptionSet
-    from triptych.caption.inference import Captioner, attention_on_digits, read_boxes
+    from triptych.caption.predictor import Captioner, attention_on_digits, read_boxes
     from triptych.caption.metrics import caption_scores
 
     _check_beam(args.beam)
@@ -92,7 +82,7 @@ def cmd_eval(args) -> int:
         result["attention"] = attention_on_digits(cap.attention_of(data.images[:n], hyps), boxes, canvas)
     result["examples"] = [{"image": str(p), "caption": h} for p, h in zip(data.paths[:3], hyps[:3])]
     if args.json:
-        _emit(result)
+        emit_json(result)
     else:
         print(f"BLEU-4 {result['bleu']:.2f}  ROUGE-L {result['rougeL']:.2f}  ({n} images, beam {result['beam']})")
         if result.get("attention", {}).get("digit_words"):
@@ -103,11 +93,11 @@ def cmd_eval(args) -> int:
 
 
 def cmd_predict(args) -> int:
-    from triptych.caption.inference import Captioner
+    from triptych.caption.predictor import Captioner
 
     _check_beam(args.beam)
     if args.attention_map:
-        from triptych.report.plots import _check_path
+        from triptych.plots import _check_path
 
         _check_path(args.attention_map)  # a bad file name fails before any work
     cap = Captioner(args.checkpoint, args.device)
@@ -115,14 +105,14 @@ def cmd_predict(args) -> int:
     hyps = cap.caption(images, args.beam)
     result = {"captions": [{"image": p, "caption": h} for p, h in zip(args.images, hyps)]}
     if args.attention_map:
-        from triptych.report.plots import image_attention_grid
+        from triptych.plots import image_attention_grid
 
         attn = cap.attention_of(images, hyps)
         pictures = [img.permute(1, 2, 0).squeeze(-1).numpy() for img in images]
         image_attention_grid(pictures, [w for w, _ in attn], [m.numpy() for _, m in attn], args.attention_map)
         result["attention_map"] = args.attention_map
     if args.json:
-        _emit(result)
+        emit_json(result)
     else:
         for item in result["captions"]:
             print(f"{item['image']}\t{item['caption']}")

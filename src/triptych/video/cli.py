@@ -1,4 +1,4 @@
-"""`triptych video ...`: synth, digits, extract-features, inspect, metrics (train, eval, predict: run_commands).
+"""`triptych video ...`: synth, digits, extract-features, inspect, metrics, train, eval, predict, models.
 
 Thin argparse wrappers over library functions; nothing heavy is imported
 until a verb runs, so `triptych --help` stays fast.
@@ -7,6 +7,9 @@ until a verb runs, so `triptych --help` stays fast.
 from __future__ import annotations
 
 import sys
+
+from triptych.console import add_train_arguments, emit_json, report_training
+from triptych.errors import UserError
 
 
 def _reading_flags(p) -> None:
@@ -81,14 +84,11 @@ def register(subparsers) -> None:
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=_extract)
 
-    from triptych.video import run_commands
-
-    run_commands.register(verbs)
+    _register_model_verbs(verbs)
 
 
 
 def _synth(args) -> int:
-    from triptych.cli import emit_json
     from triptych.video.synth import SynthSpec, synthesize
 
     spec = SynthSpec(
@@ -114,9 +114,8 @@ def _synth(args) -> int:
 def _inspect(args) -> int:
     import numpy as np
 
-    from triptych.cli import emit_json
-    from triptych.video.tfrecord import RecordStats
-    from triptych.video.yt8m import DEQUANT_LUT, FRAME_FEATURES, VIDEO_FEATURES, read_videos
+    from triptych.video.io.tfrecord import RecordStats
+    from triptych.video.io.yt8m import DEQUANT_LUT, FRAME_FEATURES, VIDEO_FEATURES, read_videos
 
     stats = RecordStats()
     videos, level, count = [], None, 0
@@ -158,7 +157,6 @@ def _inspect(args) -> int:
 
 
 def _metrics(args) -> int:
-    from triptych.cli import emit_json
     from triptych.video.metrics import evaluate, load_predictions
 
     predictions, labels = load_predictions(args.predictions)
@@ -171,7 +169,6 @@ def _metrics(args) -> int:
 
 
 def _digits(args) -> int:
-    from triptych.cli import emit_json
     from triptych.video.digits import DigitSpec, make_digit_videos
 
     spec = DigitSpec(videos=args.videos, valid_videos=args.valid_videos, min_frames=args.min_frames,
@@ -187,7 +184,6 @@ def _digits(args) -> int:
 
 
 def _extract(args) -> int:
-    from triptych.cli import emit_json
     from triptych.video.features import extract_features
 
     s = extract_features(args.checkpoint, args.frames, args.out, pca=args.pca, dims=args.dims, whiten=args.whiten,
@@ -200,4 +196,114 @@ def _extract(args) -> int:
         print(f"wrote {s['videos']} videos ({s['frames']} frames) to {args.out}: {s['model']} features "
               f"{s['feature_dim']} -> PCA {s['dims']}{' whitened' if s['whiten'] else ''} -> uint8; "
               f"PCA {'saved as' if s['pca_fitted'] else 'from'} {s['pca']}")
+    return 0
+
+
+def _register_model_verbs(verbs) -> None:
+    """train, eval, predict, models: the verbs that need torch and a model."""
+    p = verbs.add_parser("train", help="train a video classifier from a YAML recipe")
+    p.add_argument("config", help="recipe, e.g. configs/video/gated-netvlad-synth.yaml")
+    add_train_arguments(p, "video", "train.lr=1e-3 or model.clusters=32")
+    p.set_defaults(func=cmd_train)
+
+    for verb, helptext in (("eval", "GAP@20, Hit@1, PERR, mAP of checkpoints on labelled TFRecords"),
+                           ("predict", "Kaggle submission (VideoId,LabelConfidencePairs) from checkpoints")):
+        p = verbs.add_parser(verb, help=helptext)
+        p.add_argument("--checkpoint", action="append", required=True, metavar="DIR",
+                       help="a checkpoint directory; give several to average an ensemble")
+        p.add_argument("--data", nargs="+", required=True, metavar="FILE", help="TFRecord files, directories or globs")
+        p.add_argument("--top-k", type=int, default=20)
+        p.add_argument("--no-verify", action="store_true", help="skip the CRC checks of the TFRecord framing")
+        p.add_argument("--skip-bad-records", action="store_true", help="skip damaged records and report how many")
+        p.add_argument("--device", default="cpu")
+        p.add_argument("--json", action="store_true")
+        if verb == "eval":
+            p.add_argument("--save-predictions", metavar="FILE.npz", help="keep what was scored")
+            p.set_defaults(func=cmd_eval)
+        else:
+            p.add_argument("--out", required=True, metavar="FILE.csv", help="the submission file to write")
+            p.set_defaults(func=cmd_predict)
+
+    p = verbs.add_parser("models", help="every registered video model with its parameter count")
+    p.add_argument("pattern", nargs="?", default="*", help="a glob over names, e.g. 'gated-*'")
+    p.add_argument("--classes", type=int, default=3862)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_models)
+
+
+
+def cmd_train(args) -> int:
+    from triptych.video.train import run_training
+
+    s = run_training(args.config, args.overrides, out=args.out, resume=args.resume, seed=args.seed, device=args.device)
+    return report_training(args, s)
+    print(f"run: {s['run_dir']}  steps: {s.get('steps')}  stopped: {s.get('stopped_because')}")
+    if s.get("best_metric") is not None:
+        print(f"best {s.get('metric')}: {s['best_metric']:.4f} at step {s.get('best_step')}")
+    return 0
+
+
+def _scored(args):
+    from triptych.video.predictor import ensemble_predict, load_ensemble, read_set
+
+    if args.top_k < 1:
+        raise UserError(f"--top-k {args.top_k}: must be >= 1")
+    members = load_ensemble(args.checkpoint, args.device)
+    videos, stats = read_set(members, args.data, verify=not args.no_verify, skip_bad=args.skip_bad_records)
+    probs, loss = ensemble_predict(members, videos)
+    if args.skip_bad_records:
+        print(f"skipped {len(stats.skipped)} bad records", file=sys.stderr)
+    return members, videos, stats, probs, loss
+
+
+def cmd_eval(args) -> int:
+    from triptych.video.predictor import save_predictions
+    from triptych.video.metrics import evaluate
+
+    members, videos, stats, probs, loss = _scored(args)
+    labels = videos.multi_hot(range(len(videos)))
+    result = {**evaluate(probs, labels, top_k=args.top_k), "loss": loss, "videos": len(videos),
+              "checkpoints": [str(m.directory) for m in members]}
+    if args.skip_bad_records:
+        result["skipped"] = len(stats.skipped)
+    if args.save_predictions:
+        save_predictions(args.save_predictions, videos.ids, probs, labels)
+        result["predictions_file"] = str(args.save_predictions)
+    if args.json:
+        emit_json(result)
+    else:
+        print(f"GAP@{args.top_k} {result['gap']:.4f}  Hit@1 {result['hit_at_one']:.4f}  PERR {result['perr']:.4f}  "
+              f"mAP {result['map']:.4f}  loss {loss:.4f}  ({len(videos)} videos, {len(members)} checkpoint(s))")
+    return 0
+
+
+def cmd_predict(args) -> int:
+    from triptych.video.predictor import write_submission
+
+    members, videos, stats, probs, _ = _scored(args)
+    rows = write_submission(args.out, videos.ids, probs, args.top_k)
+    result = {"out": str(args.out), "videos": rows, "checkpoints": [str(m.directory) for m in members]}
+    if args.json:
+        emit_json(result)
+    else:
+        print(f"wrote {rows} predictions to {args.out}")
+    return 0
+
+
+def cmd_models(args) -> int:
+    from triptych.video.models import get_model, list_models, model_config, parameter_count
+
+    rows = []
+    for name in list_models(args.pattern):
+        cfg = model_config(name, num_classes=args.classes)
+        rows.append({"name": name, "level": cfg.level, "pooling": cfg.pooling, "head": cfg.head,
+                     "params": parameter_count(get_model(name, num_classes=args.classes))})
+    if not rows:
+        raise UserError(f"no video model matches '{args.pattern}'")
+    if args.json:
+        emit_json(rows)
+        return 0
+    width = max(len(r["name"]) for r in rows)
+    for r in rows:
+        print(f"{r['name'].ljust(width)}  {r['level']:<5}  {r['pooling']:<16}  {r['head']:<8}  {r['params']:>13,}")
     return 0

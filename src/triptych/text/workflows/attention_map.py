@@ -8,7 +8,7 @@ family answers with ``(log_probs, {"cross": [per layer (B, H, T, S)],
 attention paid while producing generated token t (the last row: the end of
 the summary, when the model produced one). Layers are drawn one panel each
 (or the chosen one), heads averaged (or the chosen one), copy attention as
-its own panel; the picture is `triptych.report.plots.attention_heatmap`.
+its own panel; the picture is `triptych.plots.attention_heatmap`.
 
 Tokens are shown as text: a byte-level BPE piece that holds only part of a
 character (a CJK character is 3 bytes, often 2 or 3 pieces) is labelled
@@ -22,7 +22,8 @@ from pathlib import Path
 
 import torch
 
-from triptych.errors import UserError
+from triptych.errors import SettingError, UserError
+from triptych.text.config import DecodeConfig
 from triptych.text.tokenizer import Tokenizer
 
 
@@ -86,27 +87,23 @@ def _pick(value: str, count: int, option: str, word: str, what: str) -> list[int
     try:
         n = int(value)
     except ValueError:
-        raise UserError(f"{option} {value}: allowed: {word} or 1..{count}") from None
+        raise SettingError(f"{{{option}}} {value}: allowed: {word} or 1..{count}") from None
     if not 1 <= n <= count:
-        raise UserError(f"{option} {n}: this model has {count} {what}(s); allowed: {word} or 1..{count}")
+        raise SettingError(f"{{{option}}} {n}: this model has {count} {what}(s); allowed: {word} or 1..{count}")
     return [n - 1]
 
 
 @torch.inference_mode()
 def attention_maps(summarizer, text: str, decode, *, layer: str = "all", head: str = "mean") -> dict:
     """Summarize `text` and return its attention maps (numpy (T, S) each) with their labels."""
-    from triptych.text.decoding import beam_search, greedy
+    from triptych.text.generation.generate import generate
 
     if not text.strip():
-        raise UserError("--text: the document is empty")
+        raise UserError("text: the document is empty")
     model, tok = summarizer.model, summarizer.tokenizer
-    src_ids = summarizer.encode_documents([text], "--text")[0]
+    src_ids = summarizer.encode_documents([text], "text")[0]
     src = torch.tensor([src_ids], device=summarizer.device)  # (1, S)
-    common = dict(bos=tok.bos_id, eos=tok.eos_id, max_len=decode.max_len, min_len=decode.min_len, no_repeat_ngram=decode.no_repeat_ngram)
-    if decode.beam <= 1:
-        tokens = list(greedy(model, src, **common)[0])
-    else:
-        tokens = list(beam_search(model, src, beam=decode.beam, length_penalty=decode.length_penalty, **common)[0][0].tokens)
+    tokens = list(generate(model, src, decode, bos=tok.bos_id, eos=tok.eos_id)[0])
     ended = len(tokens) < decode.max_len  # the summary ended with eos: its row is drawn too
     tgt_in = torch.tensor([[tok.bos_id] + tokens], device=summarizer.device)  # (1, T)
     out = model(src, tgt_in, return_attention=True)
@@ -116,8 +113,8 @@ def attention_maps(summarizer, text: str, decode, *, layer: str = "all", head: s
     rows = len(tokens) + (1 if ended else 0)
     cross = [w[0, :, :rows].float().cpu() for w in attn["cross"]]  # L x (H, T, S)
     heads = cross[0].size(0)
-    layers = _pick(str(layer), len(cross), "--layer", "all", "layer")
-    chosen_heads = _pick(str(head), heads, "--head", "mean", "head")
+    layers = _pick(str(layer), len(cross), "layer", "all", "layer")
+    chosen_heads = _pick(str(head), heads, "head", "mean", "head")
     panels, titles = [], []
     for i in layers:
         panels.append(cross[i][chosen_heads].mean(0).numpy())  # (T, S)
@@ -134,15 +131,15 @@ def attention_maps(summarizer, text: str, decode, *, layer: str = "all", head: s
     }
 
 
-def draw_attention(checkpoint, text: str, output, *, layer: str = "all", head: str = "mean", decode_args=None, device: str = "cpu") -> dict:
+def draw_attention(checkpoint, text: str, output, *, layer: str = "all", head: str = "mean", decode: DecodeConfig | None = None,
+                   device: str = "cpu") -> dict:
     """The `triptych text attention` command's work: maps -> picture; returns what it printed."""
-    from triptych.report.plots import _check_path, attention_heatmap
-    from triptych.text.commands import decode_config
-    from triptych.text.inference import Summarizer
+    from triptych.plots import _check_path, attention_heatmap
+    from triptych.text.predictor import Summarizer
 
     _check_path(output)  # a bad picture name fails before any model work
     summarizer = Summarizer(checkpoint, device=device)
-    decode = decode_config(decode_args, summarizer.cfg.decode) if decode_args is not None else summarizer.cfg.decode
+    decode = decode or summarizer.cfg.decode
     maps = attention_maps(summarizer, text, decode, layer=layer, head=head)
     path = attention_heatmap(maps["panels"], maps["source_tokens"], maps["target_tokens"], output, titles=maps["titles"])
     print(f"triptych: wrote {path}: {len(maps['panels'])} panel(s), {len(maps['target_tokens'])} x {len(maps['source_tokens'])} tokens", file=sys.stderr)

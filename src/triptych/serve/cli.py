@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sys
 
-from triptych.errors import UserError
+from triptych.errors import UserError, require_extra
 
 _MB = 1024 * 1024
 
@@ -69,6 +69,7 @@ def cmd_serve(args) -> int:
     if not 0 <= args.port <= 65535:
         raise UserError(f"--port {args.port}: not a TCP port")
     limits = limits_from_args(args)
+    require_extra("serve", "fastapi", "uvicorn", "multipart")
     import torch
     import uvicorn
 

@@ -10,28 +10,22 @@ from triptych.errors import UserError
 from triptych.files import atomic_path
 
 
-class Checkpoint:
+class VideoPredictor:
     """A video checkpoint: its config and its model, ready to predict."""
 
     def __init__(self, directory: str | Path, device: str = "cpu"):
-        from triptych import config as configs
-        from triptych.engine.checkpoint import load_checkpoint_meta, load_weights
+        from triptych.engine.checkpoint import load_for_inference
         from triptych.video.config import VideoConfig
         from triptych.video.models import VideoModel
         from triptych.video.task import resolve_model
 
-        self.directory = Path(directory)
-        meta, raw = load_checkpoint_meta(directory, expected_domain="video")
-        try:
-            self.cfg = configs.from_dict(VideoConfig, raw, source=f"{directory}/config.yaml")
-        except UserError as e:
-            raise UserError(f"{directory}: corrupt checkpoint config ({e})") from None
-        self.model_cfg = resolve_model(self.cfg)
-        self.model = VideoModel(self.model_cfg).to(device)
-        load_weights(directory, self.model)
-        self.model.eval()
-        self.device = device
-        self.meta = meta
+        def build(cfg: VideoConfig):
+            self.model_cfg = resolve_model(cfg)
+            return VideoModel(self.model_cfg)
+
+        loaded = load_for_inference(directory, VideoConfig, "video", build, device=device, name=lambda cfg: self.model_cfg.name)
+        self.directory, self.meta, self.cfg, self.model, self.device = loaded.directory, loaded.meta, loaded.cfg, loaded.model, device
+
 
     def predict(self, videos) -> tuple[np.ndarray, float]:
         from triptych.video.task import predict
@@ -39,8 +33,8 @@ class Checkpoint:
         return predict(self.model, videos, self.cfg, self.device)
 
 
-def load_ensemble(directories: list[str], device: str = "cpu") -> list[Checkpoint]:
-    members = [Checkpoint(d, device) for d in directories]
+def load_ensemble(directories: list[str], device: str = "cpu") -> list[VideoPredictor]:
+    members = [VideoPredictor(d, device) for d in directories]
     first = members[0].cfg.data
     for m in members[1:]:
         if (m.cfg.data.num_classes, m.cfg.data.level) != (first.num_classes, first.level):
@@ -49,10 +43,10 @@ def load_ensemble(directories: list[str], device: str = "cpu") -> list[Checkpoin
     return members
 
 
-def read_set(members: list[Checkpoint], data: list[str], verify: bool = True, skip_bad: bool = False):
+def read_set(members: list[VideoPredictor], data: list[str], verify: bool = True, skip_bad: bool = False):
     """The videos of `data`, read as the first checkpoint's config says; (set, stats)."""
-    from triptych.video.tfrecord import RecordStats
-    from triptych.video.yt8m import VideoSet, read_videos
+    from triptych.video.io.tfrecord import RecordStats
+    from triptych.video.io.yt8m import VideoSet, read_videos
 
     d = members[0].cfg.data
     stats = RecordStats()
@@ -61,7 +55,7 @@ def read_set(members: list[Checkpoint], data: list[str], verify: bool = True, sk
     return VideoSet(videos, d.num_classes), stats
 
 
-def ensemble_predict(members: list[Checkpoint], videos) -> tuple[np.ndarray, float]:
+def ensemble_predict(members: list[VideoPredictor], videos) -> tuple[np.ndarray, float]:
     """The mean of the members' probabilities [N, C], and their mean loss."""
     probs, losses = zip(*(m.predict(videos) for m in members))
     return np.mean(probs, axis=0, dtype=np.float64).astype(np.float32), float(np.mean(losses))

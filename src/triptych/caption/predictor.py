@@ -25,19 +25,16 @@ class Captioner:
     """A loaded caption checkpoint in eval mode."""
 
     def __init__(self, checkpoint: str | Path, device: str = "cpu"):
-        from triptych import config as configs
         from triptych.caption.models import build_caption_model
-        from triptych.engine.checkpoint import load_checkpoint_meta, load_weights
+        from triptych.engine.checkpoint import load_for_inference
 
-        self.directory = Path(checkpoint)
-        _, config = load_checkpoint_meta(self.directory, expected_domain="caption")
-        self.cfg = configs.from_dict(CaptionConfig, config, str(self.directory / "config.yaml"))
-        self.cfg.model.backbone_checkpoint = None  # the caption checkpoint holds the trained backbone
-        self.tokenizer = Tokenizer.load(self.directory / "tokenizer.json")
-        self.model = build_caption_model(self.cfg, self.tokenizer.vocab_size, self.tokenizer.pad_id)
-        load_weights(self.directory, self.model)
-        self.device = torch.device(device)
-        self.model.to(self.device).eval()
+        def build(cfg: CaptionConfig):
+            cfg.model.backbone_checkpoint = None  # the caption checkpoint holds the trained backbone
+            self.tokenizer = Tokenizer.load(Path(checkpoint) / "tokenizer.json")
+            return build_caption_model(cfg, self.tokenizer.vocab_size, self.tokenizer.pad_id)
+
+        loaded = load_for_inference(checkpoint, CaptionConfig, "caption", build, device=device)
+        self.directory, self.cfg, self.model, self.device = loaded.directory, loaded.cfg, loaded.model, loaded.device
 
     @property
     def grid(self) -> tuple[int, int]:

@@ -1,4 +1,4 @@
-"""ROUGE F1 as a batch reward for reinforcement learning, equal to `triptych.text.rouge`.
+"""ROUGE F1 as a batch reward for reinforcement learning, equal to `triptych.text.metrics.rouge`.
 
 Self-critical training scores two summaries of every document at every
 step (a sample and the greedy baseline), so the reward runs on thousands of
@@ -35,7 +35,7 @@ from typing import Hashable, Sequence
 import numpy as np
 
 from triptych.errors import UserError
-from triptych.text import rouge
+from triptych.text.metrics import rouge
 
 REWARD_TYPES = ("rouge1", "rouge2", "rougeL")
 _HYP_PAD, _REF_PAD = -1, -2  # never equal to each other or to a token id

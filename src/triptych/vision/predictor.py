@@ -16,19 +16,17 @@ from pathlib import Path
 
 import torch
 
-from triptych.errors import UserError
+from triptych.errors import SettingError, UserError
 from triptych.vision import transforms as T
 from triptych.vision.config import VisionConfig
 from triptych.vision.data import FolderImages, ImageSet, digits_set, open_image
-from triptych.vision.task import CLASSES_FILE, build_model, evaluate_set
+from triptych.vision.task import CLASSES_FILE, build_classifier, evaluate_set
 
 
-def load_vision_config(checkpoint: str | Path) -> tuple[VisionConfig, list[str]]:
-    from triptych.config import from_dict
-    from triptych.engine.checkpoint import load_checkpoint_meta, resolve
+def read_classes(checkpoint: str | Path) -> list[str]:
+    """The label names a vision checkpoint keeps in classes.json."""
+    from triptych.engine.checkpoint import resolve
 
-    _, config = load_checkpoint_meta(checkpoint, "vision")
-    cfg = from_dict(VisionConfig, config, source=f"{checkpoint}/config.yaml")
     path = resolve(checkpoint) / CLASSES_FILE
     try:
         classes = json.loads(path.read_text(encoding="utf-8"))
@@ -38,26 +36,27 @@ def load_vision_config(checkpoint: str | Path) -> tuple[VisionConfig, list[str]]
         raise UserError(f"{path}: corrupt class list ({e})") from None
     if not isinstance(classes, list) or not classes or not all(isinstance(c, str) for c in classes):
         raise UserError(f"{path}: corrupt class list (expected a JSON list of names)")
-    if cfg.data.mean is None or cfg.data.std is None:
-        raise UserError(f"{checkpoint}/config.yaml: no data.mean/data.std (not written by `triptych vision train`)")
-    return cfg, classes
+    return classes
 
 
 class Classifier:
     """A vision checkpoint ready for inference (eval mode, on `device`)."""
 
     def __init__(self, checkpoint: str | Path, device: str = "cpu", convert: bool | None = None):
-        from triptych.engine.checkpoint import load_weights
+        from triptych.engine.checkpoint import load_for_inference
 
-        self.checkpoint = Path(checkpoint)
-        self.cfg, self.classes = load_vision_config(checkpoint)
-        if convert is not None:
-            self.cfg.data.convert = convert
-        self.channels = len(self.cfg.data.mean)
-        self.device = torch.device(device)
-        self.model = build_model(self.cfg, len(self.classes), self.channels)
-        load_weights(checkpoint, self.model)  # a checkpoint of another architecture fails here, in one line
-        self.model.to(self.device).eval()
+        def build(cfg: VisionConfig):
+            self.classes = read_classes(checkpoint)
+            if cfg.data.mean is None or cfg.data.std is None:
+                raise UserError(f"{checkpoint}/config.yaml: no data.mean/data.std (not written by `triptych vision train`)")
+            if convert is not None:
+                cfg.data.convert = convert
+            self.channels = len(cfg.data.mean)
+            return build_classifier(cfg, len(self.classes), self.channels)
+
+        # a checkpoint of another architecture fails in load_for_inference, in one line
+        loaded = load_for_inference(checkpoint, VisionConfig, "vision", build, device=device, name=lambda cfg: str(cfg.model.get("name")))
+        self.checkpoint, self.cfg, self.model, self.device = Path(checkpoint), loaded.cfg, loaded.model, loaded.device
 
     @property
     def name(self) -> str:
@@ -78,13 +77,13 @@ class Classifier:
             elif data.test:
                 spec = data.test
             else:
-                raise UserError(f"{self.checkpoint}: its run had no test set (data.test); give --data DIR")
+                raise SettingError(f"{self.checkpoint}: its run had no test set (data.test); give {{data}} DIR")
         if spec.startswith("digits"):
             split = spec.partition(":")[2] or "test"
             if split not in ("train", "valid", "test"):
-                raise UserError(f"--data {spec}: expected digits:train, digits:valid or digits:test")
+                raise SettingError(f"{{data}} {spec}: expected digits:train, digits:valid or digits:test")
             if self.classes != [str(d) for d in range(10)]:
-                raise UserError(f"--data {spec}: {self.checkpoint} was not trained on the 10 digit classes")
+                raise SettingError(f"{{data}} {spec}: {self.checkpoint} was not trained on the 10 digit classes")
             return digits_set(split, data)
         return FolderImages(spec, data, classes=self.classes)
 
