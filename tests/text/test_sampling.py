@@ -27,6 +27,7 @@ def test_top_p_keeps_the_smallest_set_reaching_p():
     assert _kept(truncate(log_p, top_p=0.79)) == [[1, 3]]
     assert _kept(truncate(log_p, top_p=0.81)) == [[0, 1, 3]]
     assert _kept(truncate(log_p, top_p=1e-6)) == [[1]]  # the likeliest always stays
+    assert _kept(truncate(log_p, top_p=1e-300)) == [[1]]  # even where p rounds to 0 in float32 (the fuzzer found it)
     kept = truncate(log_p, top_p=0.81)
     assert kept[0, 1].item() == pytest.approx(math.log(0.5))  # kept entries unchanged (the draw renormalises)
 

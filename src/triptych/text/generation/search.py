@@ -240,7 +240,9 @@ def truncate(log_p: torch.Tensor, top_k: int = 0, top_p: float = 1.0) -> torch.T
         ordered, index = log_p.sort(-1, descending=True)  # (N, V)
         probs = ordered.softmax(-1)
         before = probs.cumsum(-1) - probs  # mass of the likelier tokens
-        ordered = ordered.masked_fill(before >= top_p, NEG_INF)
+        cut = before >= top_p
+        cut[:, 0] = False  # the likeliest stays even when p rounds to 0 in the tensor's dtype (p = 1e-300)
+        ordered = ordered.masked_fill(cut, NEG_INF)
         log_p = torch.full_like(log_p, NEG_INF).scatter(-1, index, ordered)
     return log_p
 
