@@ -10,7 +10,10 @@ import sys
 
 
 def _reading_flags(p) -> None:
-    p.add_argument("--classes", type=int, default=None, help="number of classes (3862 for 2018+ data, 4716 for 2017)")
+    p.add_argument("--classes", type=int, default=None,
+                   help="number of classes (default: the files' generation's, 4716 for 2017, 3862 after)")
+    p.add_argument("--generation", default="auto", choices=["auto", "2017", "2018", "2019-segments"],
+                   help="which official files (default: read off the records)")
     p.add_argument("--no-verify", action="store_true", help="skip the CRC checks of the TFRecord framing")
     p.add_argument("--skip-bad-records", action="store_true", help="skip damaged records and report how many")
 
@@ -25,7 +28,9 @@ def register(subparsers) -> None:
     p.add_argument("--level", choices=["frame", "video"], default="frame")
     p.add_argument("--videos", type=int, default=1000, help="training videos")
     p.add_argument("--valid-videos", type=int, default=None, help="validation videos (default videos/5)")
-    p.add_argument("--classes", type=int, default=3862)
+    p.add_argument("--generation", choices=["2017", "2018", "2019-segments"], default="2018",
+                   help="2017: key video_id, 4716 classes; 2018: key id, 3862; 2019-segments: 2018 + rated segments")
+    p.add_argument("--classes", type=int, default=None, help="default: the generation's (4716 or 3862)")
     p.add_argument("--min-frames", type=int, default=20)
     p.add_argument("--max-frames", type=int, default=60)
     p.add_argument("--shards", type=int, default=1)
@@ -96,6 +101,7 @@ def _synth(args) -> int:
         valid_videos=args.valid_videos,
         classes=args.classes,
         level=args.level,
+        generation=args.generation,
         min_frames=args.min_frames,
         max_frames=args.max_frames,
         shards=args.shards,
@@ -119,16 +125,17 @@ def _inspect(args) -> int:
     from triptych.video.yt8m import DEQUANT_LUT, FRAME_FEATURES, VIDEO_FEATURES, read_videos
 
     stats = RecordStats()
-    videos, level, count = [], None, 0
+    videos, level, generation, count = [], None, None, 0
     for v in read_videos(
         args.files,
-        num_classes=args.classes or 3862,
+        num_classes=args.classes,
         verify=not args.no_verify,
         skip_bad=args.skip_bad_records,
         stats=stats,
+        generation=args.generation,
     ):
         count += 1
-        level = level or v.level
+        level, generation = level or v.level, generation or v.generation
         if args.limit is not None and len(videos) >= args.limit:
             continue
         if v.level == "frame":
@@ -139,17 +146,22 @@ def _inspect(args) -> int:
         videos.append(
             {"id": v.id, "labels": [int(x) for x in v.labels], "frames": v.frames, "rgb_mean": rgb, "audio_mean": audio}
         )
+        if v.segments is not None:
+            videos[-1]["segments"] = v.segments.as_json()
     features = dict(FRAME_FEATURES if level == "frame" else VIDEO_FEATURES) if level else {}
-    out = {"records": count, "level": level, "features": features, "videos": videos}
+    out = {"records": count, "generation": generation, "level": level, "features": features, "videos": videos}
     if args.skip_bad_records:
         out["skipped"] = len(stats.skipped)
     if args.json:
         emit_json(out)
     else:
-        print(f"{count} records, {level or 'no'}-level, features " + ", ".join(f"{k}[{d}]" for k, d in features.items()))
+        print(f"{count} records, {generation or 'no'} generation, {level or 'no'}-level, features "
+              + ", ".join(f"{k}[{d}]" for k, d in features.items()))
         for v in videos:
             labels = " ".join(map(str, v["labels"]))
-            print(f"  {v['id']:<12} frames {v['frames']:>3}  rgb {v['rgb_mean']:+.4f}  audio {v['audio_mean']:+.4f}  labels {labels}")
+            rated = f"  segments {len(v['segments'])}" if "segments" in v else ""
+            print(f"  {v['id']:<12} frames {v['frames']:>3}  rgb {v['rgb_mean']:+.4f}  audio {v['audio_mean']:+.4f}  "
+                  f"labels {labels}{rated}")
     if args.skip_bad_records:
         for line in stats.skipped:
             print(f"skipped: {line}", file=sys.stderr)

@@ -14,7 +14,10 @@ class VideoDataConfig:
     train: str = ""
     valid: str | None = None
     level: str = "frame"  # frame | video: which records the files hold
-    num_classes: int = 3862  # 3862 for the 2018+ data, 4716 for 2017
+    # Which official files: auto (read off the records), 2017 (`video_id`,
+    # 4,716 classes), 2018 (`id`, 3,862) or 2019-segments (2018 + rated segments).
+    generation: str = "auto"
+    num_classes: int | None = None  # None: the generation's (4716 for 2017, 3862 after)
     # Frames a training video shows the model: "all" (up to 300), "random"
     # (`frames` drawn with replacement, as DBoF and the 2017 winners trained)
     # or "window" (a random run of `frames`). Evaluation uses `eval_sampling`,

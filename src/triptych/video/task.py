@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from triptych.errors import UserError
 from triptych.video import metrics as M
 from triptych.video.config import VideoConfig
+from triptych.video.generations import check_choice, same_label_space
 from triptych.video.models import ModelConfig, VideoModel, model_config
 from triptych.video.tfrecord import RecordStats
 from triptych.video.yt8m import VideoSet
@@ -59,7 +60,7 @@ def load_set(paths: str, cfg: VideoConfig, stats: RecordStats | None = None, lim
 
     d = cfg.data
     videos = read_videos(split_paths(paths), num_classes=d.num_classes, level=d.level, verify=d.verify,
-                         skip_bad=d.skip_bad_records, stats=stats, max_frames=d.max_frames)
+                         skip_bad=d.skip_bad_records, stats=stats, max_frames=d.max_frames, generation=d.generation)
     if limit is not None:
         videos = itertools.islice(videos, limit)
     return VideoSet(videos, d.num_classes)
@@ -105,8 +106,13 @@ class VideoTask:
         if not train_set and not d.train:
             raise UserError("data.train: no training files given")
         self.stats = RecordStats()
+        check_choice(d.generation)
         self.train_set = train_set or load_set(d.train, cfg, self.stats, d.limit_train)
+        if d.num_classes is None:  # from the records: 4716 for 2017, 3862 after
+            d.num_classes = self.train_set.num_classes
         self.valid_set = valid_set or (load_set(d.valid, cfg, self.stats) if d.valid else None)
+        if self.valid_set is not None:
+            same_label_space(self.train_set.generation, self.valid_set.generation, d.train, d.valid)
         if self.train_set.level != d.level:
             raise UserError(f"{d.train}: holds {self.train_set.level}-level records but data.level is {d.level}")
         self.model_cfg = resolve_model(cfg)
