@@ -28,11 +28,18 @@ def register(verbs) -> None:
         p.add_argument("--skip-bad-records", action="store_true", help="skip damaged records and report how many")
         p.add_argument("--device", default="cpu")
         p.add_argument("--json", action="store_true")
+        p.add_argument("--segment-k", type=int, default=100_000, metavar="K",
+                       help="2019 segments: the first K segments a class ranks (default 100000, the challenge's)")
         if verb == "eval":
             p.add_argument("--save-predictions", metavar="FILE.npz", help="keep what was scored")
             p.set_defaults(func=cmd_eval)
         else:
             p.add_argument("--out", required=True, metavar="FILE.csv", help="the submission file to write")
+            p.add_argument("--submission", choices=["auto", "videos", "segments"], default="auto",
+                           help="videos: VideoId,LabelConfidencePairs (2017/2018); segments: Class,Segments "
+                                "(2019); auto: segments for 2019 segment-rated files")
+            p.add_argument("--segment-classes", metavar="FILE",
+                           help="2019: only these classes (one id a line, e.g. the challenge's segment_label_ids.csv)")
             p.set_defaults(func=cmd_predict)
 
     p = verbs.add_parser("models", help="every registered video model with its parameter count")
@@ -66,8 +73,13 @@ def _scored(args):
 
     if args.top_k < 1:
         raise UserError(f"--top-k {args.top_k}: must be >= 1")
+    if args.segment_k < 1:
+        raise UserError(f"--segment-k {args.segment_k}: must be >= 1")
     members = load_ensemble(args.checkpoint, args.device)
     videos, stats = read_set(members, args.data, verify=not args.no_verify, skip_bad=args.skip_bad_records)
+    if getattr(args, "submission", None) == "segments" or (
+            getattr(args, "submission", None) == "auto" and videos.generation == "2019-segments"):
+        return members, videos, stats, None, None  # segments are scored by the writer
     probs, loss = ensemble_predict(members, videos)
     if args.skip_bad_records:
         print(f"skipped {len(stats.skipped)} bad records", file=sys.stderr)
@@ -82,6 +94,11 @@ def cmd_eval(args) -> int:
     labels = videos.multi_hot(range(len(videos)))
     result = {**evaluate(probs, labels, top_k=args.top_k), "loss": loss, "videos": len(videos),
               "checkpoints": [str(m.directory) for m in members]}
+    if videos.generation == "2019-segments":
+        from triptych.video.segments import evaluate_segments
+
+        result.update(evaluate_segments([m.model for m in members], videos, args.segment_k,
+                                        members[0].cfg.data.eval_batch_size, args.device))
     if args.skip_bad_records:
         result["skipped"] = len(stats.skipped)
     if args.save_predictions:
@@ -92,6 +109,9 @@ def cmd_eval(args) -> int:
     else:
         print(f"GAP@{args.top_k} {result['gap']:.4f}  Hit@1 {result['hit_at_one']:.4f}  PERR {result['perr']:.4f}  "
               f"mAP {result['map']:.4f}  loss {loss:.4f}  ({len(videos)} videos, {len(members)} checkpoint(s))")
+        if "segment_map" in result:
+            print(f"2019 segments: mAP@{args.segment_k} {result['segment_map']:.4f}  "
+                  f"({result['rated_segments']} rated segments)")
     return 0
 
 
@@ -99,12 +119,23 @@ def cmd_predict(args) -> int:
     from triptych.video.inference import write_submission
 
     members, videos, stats, probs, _ = _scored(args)
-    rows = write_submission(args.out, videos.ids, probs, args.top_k)
-    result = {"out": str(args.out), "videos": rows, "checkpoints": [str(m.directory) for m in members]}
+    if probs is None:
+        from triptych.video.segments import read_class_list, write_segment_submission
+
+        classes = read_class_list(args.segment_classes) if args.segment_classes else None
+        s = write_segment_submission(args.out, [m.model for m in members], videos, k=args.segment_k,
+                                     top_k=args.top_k, classes=classes,
+                                     batch_size=members[0].cfg.data.eval_batch_size, device=args.device)
+        result = {"out": str(args.out), "submission": "segments", "videos": len(videos), **s,
+                  "checkpoints": [str(m.directory) for m in members]}
+    else:
+        rows = write_submission(args.out, videos.ids, probs, args.top_k)
+        result = {"out": str(args.out), "submission": "videos", "videos": rows,
+                  "checkpoints": [str(m.directory) for m in members]}
     if args.json:
         _emit(result)
     else:
-        print(f"wrote {rows} predictions to {args.out}")
+        print(f"wrote {result['submission']} predictions of {result['videos']} videos to {args.out}")
     return 0
 
 

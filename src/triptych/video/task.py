@@ -149,6 +149,11 @@ class VideoTask:
         probs, loss = predict(model, self.valid_set, self.cfg, device)
         labels = self.valid_set.multi_hot(range(len(self.valid_set)))
         scores = M.evaluate(probs, labels, top_k=self.cfg.top_k)
+        if self.valid_set.generation == "2019-segments":  # the 2019 metric beside GAP
+            from triptych.video.segments import evaluate_segments
+
+            seg = evaluate_segments([model], self.valid_set, batch_size=self.cfg.data.eval_batch_size, device=device)
+            scores["segment_map"] = seg["segment_map"]
         return {**scores, "valid_loss": loss}
 
     def save_artifacts(self, directory) -> None:
