@@ -31,6 +31,12 @@ class VideoDataConfig:
     verify: bool = True  # check TFRecord CRCs
     skip_bad_records: bool = False
     limit_train: int | None = None  # only the first N training videos (tests, smoke runs)
+    # Streaming (video/streaming.py): read the shards as streams instead of
+    # holding them in memory. None: stream when the files exceed stream_above_mb.
+    stream: bool | None = None
+    stream_above_mb: int = 2048
+    workers: int = 2  # DataLoader worker processes a rank when streaming (0: in this process)
+    shuffle_buffer: int = 256  # records a worker shuffles among (raw payloads, ~0.35 MB each at frame level)
 
 
 @dataclass

@@ -1,0 +1,140 @@
+"""Evaluation that keeps per video only what the metrics need.
+
+GAP@k and mAP read each video's top-k (class, score) pairs and whether
+each is a label; Hit@1 and PERR are per-video numbers; the denominators
+are label counts. So a streamed evaluation holds O(videos x k), not the
+[videos, classes] matrix (3,862 floats a video), and gives the very numbers
+`metrics.evaluate` gives on the full matrix (tested equal). For 2019
+segment-rated data it also keeps each rated segment's score for its class.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from triptych.video import metrics as M
+
+
+class TopKScores:
+    """Accumulates batches of (probabilities [b, C], labels [b, C]) into metrics."""
+
+    def __init__(self, num_classes: int, top_k: int = 20):
+        self.C, self.k = num_classes, min(top_k, num_classes)
+        self.idx: list[np.ndarray] = []
+        self.vals: list[np.ndarray] = []
+        self.kept: list[np.ndarray] = []
+        self.per_class = np.zeros(num_classes, np.float64)
+        self.hits = self.perr = 0.0
+        self.videos = 0
+
+    def add(self, probs: np.ndarray, labels: np.ndarray) -> None:
+        idx, vals = M.topk_classes(probs, self.k)
+        self.idx.append(idx.astype(np.int32))
+        self.vals.append(vals.astype(np.float32))
+        self.kept.append(np.take_along_axis(labels, idx, 1) > 0)
+        self.per_class += (labels > 0).sum(0)
+        self.hits += M.hit_at_one(probs, labels) * len(probs)
+        self.perr += M.perr(probs, labels) * len(probs)
+        self.videos += len(probs)
+
+    def nbytes(self) -> int:
+        return sum(a.nbytes for part in (self.idx, self.vals, self.kept) for a in part)
+
+    def result(self) -> dict[str, float]:
+        from triptych.errors import UserError
+
+        if not self.videos:
+            raise UserError("no videos to score")
+        idx = np.concatenate(self.idx).ravel().astype(np.int64)
+        scores = np.concatenate(self.vals).ravel().astype(np.float64)
+        kept = np.concatenate(self.kept).ravel()
+        positives = self.per_class.sum()
+        order = np.argsort(-scores, kind="stable")
+        gap_sum = M._expected_ap_sums(np.zeros(len(order), np.int64), scores[order], kept[order], 1)[0]
+        has = self.per_class > 0
+        by_class = np.lexsort((-scores, idx))
+        sums = M._expected_ap_sums(idx[by_class], scores[by_class], kept[by_class], self.C)
+        return {
+            "gap": float(gap_sum / positives) if positives else 0.0,
+            "hit_at_one": self.hits / self.videos,
+            "perr": self.perr / self.videos,
+            "map": float(np.mean(sums[has] / self.per_class[has])) if has.any() else 0.0,
+        }
+
+
+class RatedSegments:
+    """The 2019 rated segments of streamed videos: their class, rating and score."""
+
+    def __init__(self):
+        self.scores: list[np.ndarray] = []
+        self.labels: list[np.ndarray] = []
+        self.ratings: list[np.ndarray] = []
+
+    def add(self, models: list, items: list[dict], device) -> None:
+        from triptych.video.segments import score_segments
+        from triptych.video.yt8m import VideoSet, Video
+
+        rated = [it for it in items if it.get("segments") is not None and len(it["segments"])]
+        if not rated:
+            return
+        videos = VideoSet([Video(str(i), it["labels"], it["rgb"], it["audio"], "frame") for i, it in enumerate(rated)],
+                          None)
+        pairs = [(i, int(s)) for i, it in enumerate(rated) for s in it["segments"].start]
+        labels = np.concatenate([it["segments"].label for it in rated])
+        out = np.empty(len(pairs), np.float32)
+
+        def keep(lo, probs):
+            out[lo:lo + len(probs)] = probs[np.arange(len(probs)), labels[lo:lo + len(probs)]]
+
+        score_segments(models, videos, pairs, 256, device, keep)
+        self.scores.append(out)
+        self.labels.append(labels)
+        self.ratings.append(np.concatenate([it["segments"].score for it in rated]))
+
+    def result(self, k: int) -> dict:
+        from triptych.video.segments import segment_map
+
+        if not self.scores:
+            return {}
+        scores, labels, ratings = (np.concatenate(x) for x in (self.scores, self.labels, self.ratings))
+        return {"segment_map": segment_map(scores, labels, ratings, k), "rated_segments": len(scores)}
+
+
+def evaluate_stream(model, files, counts, cfg, device, stats, workers: int | None = None) -> dict:
+    """Metrics, mean loss (and the 2019 segment metric) of `model` on streamed shards."""
+    import torch
+
+    from triptych.video.segments import DEFAULT_K
+    from triptych.video.streaming import ShardStream, collate_items, loader, take
+    from triptych.video.task import bce_sum, to_device
+
+    d = cfg.data
+    ds = ShardStream(files, counts, epoch=0, seed=cfg.seed, rank=0, world=1,
+                     workers=d.workers if workers is None else workers, train=False, buffer=0,
+                     sampling=d.eval_sampling, frames=d.frames, max_frames=d.max_frames,
+                     num_classes=d.num_classes, level=d.level, verify=d.verify, skip_bad=d.skip_bad_records)
+    it = loader(ds)
+    acc, segs, loss = TopKScores(d.num_classes, cfg.top_k), RatedSegments(), 0.0
+    model.eval()
+    with torch.no_grad():
+        while True:
+            items = take(it, d.eval_batch_size, stats)
+            if not items:
+                break
+            batch = collate_items(items, d.num_classes, d.level, d.max_frames)
+            if d.eval_sampling != "all" and d.level == "frame":
+                from triptych.video.yt8m import sample_frames
+
+                for row, item in enumerate(items):  # deterministic sampling, as in memory
+                    n = int(batch["num_frames"][row])
+                    pick = sample_frames(n, d.eval_sampling, d.frames, None)
+                    items[row] = dict(item, rgb=item["rgb"][:n][pick], audio=item["audio"][:n][pick])
+                batch = collate_items(items, d.num_classes, d.level, None)
+            tensors = to_device(batch, device)
+            out = model(tensors)
+            loss += float(bce_sum(out, tensors["labels"]))
+            acc.add(out["probs"].float().cpu().numpy(), batch["labels"])
+            segs.add([model], items, device)
+    result = {**acc.result(), "valid_loss": loss / max(1, acc.videos), **segs.result(DEFAULT_K)}
+    result.pop("rated_segments", None)
+    return result
