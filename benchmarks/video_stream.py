@@ -142,6 +142,14 @@ def throughput(videos: int, steps: int, hidden: int, classes: int) -> dict:
         rates = [r["video/s"] for r in rows if r["kind"] == "train"][1:]  # the first window holds start-up
         out[f"train_w{workers}"] = round(sum(rates) / len(rates), 1) if rates else None
         out[f"steps_w{workers}"] = s["steps"]
+    cfg = config(d, 0, hidden, classes)
+    cfg.data.stream = False  # the same set held in memory, for comparison
+    cfg.train.max_steps = steps
+    run = ROOT / "runs" / "video" / "bench-stream" / "tp-memory"
+    train(VideoTask(cfg), cfg.train, run, full_config=cfg, progress=False)
+    rows = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+    rates = [r["video/s"] for r in rows if r["kind"] == "train"][1:]
+    out["train_memory"] = round(sum(rates) / len(rates), 1) if rates else None
     out["ratio"] = round(out["train_w2"] / out["pipeline_w2"], 3)
     return out
 

@@ -86,9 +86,10 @@ def register(subparsers) -> None:
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=_extract)
 
-    from triptych.video import run_commands
+    from triptych.video import classical_cmd, run_commands
 
     run_commands.register(verbs)
+    classical_cmd.register(verbs)
 
 
 

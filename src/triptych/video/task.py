@@ -138,6 +138,13 @@ class VideoTask:
         self.model_cfg = resolve_model(cfg)
         cfg.model = {k: v for k, v in self.model_cfg.__dict__.items() if k not in ("num_classes", "level")}
         self.model = VideoModel(self.model_cfg)
+        if self.model_cfg.centre_init not in ("random", "data"):
+            raise UserError(f"model.centre_init: '{self.model_cfg.centre_init}' is not random or data")
+        if self.model_cfg.centre_init == "data":
+            from triptych.video.classical import init_centres
+
+            sample = self.train_set or load_set(d.train, cfg, RecordStats(), limit=2000)
+            self.centre_init = init_centres(self.model, sample, seed=cfg.seed)
 
     # --- the engine's contract ------------------------------------------------
 
