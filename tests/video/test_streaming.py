@@ -151,3 +151,26 @@ def test_a_shard_gone_or_cut_short_mid_epoch(run_cli, tmp_path, shards):
     status, out, err = run_cli("video", "train", _recipe(tmp_path, d), "--out", tmp_path / "run")
     assert status == 2 and err.count("\n") == 1 and "train0002.tfrecord: record" in err, err
     assert not (tmp_path / "run").exists()
+
+
+def test_eval_and_predict_streamed_equal_in_memory(run_cli, tmp_path, shards):
+    recipe = _recipe(tmp_path, shards, stream="false")
+    status, out, err = run_cli("video", "train", recipe, "--out", tmp_path / "run", "--set", "train.max_steps=3")
+    assert status == 0, err
+    ckpt = tmp_path / "run" / "best"
+    got = {}
+    for mode in ("off", "on"):
+        status, out, err = run_cli("video", "eval", "--checkpoint", ckpt, "--data", shards / "validate*",
+                                   "--stream", mode, "--json")
+        assert status == 0, err
+        got[mode] = json.loads(out)
+        status, out, err = run_cli("video", "predict", "--checkpoint", ckpt, "--data", shards / "validate*",
+                                   "--stream", mode, "--out", tmp_path / f"{mode}.csv", "--top-k", "5")
+        assert status == 0, err
+    for k in ("gap", "map", "hit_at_one", "perr", "loss"):
+        assert got["on"][k] == pytest.approx(got["off"][k], rel=1e-5), k
+    on, off = ((tmp_path / f"{m}.csv").read_text().splitlines() for m in ("on", "off"))
+    assert on[0] == off[0] and sorted(on[1:]) == sorted(off[1:])  # workers interleave the shards
+    status, out, err = run_cli("video", "eval", "--checkpoint", ckpt, "--data", shards / "validate*", "--stream", "on",
+                               "--save-predictions", tmp_path / "p.npz")
+    assert status == 2 and "--save-predictions" in err

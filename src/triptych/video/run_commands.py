@@ -28,6 +28,8 @@ def register(verbs) -> None:
         p.add_argument("--skip-bad-records", action="store_true", help="skip damaged records and report how many")
         p.add_argument("--device", default="cpu")
         p.add_argument("--json", action="store_true")
+        p.add_argument("--stream", choices=["auto", "on", "off"], default="auto",
+                       help="read the data as a stream, O(videos x top-k) memory (auto: by size, as training)")
         p.add_argument("--segment-k", type=int, default=100_000, metavar="K",
                        help="2019 segments: the first K segments a class ranks (default 100000, the challenge's)")
         if verb == "eval":
@@ -76,6 +78,10 @@ def _scored(args):
     if args.segment_k < 1:
         raise UserError(f"--segment-k {args.segment_k}: must be >= 1")
     members = load_ensemble(args.checkpoint, args.device)
+    from triptych.video import stream_commands
+
+    if stream_commands.wanted(args, members):
+        return members, None, None, None, None
     videos, stats = read_set(members, args.data, verify=not args.no_verify, skip_bad=args.skip_bad_records)
     if getattr(args, "submission", None) == "segments" or (
             getattr(args, "submission", None) == "auto" and videos.generation == "2019-segments"):
@@ -91,6 +97,13 @@ def cmd_eval(args) -> int:
     from triptych.video.metrics import evaluate
 
     members, videos, stats, probs, loss = _scored(args)
+    if videos is None:  # streamed
+        from triptych.video.stream_commands import stream_eval
+
+        result = stream_eval(args, members)
+        _emit(result) if args.json else print(" ".join(f"{k} {v:.4f}" for k, v in result.items()
+                                                       if isinstance(v, float)))
+        return 0
     labels = videos.multi_hot(range(len(videos)))
     result = {**evaluate(probs, labels, top_k=args.top_k), "loss": loss, "videos": len(videos),
               "checkpoints": [str(m.directory) for m in members]}
@@ -119,6 +132,12 @@ def cmd_predict(args) -> int:
     from triptych.video.inference import write_submission
 
     members, videos, stats, probs, _ = _scored(args)
+    if videos is None:  # streamed
+        from triptych.video.stream_commands import stream_predict
+
+        result = stream_predict(args, members)
+        _emit(result) if args.json else print(f"wrote {result['videos']} predictions to {args.out}")
+        return 0
     if probs is None:
         from triptych.video.segments import read_class_list, write_segment_submission
 

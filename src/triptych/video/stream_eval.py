@@ -100,8 +100,11 @@ class RatedSegments:
         return {"segment_map": segment_map(scores, labels, ratings, k), "rated_segments": len(scores)}
 
 
-def evaluate_stream(model, files, counts, cfg, device, stats, workers: int | None = None) -> dict:
-    """Metrics, mean loss (and the 2019 segment metric) of `model` on streamed shards."""
+def evaluate_stream(model, files, counts, cfg, device, stats, workers: int | None = None,
+                    segment_k: int | None = None, each=None) -> dict:
+    """Metrics, mean loss (and the 2019 segment metric) of `model` (or a list
+    of models, whose probabilities are averaged) on streamed shards.
+    `each(ids, probs)` sees every batch's probabilities (a submission writer)."""
     import torch
 
     from triptych.video.segments import DEFAULT_K
@@ -115,7 +118,9 @@ def evaluate_stream(model, files, counts, cfg, device, stats, workers: int | Non
                      num_classes=d.num_classes, level=d.level, verify=d.verify, skip_bad=d.skip_bad_records)
     it = loader(ds)
     acc, segs, loss = TopKScores(d.num_classes, cfg.top_k), RatedSegments(), 0.0
-    model.eval()
+    models = model if isinstance(model, (list, tuple)) else [model]
+    for m in models:
+        m.eval()
     with torch.no_grad():
         while True:
             items = take(it, d.eval_batch_size, stats)
@@ -131,10 +136,17 @@ def evaluate_stream(model, files, counts, cfg, device, stats, workers: int | Non
                     items[row] = dict(item, rgb=item["rgb"][:n][pick], audio=item["audio"][:n][pick])
                 batch = collate_items(items, d.num_classes, d.level, None)
             tensors = to_device(batch, device)
-            out = model(tensors)
-            loss += float(bce_sum(out, tensors["labels"]))
-            acc.add(out["probs"].float().cpu().numpy(), batch["labels"])
-            segs.add([model], items, device)
-    result = {**acc.result(), "valid_loss": loss / max(1, acc.videos), **segs.result(DEFAULT_K)}
-    result.pop("rated_segments", None)
+            outs = [m(tensors) for m in models]
+            loss += float(np.mean([float(bce_sum(o, tensors["labels"])) for o in outs]))
+            probs = np.mean([o["probs"].float().cpu().numpy() for o in outs], axis=0, dtype=np.float64)
+            probs = probs.astype(np.float32)
+            acc.add(probs, batch["labels"])
+            if each is not None:
+                each([it["id"] for it in items], probs)
+            segs.add(models, items, device)
+    result = {**acc.result(), "valid_loss": loss / max(1, acc.videos), "videos": acc.videos,
+              **segs.result(segment_k or DEFAULT_K)}
+    if segment_k is None:
+        result.pop("rated_segments", None)
+        result.pop("videos")
     return result
