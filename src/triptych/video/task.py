@@ -120,6 +120,8 @@ class VideoTask:
         if train_set is None and streamed(d, d.train):
             from triptych.video.stream_task import TrainStream
 
+            if d.limit_train is not None:
+                raise UserError("data.limit_train: only for a set held in memory (set data.stream: false)")
             self.train_stream = TrainStream(split_paths(d.train), cfg, self.stats)
             d.num_classes = d.num_classes or default_classes(self.train_stream.generation)
         self.train_set = train_set or (None if self.train_stream else load_set(d.train, cfg, self.stats, d.limit_train))
