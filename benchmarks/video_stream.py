@@ -163,6 +163,7 @@ def main() -> None:
     p.add_argument("--classes", type=int, default=100, help="classes of the synthetic set (3862 is slower to write)")
     p.add_argument("--kind", default="train")
     p.add_argument("--delete", action="store_true", help="remove the set's directory afterwards")
+    p.add_argument("--only", choices=["train", "eval"], help="measure one of the two")
     a = p.parse_args()
     if a.what == "_one":
         print(json.dumps(one_rss(a.kind, a.videos, a.steps, a.hidden, a.classes)))
@@ -172,7 +173,7 @@ def main() -> None:
         return
     d = data_dir(a.videos, a.classes)
     rows = []
-    for kind in ("train", "eval"):
+    for kind in [a.only] if a.only else ["train", "eval"]:
         done = subprocess.run([sys.executable, __file__, "_one", "--kind", kind, "--videos", str(a.videos),
                                "--steps", str(a.steps), "--hidden", str(a.hidden), "--classes", str(a.classes)],
                               capture_output=True, text=True, cwd=ROOT)

@@ -78,6 +78,13 @@ def test_topk_scores_equal_the_full_matrix_metrics():
     for k in want:
         assert got[k] == pytest.approx(want[k], rel=1e-6, abs=1e-12), k  # float32 means in metrics.py
     assert acc.nbytes() == 300 * 20 * (4 + 4 + 1)  # O(videos x k)
+    from triptych.video.stream_eval import _ap_sum_sorted
+
+    s = np.sort(probs.ravel())[::-1]
+    y = labels.ravel()[np.argsort(-probs.ravel(), kind="stable")] > 0
+    whole = M._expected_ap_sums(np.zeros(len(s), np.int64), s.astype(np.float64), y, 1)[0]
+    for chunk in (1, 7, 1000, 1 << 18):  # cuts moved to tie-group ends give the same sum
+        assert _ap_sum_sorted(s, y, chunk) == pytest.approx(whole, rel=1e-12)
 
 
 def _recipe(tmp_path, shards, **extra):

@@ -45,21 +45,53 @@ class TopKScores:
 
         if not self.videos:
             raise UserError("no videos to score")
-        idx = np.concatenate(self.idx).ravel().astype(np.int64)
-        scores = np.concatenate(self.vals).ravel().astype(np.float64)
+        idx = np.concatenate(self.idx).ravel()  # int32
+        scores = np.concatenate(self.vals).ravel()  # float32
         kept = np.concatenate(self.kept).ravel()
         positives = self.per_class.sum()
         order = np.argsort(-scores, kind="stable")
-        gap_sum = M._expected_ap_sums(np.zeros(len(order), np.int64), scores[order], kept[order], 1)[0]
-        has = self.per_class > 0
+        gap_sum = _ap_sum_sorted(scores[order], kept[order])
         by_class = np.lexsort((-scores, idx))
-        sums = M._expected_ap_sums(idx[by_class], scores[by_class], kept[by_class], self.C)
+        cls, s, y = idx[by_class], scores[by_class], kept[by_class]
+        del order, by_class
+        bounds = np.flatnonzero(np.r_[True, cls[1:] != cls[:-1], True])
+        sums = np.zeros(self.C)
+        for a, b in zip(bounds[:-1], bounds[1:]):
+            sums[cls[a]] = _ap_sum_sorted(s[a:b], y[a:b])
+        has = self.per_class > 0
         return {
             "gap": float(gap_sum / positives) if positives else 0.0,
             "hit_at_one": self.hits / self.videos,
             "perr": self.perr / self.videos,
             "map": float(np.mean(sums[has] / self.per_class[has])) if has.any() else 0.0,
         }
+
+
+def _ap_sum_sorted(s: np.ndarray, y: np.ndarray, chunk: int = 1 << 18) -> float:
+    """Sum over places of precision@i at the positives, for scores `s` sorted
+    descending, each tie group at its expected value over all its orders
+    (metrics._expected_ap_sums' formula), in chunks cut at group ends so the
+    temporaries stay ~ 12 x chunk x 8 bytes however many pairs there are."""
+    total, before_chunk, start, M = 0.0, 0.0, 0, len(s)
+    while start < M:
+        stop = min(M, start + chunk)
+        if stop < M:  # move the cut to the end of the tie group it falls in
+            stop = start + int(np.searchsorted(-s[start:], -s[stop - 1], side="right"))
+        ss, yy = s[start:stop], y[start:stop].astype(np.float64)
+        ar = np.arange(len(ss))
+        new = np.r_[True, ss[1:] != ss[:-1]]
+        first = np.maximum.accumulate(np.where(new, ar, 0))
+        gid = np.cumsum(new) - 1
+        n = np.bincount(gid)[gid].astype(np.float64)
+        p = np.bincount(gid, weights=yy)[gid]
+        before = np.cumsum(yy) - yy
+        c = before[first] + before_chunk
+        j = ar - first
+        term = (p / n) * (c + 1 + j * (p - 1) / np.maximum(n - 1, 1)) / (start + ar + 1)
+        total += float(term.sum())
+        before_chunk += float(yy.sum())
+        start = stop
+    return total
 
 
 class RatedSegments:
