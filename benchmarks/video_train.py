@@ -28,7 +28,7 @@ def one(clusters: int, steps: int, threads: int) -> dict:
 
     from triptych.hardware import counted_flops, mfu_report
     from triptych.video.models import get_model, parameter_count
-    from triptych.video.task import bce_sum
+    from triptych.video.loss import bce_sum
     from triptych.video.io.yt8m import dequantize_tensor
 
     torch.set_num_threads(threads)

@@ -13,7 +13,10 @@ from triptych.errors import UserError
 
 
 def _reading_flags(p) -> None:
-    p.add_argument("--classes", type=int, default=None, help="number of classes (3862 for 2018+ data, 4716 for 2017)")
+    p.add_argument("--classes", type=int, default=None,
+                   help="number of classes (default: the files' generation's, 4716 for 2017, 3862 after)")
+    p.add_argument("--generation", default="auto", choices=["auto", "2017", "2018", "2019-segments"],
+                   help="which official files (default: read off the records)")
     p.add_argument("--no-verify", action="store_true", help="skip the CRC checks of the TFRecord framing")
     p.add_argument("--skip-bad-records", action="store_true", help="skip damaged records and report how many")
 
@@ -28,7 +31,9 @@ def register(subparsers) -> None:
     p.add_argument("--level", choices=["frame", "video"], default="frame")
     p.add_argument("--videos", type=int, default=1000, help="training videos")
     p.add_argument("--valid-videos", type=int, default=None, help="validation videos (default videos/5)")
-    p.add_argument("--classes", type=int, default=3862)
+    p.add_argument("--generation", choices=["2017", "2018", "2019-segments"], default="2018",
+                   help="2017: key video_id, 4716 classes; 2018: key id, 3862; 2019-segments: 2018 + rated segments")
+    p.add_argument("--classes", type=int, default=None, help="default: the generation's (4716 or 3862)")
     p.add_argument("--min-frames", type=int, default=20)
     p.add_argument("--max-frames", type=int, default=60)
     p.add_argument("--shards", type=int, default=1)
@@ -85,6 +90,9 @@ def register(subparsers) -> None:
     p.set_defaults(func=_extract)
 
     _register_model_verbs(verbs)
+    from triptych.video import classical_cmd
+
+    classical_cmd.register(verbs)
 
 
 
@@ -96,6 +104,7 @@ def _synth(args) -> int:
         valid_videos=args.valid_videos,
         classes=args.classes,
         level=args.level,
+        generation=args.generation,
         min_frames=args.min_frames,
         max_frames=args.max_frames,
         shards=args.shards,
@@ -118,16 +127,17 @@ def _inspect(args) -> int:
     from triptych.video.io.yt8m import DEQUANT_LUT, FRAME_FEATURES, VIDEO_FEATURES, read_videos
 
     stats = RecordStats()
-    videos, level, count = [], None, 0
+    videos, level, generation, count = [], None, None, 0
     for v in read_videos(
         args.files,
-        num_classes=args.classes or 3862,
+        num_classes=args.classes,
         verify=not args.no_verify,
         skip_bad=args.skip_bad_records,
         stats=stats,
+        generation=args.generation,
     ):
         count += 1
-        level = level or v.level
+        level, generation = level or v.level, generation or v.generation
         if args.limit is not None and len(videos) >= args.limit:
             continue
         if v.level == "frame":
@@ -138,17 +148,22 @@ def _inspect(args) -> int:
         videos.append(
             {"id": v.id, "labels": [int(x) for x in v.labels], "frames": v.frames, "rgb_mean": rgb, "audio_mean": audio}
         )
+        if v.segments is not None:
+            videos[-1]["segments"] = v.segments.as_json()
     features = dict(FRAME_FEATURES if level == "frame" else VIDEO_FEATURES) if level else {}
-    out = {"records": count, "level": level, "features": features, "videos": videos}
+    out = {"records": count, "generation": generation, "level": level, "features": features, "videos": videos}
     if args.skip_bad_records:
         out["skipped"] = len(stats.skipped)
     if args.json:
         emit_json(out)
     else:
-        print(f"{count} records, {level or 'no'}-level, features " + ", ".join(f"{k}[{d}]" for k, d in features.items()))
+        print(f"{count} records, {generation or 'no'} generation, {level or 'no'}-level, features "
+              + ", ".join(f"{k}[{d}]" for k, d in features.items()))
         for v in videos:
             labels = " ".join(map(str, v["labels"]))
-            print(f"  {v['id']:<12} frames {v['frames']:>3}  rgb {v['rgb_mean']:+.4f}  audio {v['audio_mean']:+.4f}  labels {labels}")
+            rated = f"  segments {len(v['segments'])}" if "segments" in v else ""
+            print(f"  {v['id']:<12} frames {v['frames']:>3}  rgb {v['rgb_mean']:+.4f}  audio {v['audio_mean']:+.4f}  "
+                  f"labels {labels}{rated}")
     if args.skip_bad_records:
         for line in stats.skipped:
             print(f"skipped: {line}", file=sys.stderr)
@@ -217,11 +232,20 @@ def _register_model_verbs(verbs) -> None:
         p.add_argument("--skip-bad-records", action="store_true", help="skip damaged records and report how many")
         p.add_argument("--device", default="cpu")
         p.add_argument("--json", action="store_true")
+        p.add_argument("--stream", choices=["auto", "on", "off"], default="auto",
+                       help="read the data as a stream, O(videos x top-k) memory (auto: by size, as training)")
+        p.add_argument("--segment-k", type=int, default=100_000, metavar="K",
+                       help="2019 segments: the first K segments a class ranks (default 100000, the challenge's)")
         if verb == "eval":
             p.add_argument("--save-predictions", metavar="FILE.npz", help="keep what was scored")
             p.set_defaults(func=cmd_eval)
         else:
             p.add_argument("--out", required=True, metavar="FILE.csv", help="the submission file to write")
+            p.add_argument("--submission", choices=["auto", "videos", "segments"], default="auto",
+                           help="videos: VideoId,LabelConfidencePairs (2017/2018); segments: Class,Segments "
+                                "(2019); auto: segments for 2019 segment-rated files")
+            p.add_argument("--segment-classes", metavar="FILE",
+                           help="2019: only these classes (one id a line, e.g. the challenge's segment_label_ids.csv)")
             p.set_defaults(func=cmd_predict)
 
     p = verbs.add_parser("models", help="every registered video model with its parameter count")
@@ -248,8 +272,17 @@ def _scored(args):
 
     if args.top_k < 1:
         raise UserError(f"--top-k {args.top_k}: must be >= 1")
+    if args.segment_k < 1:
+        raise UserError(f"--segment-k {args.segment_k}: must be >= 1")
     members = load_ensemble(args.checkpoint, args.device)
+    from triptych.video import stream_commands
+
+    if stream_commands.wanted(args, members):
+        return members, None, None, None, None
     videos, stats = read_set(members, args.data, verify=not args.no_verify, skip_bad=args.skip_bad_records)
+    if getattr(args, "submission", None) == "segments" or (
+            getattr(args, "submission", None) == "auto" and videos.generation == "2019-segments"):
+        return members, videos, stats, None, None  # segments are scored by the writer
     probs, loss = ensemble_predict(members, videos)
     if args.skip_bad_records:
         print(f"skipped {len(stats.skipped)} bad records", file=sys.stderr)
@@ -261,9 +294,21 @@ def cmd_eval(args) -> int:
     from triptych.video.metrics import evaluate
 
     members, videos, stats, probs, loss = _scored(args)
+    if videos is None:  # streamed
+        from triptych.video.stream_commands import stream_eval
+
+        result = stream_eval(args, members)
+        emit_json(result) if args.json else print(" ".join(f"{k} {v:.4f}" for k, v in result.items()
+                                                       if isinstance(v, float)))
+        return 0
     labels = videos.multi_hot(range(len(videos)))
     result = {**evaluate(probs, labels, top_k=args.top_k), "loss": loss, "videos": len(videos),
               "checkpoints": [str(m.directory) for m in members]}
+    if videos.generation == "2019-segments":
+        from triptych.video.segments import evaluate_segments
+
+        result.update(evaluate_segments([m.model for m in members], videos, args.segment_k,
+                                        members[0].cfg.data.eval_batch_size, args.device))
     if args.skip_bad_records:
         result["skipped"] = len(stats.skipped)
     if args.save_predictions:
@@ -274,6 +319,9 @@ def cmd_eval(args) -> int:
     else:
         print(f"GAP@{args.top_k} {result['gap']:.4f}  Hit@1 {result['hit_at_one']:.4f}  PERR {result['perr']:.4f}  "
               f"mAP {result['map']:.4f}  loss {loss:.4f}  ({len(videos)} videos, {len(members)} checkpoint(s))")
+        if "segment_map" in result:
+            print(f"2019 segments: mAP@{args.segment_k} {result['segment_map']:.4f}  "
+                  f"({result['rated_segments']} rated segments)")
     return 0
 
 
@@ -281,12 +329,29 @@ def cmd_predict(args) -> int:
     from triptych.video.predictor import write_submission
 
     members, videos, stats, probs, _ = _scored(args)
-    rows = write_submission(args.out, videos.ids, probs, args.top_k)
-    result = {"out": str(args.out), "videos": rows, "checkpoints": [str(m.directory) for m in members]}
+    if videos is None:  # streamed
+        from triptych.video.stream_commands import stream_predict
+
+        result = stream_predict(args, members)
+        emit_json(result) if args.json else print(f"wrote {result['videos']} predictions to {args.out}")
+        return 0
+    if probs is None:
+        from triptych.video.segments import read_class_list, write_segment_submission
+
+        classes = read_class_list(args.segment_classes) if args.segment_classes else None
+        s = write_segment_submission(args.out, [m.model for m in members], videos, k=args.segment_k,
+                                     top_k=args.top_k, classes=classes,
+                                     batch_size=members[0].cfg.data.eval_batch_size, device=args.device)
+        result = {"out": str(args.out), "submission": "segments", "videos": len(videos), **s,
+                  "checkpoints": [str(m.directory) for m in members]}
+    else:
+        rows = write_submission(args.out, videos.ids, probs, args.top_k)
+        result = {"out": str(args.out), "submission": "videos", "videos": rows,
+                  "checkpoints": [str(m.directory) for m in members]}
     if args.json:
         emit_json(result)
     else:
-        print(f"wrote {rows} predictions to {args.out}")
+        print(f"wrote {result['submission']} predictions of {result['videos']} videos to {args.out}")
     return 0
 
 

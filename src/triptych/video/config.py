@@ -14,7 +14,10 @@ class VideoDataConfig:
     train: str = ""
     valid: str | None = None
     level: str = "frame"  # frame | video: which records the files hold
-    num_classes: int = 3862  # 3862 for the 2018+ data, 4716 for 2017
+    # Which official files: auto (read off the records), 2017 (`video_id`,
+    # 4,716 classes), 2018 (`id`, 3,862) or 2019-segments (2018 + rated segments).
+    generation: str = "auto"
+    num_classes: int | None = None  # None: the generation's (4716 for 2017, 3862 after)
     # Frames a training video shows the model: "all" (up to 300), "random"
     # (`frames` drawn with replacement, as DBoF and the 2017 winners trained)
     # or "window" (a random run of `frames`). Evaluation uses `eval_sampling`,
@@ -28,6 +31,12 @@ class VideoDataConfig:
     verify: bool = True  # check TFRecord CRCs
     skip_bad_records: bool = False
     limit_train: int | None = None  # only the first N training videos (tests, smoke runs)
+    # Streaming (video/streaming.py): read the shards as streams instead of
+    # holding them in memory. None: stream when the files exceed stream_above_mb.
+    stream: bool | None = None
+    stream_above_mb: int = 2048
+    workers: int = 2  # DataLoader worker processes a rank when streaming (0: in this process)
+    shuffle_buffer: int = 256  # records a worker shuffles among (raw payloads, ~0.35 MB each at frame level)
 
 
 @dataclass

@@ -109,10 +109,9 @@ def load_frames(video: VideoSource, clf) -> "torch.Tensor":  # noqa: F821
                                                          max_pixels=d.max_pixels))[None], str(f))
                  for f in _frame_files(video.path)]
         return torch.cat(parts)
-    try:
-        arr = np.load(video.path, allow_pickle=False)
-    except (ValueError, OSError, EOFError) as e:
-        raise UserError(f"{video.path}: not a readable .npy array ({e})") from None
+    from triptych.video.npz import load_npy
+
+    arr = load_npy(video.path)  # the header is checked against the file's size first
     if arr.ndim not in (3, 4) or len(arr) == 0:
         raise UserError(f"{video.path}: expected frames [T, H, W] or [T, H, W, C] with T >= 1, got shape {arr.shape}")
     if arr.dtype != np.uint8 and not np.issubdtype(arr.dtype, np.floating):
@@ -161,16 +160,17 @@ class PCA:
     def load(cls, path: str | Path) -> "PCA":
         from triptych.files import require_file
 
+        from triptych.video.npz import load_npz
+
         p = require_file(path, "PCA file")
-        try:
-            with np.load(p, allow_pickle=False) as z:
-                missing = [k for k in ("mean", "components", "scale", "whiten") if k not in z.files]
-                if missing:
-                    raise UserError(f"{p}: not a triptych PCA file (no '{missing[0]}')")
-                mean, comp, scale = z["mean"], z["components"], z["scale"]
-                whiten, source = bool(z["whiten"]), str(z["source"]) if "source" in z.files else ""
-        except (ValueError, OSError, EOFError) as e:
-            raise UserError(f"{p}: not a readable .npz file ({e})") from None
+        z = load_npz(p)  # headers checked before anything is allocated
+        missing = [k for k in ("mean", "components", "scale", "whiten") if k not in z]
+        if missing:
+            raise UserError(f"{p}: not a triptych PCA file (no '{missing[0]}')")
+        mean, comp, scale = z["mean"], z["components"], z["scale"]
+        if z["whiten"].size != 1:
+            raise UserError(f"{p}: 'whiten' must be one value")
+        whiten, source = bool(z["whiten"].reshape(())), str(z["source"]) if "source" in z else ""
         if comp.ndim != 2 or mean.shape != (comp.shape[1],) or scale.shape != (comp.shape[0],):
             raise UserError(f"{p}: inconsistent PCA shapes (mean {mean.shape}, components {comp.shape}, scale {scale.shape})")
         return cls(mean.astype(np.float64), comp.astype(np.float64), scale.astype(np.float64), whiten, source)

@@ -237,15 +237,11 @@ def load_predictions(path) -> tuple[np.ndarray, np.ndarray]:
     """`predictions` float [N, C] and `labels` 0/1 [N, C] of a saved .npz."""
     from triptych.files import require_file
 
+    from triptych.video.npz import load_npz
+
     p = require_file(path)
-    try:
-        with np.load(p, allow_pickle=False) as z:
-            missing = [k for k in ("predictions", "labels") if k not in z.files]
-            if missing:
-                raise UserError(f"{p}: missing array '{missing[0]}' (needs predictions and labels)")
-            predictions, labels = z["predictions"], z["labels"]
-    except (ValueError, OSError, EOFError) as e:
-        raise UserError(f"{p}: not a readable .npz file ({e})") from None
+    arrays = load_npz(p, ("predictions", "labels"))  # headers checked before anything is allocated
+    predictions, labels = arrays["predictions"], arrays["labels"]
     if predictions.ndim != 2 or predictions.shape != labels.shape:
         raise UserError(f"{p}: predictions {predictions.shape} and labels {labels.shape} must be equal 2-D shapes")
     if not np.issubdtype(predictions.dtype, np.floating) or not np.isfinite(predictions).all():

@@ -48,6 +48,7 @@ class ModelConfig:
     head_gating: bool = True  # Context Gating after the head (gated MoE)
     input_bn: bool = False
     dropout: float = 0.0
+    centre_init: str = "random"  # random | data: NetVLAD from k-means, NetFV from a GMM (video/classical.py)
 
 
 class VideoModel(nn.Module):

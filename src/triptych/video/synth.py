@@ -46,8 +46,9 @@ _ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 class SynthSpec:
     videos: int = 1000  # training videos
     valid_videos: int | None = None  # default videos // 5
-    classes: int = 3862
+    classes: int | None = None  # None: the generation's (4716 for 2017, 3862 after)
     level: str = "frame"
+    generation: str = "2018"  # 2017 (`video_id`), 2018 (`id`), 2019-segments (+ rated segments)
     min_frames: int = 20
     max_frames: int = 60
     shards: int = 1
@@ -91,6 +92,12 @@ def make_video(world: World, rng: np.random.Generator, spec: SynthSpec) -> tuple
     Segments never overlap, so patterns co-occur only where a true class
     put them; an event that finds no room is left out.
     """
+    rgb, audio, labels, _ = make_video_frames(world, rng, spec)
+    return rgb, audio, labels
+
+
+def make_video_frames(world: World, rng: np.random.Generator, spec: SynthSpec):
+    """make_video's (rgb, audio, labels) and `both` bool [T, C]: where each class is present."""
     C = len(world.pairs)
     T = int(rng.integers(spec.min_frames, spec.max_frames + 1))
     present = np.zeros((T, world.num_patterns), bool)
@@ -112,7 +119,7 @@ def make_video(world: World, rng: np.random.Generator, spec: SynthSpec) -> tuple
     audio = rng.standard_normal((T, AUDIO_DIM), dtype=np.float32) * spec.noise + present @ world.audio
     both = present[:, world.pairs[:, 0]] & present[:, world.pairs[:, 1]]  # [T, C]
     labels = np.flatnonzero(both.any(axis=0)).astype(np.int64)
-    return quantize(rgb), quantize(audio), labels
+    return quantize(rgb), quantize(audio), labels, both
 
 
 def video_id(i: int, split: str) -> str:
@@ -127,8 +134,29 @@ def video_id(i: int, split: str) -> str:
     return split[0] + "".join(reversed(chars))
 
 
-def encode(vid: str, labels: np.ndarray, rgb: np.ndarray, audio: np.ndarray, level: str) -> bytes:
-    context = {"id": ("bytes", [vid.encode("utf-8")]), "labels": ("int64", labels)}
+def rate_segments(both: np.ndarray, labels: np.ndarray, rng: np.random.Generator) -> dict:
+    """2019-style rated segments of one video: for up to two of its labels,
+    up to two 5-frame segments where the class is present (score 1) and up
+    to two where it is not (score 0), as context features."""
+    from triptych.video.generations import SEGMENT_FRAMES
+
+    T = len(both)
+    starts = np.arange(0, T, SEGMENT_FRAMES)
+    rated = []
+    for c in rng.permutation(labels)[:2]:
+        present = np.array([both[s : s + SEGMENT_FRAMES, c].any() for s in starts])
+        for pool, score in ((starts[present], 1.0), (starts[~present], 0.0)):
+            for s in rng.permutation(pool)[:2]:
+                rated.append((int(s), int(c), score))
+    rated.sort()
+    return {"segment_labels": ("int64", [c for _, c, _ in rated]),
+            "segment_start_times": ("int64", [s for s, _, _ in rated]),
+            "segment_scores": ("float", [r for _, _, r in rated])}
+
+
+def encode(vid: str, labels: np.ndarray, rgb: np.ndarray, audio: np.ndarray, level: str,
+           id_key: str = "id", extra: dict | None = None) -> bytes:
+    context = {id_key: ("bytes", [vid.encode("utf-8")]), "labels": ("int64", labels), **(extra or {})}
     if level == "frame":
         return pb.encode_sequence_example(context, {"rgb": rgb, "audio": audio})
     mean_rgb = DEQUANT_LUT[rgb].mean(axis=0, dtype=np.float32)
@@ -138,7 +166,11 @@ def encode(vid: str, labels: np.ndarray, rgb: np.ndarray, audio: np.ndarray, lev
 
 def write_split(out: Path, split: str, n: int, world: World, spec: SynthSpec, stream: int) -> list[str]:
     """Write `n` videos as `{split}0000.tfrecord`... shards; returns file names."""
+    from triptych.video.generations import GENERATIONS
+
     rng = np.random.default_rng([spec.seed, stream])
+    rate_rng = np.random.default_rng([spec.seed, stream, 2019])  # leaves the frames as 2018's
+    generation = GENERATIONS[spec.generation]
     names = []
     per = -(-n // spec.shards) if n else 0
     for shard in range(spec.shards):
@@ -146,8 +178,9 @@ def write_split(out: Path, split: str, n: int, world: World, spec: SynthSpec, st
 
         def records(lo=lo, hi=hi):
             for i in range(lo, hi):
-                rgb, audio, labels = make_video(world, rng, spec)
-                yield encode(video_id(i, split), labels, rgb, audio, spec.level)
+                rgb, audio, labels, both = make_video_frames(world, rng, spec)
+                extra = rate_segments(both, labels, rate_rng) if generation.segments else None
+                yield encode(video_id(i, split), labels, rgb, audio, spec.level, generation.id_key, extra)
 
         name = f"{split}{shard:04d}.tfrecord" + (".gz" if spec.compress else "")
         write_records(out / name, records(), compress=spec.compress)
@@ -157,8 +190,14 @@ def write_split(out: Path, split: str, n: int, world: World, spec: SynthSpec, st
 
 def synthesize(out: str | Path, spec: SynthSpec) -> dict:
     """Write train and validate shards and `synth.json` (the spec) into `out`."""
+    from triptych.video.generations import GENERATIONS, default_classes
+
     if spec.level not in ("frame", "video"):
         raise UserError(f"--level must be frame or video, not {spec.level!r}")
+    if spec.generation not in GENERATIONS:
+        raise UserError(f"--generation must be one of {', '.join(GENERATIONS)}, not {spec.generation!r}")
+    if spec.classes is None:
+        spec.classes = default_classes(spec.generation)
     if spec.classes < 2 or spec.videos < 0 or spec.shards < 1:
         raise UserError("--classes must be >= 2, --videos >= 0, --shards >= 1")
     if not 1 <= spec.min_frames <= spec.max_frames:

@@ -75,8 +75,13 @@ def _length(buf: bytes, pos: int, end: int) -> tuple[int, int]:
     return pos + n, pos
 
 
-def _skip(buf: bytes, pos: int, end: int, number: int, wire: int) -> int:
-    """Position after an unknown field's value."""
+MAX_DEPTH = 100  # nested groups, as protobuf's default recursion limit
+
+
+def _skip(buf: bytes, pos: int, end: int, number: int, wire: int, depth: int = 0) -> int:
+    """Position after an unknown field's value. Groups nest: their depth is
+    bounded (a hostile record of nested groups would otherwise exhaust the
+    stack), as protobuf bounds it."""
     if wire == 0:
         return _varint(buf, pos, end)[1]
     if wire == 1 or wire == 5:
@@ -87,6 +92,8 @@ def _skip(buf: bytes, pos: int, end: int, number: int, wire: int) -> int:
     if wire == 2:
         return _length(buf, pos, end)[0]
     if wire == 3:  # a group: skip fields up to its matching end-group tag
+        if depth >= MAX_DEPTH:
+            raise ParseError(f"groups nested deeper than {MAX_DEPTH}")
         while True:
             if pos >= end:
                 raise ParseError("unterminated group")
@@ -95,7 +102,7 @@ def _skip(buf: bytes, pos: int, end: int, number: int, wire: int) -> int:
                 if inner != number:
                     raise ParseError("mismatched end-group tag")
                 return pos
-            pos = _skip(buf, pos, end, inner, w)
+            pos = _skip(buf, pos, end, inner, w, depth + 1)
     raise ParseError(f"invalid wire type {wire}" if wire != 4 else "unexpected end-group tag")
 
 

@@ -144,11 +144,33 @@ def _open(path: Path) -> BinaryIO:
         raise UserError(f"{path}: cannot read ({e.strerror or e})") from None
 
 
-class _Reader:
-    """Reads framed records from one open stream, tracking the byte offset."""
+_CHUNK = 1 << 24  # a gzip payload is read in pieces of this size, never allocated from its length field
 
-    def __init__(self, path: Path, fh: BinaryIO, verify: bool):
-        self.path, self.fh, self.verify = path, fh, verify
+
+class _Reader:
+    """Reads framed records from one open stream.
+
+    `size` is the stream's length when known (a raw file): a length field
+    larger than what is left is a truncated record, found before anything
+    is allocated. In a gzip stream the length is unknown, so a payload is
+    read in 16 MiB pieces and memory grows only with bytes really there.
+    """
+
+    def __init__(self, path: Path, fh: BinaryIO, verify: bool, size: int | None = None):
+        self.path, self.fh, self.verify, self.size = path, fh, verify, size
+
+    def payload(self, length: int) -> bytes:
+        if self.size is not None:
+            left = max(0, self.size - self.fh.tell())
+            return self.read(length) if length <= left else self.read(left)
+        parts, got = [], 0
+        while got < length:
+            chunk = self.read(min(length - got, _CHUNK))
+            if not chunk:
+                break
+            parts.append(chunk)
+            got += len(chunk)
+        return b"".join(parts)
 
     def read(self, n: int) -> bytes:
         try:
@@ -168,7 +190,7 @@ class _Reader:
         length, length_crc = _HEADER.unpack(head)
         if self.verify and masked_crc(head[:8]) != length_crc:
             raise _Bad("length CRC mismatch (corrupt or not a TFRecord file)", fatal=True, resync=head)
-        data = self.read(length) if length < (1 << 40) else b""
+        data = self.payload(length)
         if len(data) < length:
             raise _Bad(f"truncated record ({len(data)} of {length} bytes)", fatal=True)
         foot = self.read(4)
@@ -224,7 +246,7 @@ def iter_records(
     fh = _open(p)
     index = 0
     try:
-        reader = _Reader(p, fh, verify)
+        reader = _Reader(p, fh, verify, None if isinstance(fh, gzip.GzipFile) else os.fstat(fh.fileno()).st_size)
         while True:
             try:
                 data = reader.next(index)
@@ -239,7 +261,7 @@ def iter_records(
                     rest = _resync(p, fh, bad.resync)
                     if rest is None:
                         return
-                    reader = _Reader(p, io.BytesIO(rest), verify)
+                    reader = _Reader(p, io.BytesIO(rest), verify, len(rest))
                     continue
                 if bad.fatal:
                     return

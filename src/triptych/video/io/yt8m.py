@@ -33,6 +33,7 @@ import numpy as np
 from triptych.errors import UserError
 from triptych.video.io import example as pb
 from triptych.video.io.tfrecord import RecordStats, expand_paths, iter_records
+from triptych.video import generations as gens
 
 RGB_DIM, AUDIO_DIM, MAX_FRAMES = 1024, 128, 300
 FRAME_FEATURES = (("rgb", RGB_DIM), ("audio", AUDIO_DIM))
@@ -93,6 +94,8 @@ class Video:
     rgb: np.ndarray
     audio: np.ndarray
     level: str  # "frame" | "video"
+    generation: str = "2018"  # "2017" | "2018" | "2019-segments" (generations.py)
+    segments: gens.Segments | None = None  # the rated segments of a 2019 record
 
     @property
     def frames(self) -> int:
@@ -124,12 +127,14 @@ def _labels(context: dict, num_classes: int) -> np.ndarray:
     return values.astype(np.int64)
 
 
-def decode(payload: bytes, num_classes: int, level: str = "auto", max_frames: int = MAX_FRAMES) -> Video:
+def decode(payload: bytes, num_classes: int | None, level: str = "auto", max_frames: int = MAX_FRAMES) -> Video:
     """One record's bytes -> Video; RecordError when it is not a valid video.
 
     `level="auto"` decides by content: a record with feature lists is frame
     level, one without is a video-level Example (an Example's bytes also
     parse as a SequenceExample whose context is the Example's features).
+    The generation (2017 `video_id`, 2018 `id`, 2019 segments) is read off
+    the context; `num_classes=None` takes the generation's class count.
     """
     try:
         context, lists = pb.parse_sequence_example(payload)
@@ -137,7 +142,9 @@ def decode(payload: bytes, num_classes: int, level: str = "auto", max_frames: in
         raise RecordError(f"not an Example or SequenceExample ({e})") from None
     if level == "auto":
         level = "frame" if lists else "video"
-    vid = _bytes_feature(context, "id").decode("utf-8", errors="backslashreplace")
+    generation = gens.identify(context, RecordError)
+    num_classes = num_classes or gens.GENERATIONS[generation].num_classes
+    vid = _bytes_feature(context, gens.GENERATIONS[generation].id_key).decode("utf-8", errors="backslashreplace")
     labels = _labels(context, num_classes)
     if level == "frame":
         feats = []
@@ -149,12 +156,17 @@ def decode(payload: bytes, num_classes: int, level: str = "auto", max_frames: in
             if name not in lists:
                 raise RecordError(f"missing '{name}' feature list")
             try:
-                feats.append(lists[name].fixed_bytes(dim)[:max_frames])
+                feats.append(lists[name].fixed_bytes(dim))
             except pb.ParseError as e:
                 raise RecordError(f"feature list '{name}': {e}") from None
         if len(feats[0]) != len(feats[1]):
             raise RecordError(f"'rgb' has {len(feats[0])} frames but 'audio' has {len(feats[1])}")
-        return Video(vid, labels, feats[0], feats[1], "frame")
+        segments, keep = None, max_frames
+        if generation == "2019-segments":
+            segments = gens.read_segments(context, num_classes, len(feats[0]), RecordError)
+            if len(segments):  # a rated segment past max_frames keeps its frames
+                keep = max(keep, int(segments.start.max()) + gens.SEGMENT_FRAMES)
+        return Video(vid, labels, feats[0][:keep], feats[1][:keep], "frame", generation, segments)
     feats = []
     for name, dim in VIDEO_FEATURES:
         kind, values = context.get(name, (None, None))
@@ -164,36 +176,46 @@ def decode(payload: bytes, num_classes: int, level: str = "auto", max_frames: in
             got = f"{len(values)} floats" if kind == "float" else f"a {kind} list"
             raise RecordError(f"'{name}' must be {dim} floats, got {got}")
         feats.append(values)
-    return Video(vid, labels, feats[0], feats[1], "video")
+    segments = gens.read_segments(context, num_classes, None, RecordError) if generation == "2019-segments" else None
+    return Video(vid, labels, feats[0], feats[1], "video", generation, segments)
 
 
 def read_videos(
     paths,
     *,
-    num_classes: int = 3862,
+    num_classes: int | None = None,
     level: str = "auto",
     verify: bool = True,
     skip_bad: bool = False,
     stats: RecordStats | None = None,
     max_frames: int = MAX_FRAMES,
     select=None,
+    generation: str | gens.GenerationGuard = "auto",
 ) -> Iterator[Video]:
     """Decoded videos of files/globs, in order. Bad records raise UserError
     ('FILE: record I: why'), or with `skip_bad` are counted in `stats`.
-    `select(file_index, record_index) -> bool` skips records undecoded."""
+    `select(file_index, record_index) -> bool` skips records undecoded.
+    Every record must be of one generation (`generation` forces which, or
+    is a GenerationGuard shared with other readers); `num_classes=None`
+    takes the generation's class count."""
     stats = stats if stats is not None else RecordStats()
+    guard = generation if isinstance(generation, gens.GenerationGuard) else gens.GenerationGuard(generation)
+    forced = None if guard.forced == "auto" else guard.forced
     for fi, path in enumerate(expand_paths(paths)):
         for ri, payload in iter_records(path, verify=verify, skip_bad=skip_bad, stats=stats):
             if select is not None and not select(fi, ri):
                 continue
             try:
-                yield decode(payload, num_classes, level, max_frames)
+                video = decode(payload, num_classes or (gens.default_classes(forced) if forced else None), level, max_frames)
             except RecordError as e:
                 message = f"{path}: record {ri}: {e}"
                 if not skip_bad:
                     raise UserError(message) from None
                 stats.records -= 1
                 stats.skip(message)
+                continue
+            guard.check(video.generation, path, ri)
+            yield video
 
 
 def sample_frames(num_frames: int, mode: str, n: int, rng: np.random.Generator | None) -> np.ndarray:
@@ -227,24 +249,28 @@ class VideoSet:
     offsets, so 10,000 synthetic videos of 60 frames take 700 MB, not 2.8 GB.
     """
 
-    def __init__(self, videos: Iterable[Video], num_classes: int):
+    def __init__(self, videos: Iterable[Video], num_classes: int | None):
         self.num_classes = num_classes
         self.ids: list[str] = []
         self.labels: list[np.ndarray] = []
+        self.segments: list = []  # per video its generations.Segments (2019) or None
         rgb, audio, lengths = [], [], []
-        self.level = None
+        self.level = self.generation = None
         for v in videos:
             if self.level is None:
-                self.level = v.level
+                self.level, self.generation = v.level, v.generation
             elif v.level != self.level:
                 raise UserError(f"video {v.id}: mixes {v.level}-level records with {self.level}-level ones")
             self.ids.append(v.id)
             self.labels.append(v.labels)
+            self.segments.append(v.segments)
             rgb.append(v.rgb)
             audio.append(v.audio)
             lengths.append(len(v.rgb))
         if self.level is None:
             raise UserError("no videos to read")
+        if self.num_classes is None:
+            self.num_classes = gens.default_classes(self.generation)
         if self.level == "frame":
             self.offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
             self.rgb = np.concatenate(rgb) if rgb else np.zeros((0, RGB_DIM), np.uint8)
@@ -253,7 +279,7 @@ class VideoSet:
             self.rgb, self.audio = np.stack(rgb), np.stack(audio)
 
     @classmethod
-    def from_files(cls, paths, num_classes: int, **kw) -> "VideoSet":
+    def from_files(cls, paths, num_classes: int | None, **kw) -> "VideoSet":
         return cls(read_videos(paths, num_classes=num_classes, **kw), num_classes)
 
     def __len__(self) -> int:

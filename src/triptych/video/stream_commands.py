@@ -1,0 +1,73 @@
+"""`video eval` and `video predict` on sets too big to hold: streamed, O(videos x k) memory.
+
+Chosen by `--stream` (on/off) or, by default, by the data's size against
+the first checkpoint's data.stream_above_mb, as training chooses.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from triptych.errors import UserError
+
+
+def wanted(args, members) -> bool:
+    from triptych.video.streaming import size_of
+
+    if args.stream != "auto":
+        return args.stream == "on"
+    return size_of(args.data) > members[0].cfg.data.stream_above_mb * (1 << 20)
+
+
+def _run(args, members, each=None) -> dict:
+    import copy
+
+    from triptych.video.stream_eval import evaluate_stream
+    from triptych.video.streaming import scan
+    from triptych.video.io.tfrecord import RecordStats
+
+    cfg = copy.deepcopy(members[0].cfg)
+    cfg.top_k, cfg.data.verify, cfg.data.skip_bad_records = args.top_k, not args.no_verify, args.skip_bad_records
+    files, counts, generation = scan(args.data, cfg.data.verify)
+    stats = RecordStats()
+    result = evaluate_stream([m.model for m in members], files, counts, cfg, args.device, stats,
+                             segment_k=args.segment_k, each=each)
+    result["generation"] = generation
+    if args.skip_bad_records:
+        result["skipped"] = len(stats.skipped)
+        print(f"skipped {len(stats.skipped)} bad records", file=sys.stderr)
+    return result
+
+
+def stream_eval(args, members) -> dict:
+    if args.save_predictions:
+        raise UserError("--save-predictions keeps every video's scores for every class: "
+                        "not with a streamed evaluation (--stream off holds the set in memory)")
+    result = _run(args, members)
+    result["loss"] = result.pop("valid_loss")
+    result["checkpoints"] = [str(m.directory) for m in members]
+    return result
+
+
+def stream_predict(args, members) -> dict:
+    """The 2017/2018 submission, written a batch at a time."""
+    from triptych.files import atomic_path
+    from triptych.video.metrics import topk_classes
+
+    from triptych.video.streaming import scan
+
+    generation = scan(args.data, not args.no_verify)[2]
+    if args.submission == "segments" or (args.submission == "auto" and generation == "2019-segments"):
+        raise UserError("the 2019 segment submission holds every segment's top classes: use --stream off")
+    with atomic_path(args.out) as tmp:
+        with open(tmp, "w", encoding="utf-8", newline="\n") as fh:
+            fh.write("VideoId,LabelConfidencePairs\n")
+
+            def each(ids, probs):
+                idx, vals = topk_classes(probs, args.top_k)
+                for vid, cls, conf in zip(ids, idx, vals):
+                    fh.write(vid + "," + " ".join("%i %g" % (c, v) for c, v in zip(cls, conf)) + "\n")
+
+            result = _run(args, members, each)
+    return {"out": str(args.out), "submission": "videos", "videos": result["videos"],
+            "checkpoints": [str(m.directory) for m in members]}
