@@ -23,7 +23,7 @@ def register(sub) -> None:
 
     p = verbs.add_parser("eval", help="accuracy and confusion matrix of a checkpoint")
     p.add_argument("--checkpoint", required=True, help="a checkpoint directory, e.g. runs/vision/x/best")
-    p.add_argument("--data", help="digits:test (default for digits runs), digits:valid, or an ImageFolder directory")
+    p.add_argument("--data", help="digits:test or fashion:test (the default for those runs), digits:valid, fashion:valid, or an ImageFolder directory")
     p.add_argument("--plot", metavar="FILE.png", help="draw the confusion matrix to this picture")
     p.add_argument("--convert", action="store_true", help="convert grey images to RGB (or RGB to grey) for the model")
     p.add_argument("--device", default="cpu")

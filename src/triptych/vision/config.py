@@ -13,8 +13,11 @@ class DataConfig:
     # "digits": scikit-learn's 1,797 real 8x8 handwritten digits, with a fixed
     # stratified 70/10/20 train/valid/test split. "folder": ImageFolder trees
     # (train/CLASS/*.png|jpg), given by `train`, `valid` (else a held-out
-    # `valid_fraction` of train) and `test`.
+    # `valid_fraction` of train) and `test`. "fashion": Fashion-MNIST's IDX
+    # files in `root` (default: Debian's /usr/share/datasets/fashion-mnist),
+    # valid = a fixed seeded `valid_fraction` of the 60,000, test = the 10,000.
     name: str = "digits"
+    root: str | None = None
     train: str | None = None
     valid: str | None = None
     test: str | None = None
@@ -31,6 +34,8 @@ class DataConfig:
     # Folder augmentation: random crop of this fraction of the area, then flip.
     crop_scale: tuple[float, float] = (0.35, 1.0)
     hflip: bool = True
+    # Fashion-MNIST augmentation: random crop of the image zero-padded by this many pixels, then flip.
+    crop_padding: int = 4
     # Digit augmentation (random affine): degrees, scale range, shift (fraction of the side).
     rotate: float = 10.0
     zoom: tuple[float, float] = (0.9, 1.1)

@@ -257,8 +257,13 @@ def build_splits(cfg: DataConfig, *, need_train: bool = True) -> Splits:
                 raise UserError(f"{cfg.train}: too few images to hold out a validation set; give data.valid")
             train, valid = train.subset(keep), train.subset(held)
         test = FolderImages(cfg.test, cfg, classes=train.classes) if cfg.test else None
+    elif cfg.name == "fashion":
+        from triptych.vision.fashion import fashion_set, train_valid
+
+        train, valid = train_valid(cfg)
+        test = fashion_set("test", cfg)
     else:
-        raise UserError(f"data.name: expected 'digits' or 'folder', got '{cfg.name}'")
+        raise UserError(f"data.name: expected 'digits', 'folder' or 'fashion', got '{cfg.name}'")
     if cfg.limit_train:
         if isinstance(train, TensorImages):
             n = cfg.limit_train
