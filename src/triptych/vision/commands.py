@@ -55,6 +55,10 @@ def register(sub) -> None:
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_params)
 
+    from triptych.vision import weights_cli
+
+    weights_cli.register(verbs)  # import / export of torchvision-format weights
+
     # Captioning's embedded data; the code lives in triptych.caption.scenes.
     p = verbs.add_parser("digit-scenes", help="write the digit-scenes captioning data (real digits, synthetic layout)")
     p.add_argument("--out", required=True, help="a new folder for images/, train|valid|test.jsonl and boxes.json")
