@@ -50,7 +50,10 @@ class DataConfig:
 class VisionConfig:
     task: str = "vision"
     seed: int = 1
-    init_from: str | None = None  # a vision checkpoint whose weights start the run
+    # A vision checkpoint whose weights start the run (vision/finetune.py): a new
+    # head when its classes differ; freeze_backbone trains the head alone.
+    init_from: str | None = None
+    freeze_backbone: bool = False
     label_smoothing: float = 0.0
     aux_weight: float = 0.3  # GoogLeNet's auxiliary losses, as in the paper
     data: DataConfig = field(default_factory=DataConfig)

@@ -62,6 +62,14 @@ class VisionTask:
             raise UserError(f"data.mean/data.std: need {self.channels} values, one per channel")
         self.classes = self.splits.classes
         self.model = build_model(cfg, len(self.classes), self.channels)
+        if cfg.init_from:  # here, not in the engine: a new head for new classes is the vision domain's rule
+            from triptych.vision.finetune import load_initial_weights
+
+            self.init_info = load_initial_weights(self.model, cfg.init_from, self.classes)
+        if cfg.freeze_backbone:
+            from triptych.vision.finetune import freeze_backbone
+
+            freeze_backbone(self.model)
         self.has_aux = getattr(self.model, "aux1", None) is not None
 
     # --- the engine's contract ------------------------------------------------

@@ -132,11 +132,10 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
         try:
             sd = torch.load(p, map_location="cpu", weights_only=True)
         except pickle.UnpicklingError as e:
-            what = str(e).strip().splitlines()
-            detail = next((line.strip() for line in what if "Unsupported global" in line), "")
-            detail = detail or (what[0] if what else "")
+            m = re.search(r"Unsupported global: GLOBAL (\S+)", str(e))
+            detail = f"it needs {m[1]}" if m else (str(e).strip().splitlines() or [""])[0][:120]
             raise UserError(f"{p}: refused by torch.load(weights_only=True): it holds pickled objects, not just "
-                            f"tensors ({detail[:160]}); save model.state_dict() or safetensors instead") from None
+                            f"tensors ({detail}); save model.state_dict() or safetensors instead") from None
         except (RuntimeError, EOFError, OSError, ValueError) as e:
             raise UserError(f"{p}: not a readable PyTorch weights file ({str(e).splitlines()[0][:160] if str(e) else type(e).__name__})") from None
     for wrapper in ("state_dict", "model"):

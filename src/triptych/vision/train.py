@@ -36,9 +36,9 @@ def run_training(config_path: str, overrides: list[str] | None = None, *, out: s
         torch.set_num_threads(cfg.train.threads)
     torch.manual_seed(cfg.seed)
     task = VisionTask(cfg)  # data problems surface here, before the run directory exists
-    init_from = Path(cfg.init_from) if cfg.init_from else None
+    # cfg.init_from was loaded by VisionTask (vision/finetune.py: a new head for new classes)
     summary = dict(train(task, cfg.train, run_dir, full_config=cfg, seed=cfg.seed, device=device,
-                         resume=resume, init_from=init_from, progress=progress))
+                         resume=resume, progress=progress))
     summary["run_dir"] = str(run_dir)
     summary["model"] = cfg.model.get("name")
     summary["params"] = sum(p.numel() for p in task.model.parameters())
