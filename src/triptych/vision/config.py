@@ -28,6 +28,9 @@ class DataConfig:
     # file, unless `convert` is on: then grey is replicated to 3 channels and
     # RGB is turned to luminance.
     convert: bool = False
+    # Folder photos are decoded and augmented in this many DataLoader worker
+    # processes, ahead of the training step (0: in the training process).
+    workers: int = 2
     max_pixels: int = 40_000_000  # a larger image is refused before it is decoded
     batch_size: int = 64
     augment: bool = True

@@ -209,9 +209,11 @@ def scan_folder(root: Path, classes: list[str] | None = None) -> tuple[list[str]
         folder = root / name
         if not folder.is_dir():
             continue
-        for p in sorted(folder.rglob("*")):
-            if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith("."):
-                files.append((p, label))
+        found = [p for p in sorted(folder.rglob("*"))
+                 if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith(".")]
+        if not found:  # a class the model would have to predict but never sees
+            raise UserError(f"{folder}: empty class folder (no .png, .jpg or .jpeg images)")
+        files += [(p, label) for p in found]
     if not files:
         raise UserError(f"{root}: no images (.png, .jpg, .jpeg) in class folders (expected {root}/CLASS/IMAGE)")
     return names, files

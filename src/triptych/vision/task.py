@@ -18,6 +18,7 @@ from triptych.errors import UserError
 from triptych.vision import transforms as T
 from triptych.vision.config import VisionConfig
 from triptych.vision.data import ImageSet, Splits, build_splits, measure_normalization
+from triptych.vision.loader import Feeds
 
 CLASSES_FILE = "classes.json"
 
@@ -71,10 +72,16 @@ class VisionTask:
 
             freeze_backbone(self.model)
         self.has_aux = getattr(self.model, "aux1", None) is not None
+        self.feeds = Feeds(self, data.workers)
 
     # --- the engine's contract ------------------------------------------------
 
     def batch_plan(self, epoch: int) -> list[list[int]]:
+        plan = self.batch_plan_pure(epoch)
+        self.feeds.planned(epoch, plan)  # so photo batches can be decoded ahead, in order
+        return plan
+
+    def batch_plan_pure(self, epoch: int) -> list[list[int]]:
         g = torch.Generator().manual_seed(self.cfg.seed * 1_000_003 + epoch)
         order = torch.randperm(len(self.splits.train), generator=g).tolist()
         plan = [order[i:i + self.cfg.data.batch_size] for i in range(0, len(order), self.cfg.data.batch_size)]
@@ -84,7 +91,7 @@ class VisionTask:
         return plan
 
     def prepare(self, images: ImageSet, indices: list[int], train: bool, device) -> tuple[torch.Tensor, torch.Tensor]:
-        x, y = images.batch(indices, train)
+        x, y = self.feeds.batch(images, indices, train)
         x = T.normalize(x, self.cfg.data.mean, self.cfg.data.std)
         return x.to(device, non_blocking=True), y.to(device, non_blocking=True)
 
