@@ -56,3 +56,29 @@ def test_corrupt_photo_in_a_worker_is_one_line(tmp_path):
 
             evaluate_set(task, task.model, task.splits.valid)
     assert "\n" not in str(e.value) and "Traceback" not in str(e.value)
+
+
+def test_large_jpegs_are_decoded_at_a_reduced_scale_with_the_same_result(tmp_path):
+    import numpy as np
+    from PIL import Image
+
+    from triptych.vision import transforms as T
+    from triptych.vision.data import FolderImages
+
+    yy, xx = np.mgrid[0:600, 0:800]
+    img = np.stack([(xx * 255 // 800), (yy * 255 // 600), np.full_like(xx, 90)], -1).astype(np.uint8)
+    (tmp_path / "a").mkdir()
+    Image.fromarray(img).save(tmp_path / "a" / "big.jpg", quality=95)
+    plan = T.CropPlan(64, (0.5, 1.0))
+    torch.manual_seed(0)
+    w, h = plan.draft(800, 600)
+    left, top, right, bottom = plan.box
+    assert min(right - left, bottom - top) // 2 >= 64 and (w, h) < (800, 600)  # a real reduction
+    cfg = DataConfig(name="folder", image_size=64, crop_scale=(0.5, 1.0))
+    images = FolderImages(tmp_path, cfg)
+    x, _ = images.batch([0], train=False)  # eval: resize to 73 + centre crop, from a 1/8-scale decode
+    full = T.to_tensor(T.eval_transform(Image.open(tmp_path / "a" / "big.jpg").convert("RGB"), 64))
+    assert x.shape == (1, 3, 64, 64) and (x[0] - full).abs().mean() < 0.02
+    torch.manual_seed(1)
+    xt, _ = images.batch([0], train=True)
+    assert xt.shape == (1, 3, 64, 64)
