@@ -118,3 +118,28 @@ def test_random_crop_flip_shifts_within_padding():
     f = random_crop_flip(x, padding=0, hflip=True)
     flipped = (f[:, 0, 3, 4] == 1).sum()
     assert 0 < flipped < 64 and torch.equal(f[:, 0, 3, 3] + f[:, 0, 3, 4], torch.ones(64))
+
+
+def test_fashion_recipe_trains_and_evaluates_per_class(tmp_path, capsys):
+    import json
+
+    from triptych.cli import main
+
+    root = make_fashion(tmp_path / "fm", n_train=200, n_test=50)
+    run = tmp_path / "run"
+    status = main(["vision", "train", "configs/vision/lenet5-fashion.yaml", "--out", str(run),
+                   "--set", f"data.root={root}", "--set", "train.max_steps=30", "--set", "train.eval_every=15",
+                   "--set", "train.save_every=15", "--set", "train.warmup_steps=2", "--set", "train.log_every=0",
+                   "--set", "train.threads=1", "--json"])
+    summary = json.loads(capsys.readouterr().out)
+    assert status == 0 and summary["test_images"] == 50  # the official test files, read at the end
+    status = main(["vision", "eval", "--checkpoint", str(run / "best"), "--data", "fashion:test",
+                   "--plot", str(tmp_path / "cm.png"), "--json"])
+    result = json.loads(capsys.readouterr().out)
+    assert status == 0 and result["classes"] == CLASSES and result["images"] == 50
+    cm = np.array(result["confusion"])
+    assert np.allclose(result["per_class_accuracy"], cm.diagonal() / cm.sum(1))
+    assert result["accuracy"] == pytest.approx(cm.trace() / 50)
+    assert (tmp_path / "cm.png").read_bytes()[:4] == b"\x89PNG"
+    status = main(["vision", "eval", "--checkpoint", str(run / "best"), "--data", "fashion:nope"])
+    assert status == 2

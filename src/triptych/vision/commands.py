@@ -123,6 +123,8 @@ def cmd_eval(args) -> int:
         return 0
     print(f"{clf.name} on {images.name}: accuracy {_pct(result['accuracy'])}, top-5 {_pct(result['top5'])}, "
           f"loss {result['loss']:.4f} ({result['images']} images)")
+    if len(clf.classes) <= 20:
+        print("per class: " + ", ".join(f"{c} {_pct(a)}" for c, a in zip(clf.classes, result["per_class_accuracy"])))
     if args.plot:
         print(f"confusion matrix: {args.plot}", file=sys.stderr)
     return 0

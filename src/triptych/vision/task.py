@@ -153,4 +153,5 @@ def evaluate_set(task_like, model, images: ImageSet) -> dict:
         "accuracy": float((pred == labels).float().mean()),
         "top5": float((logits.topk(k, 1).indices == labels[:, None]).any(1).float().mean()),
         "confusion": cm.tolist(),  # rows: true class, columns: predicted
+        "per_class_accuracy": (cm.diag().float() / cm.sum(1).clamp_min(1)).tolist(),  # recall of each class
     }
