@@ -96,7 +96,8 @@ def open_image(path: str | Path, channels: int, *, convert: bool = False, max_pi
         lo, hi = float(arr.min()), float(arr.max())
         arr = (arr - lo) / (hi - lo) * 255 if hi > lo else np.zeros_like(arr)
         img = Image.fromarray(arr.astype(np.uint8), mode="L")
-    return img.convert("L" if channels == 1 else "RGB")
+    mode = "L" if channels == 1 else "RGB"
+    return img if img.mode == mode else img.convert(mode)  # convert() would copy even an RGB image
 
 
 class ImageSet:
