@@ -30,8 +30,19 @@ def test_workers_give_the_same_batches_as_in_place(tmp_path):
     for epoch in (0, 1):
         a, b = epoch_batches(ahead, epoch), epoch_batches(one, epoch)
         assert len(a) == len(b) >= 4
-        for (xa, ya), (xb, yb) in zip(a, b):
+        for ix, (xa, ya), (xb, yb) in zip(ahead.batch_plan(epoch), a, b):
             assert torch.equal(xa, xb) and torch.equal(ya, yb)
+            assert ya.tolist() == [ahead.splits.train.labels[i] for i in ix]  # the planned images, in order
+    # one stream across the epoch boundary (the engine plans epoch 1 only when it gets there)
+    fresh = task_with(root, 2)
+    p0, p1 = fresh.batch_plan_pure(0), fresh.batch_plan_pure(1)
+    fresh.batch_plan(0)
+    got = [fresh.collate(ix, "cpu")[1].tolist() for ix in p0]
+    fresh.batch_plan(1)
+    got += [fresh.collate(ix, "cpu")[1].tolist() for ix in p1]
+    labels = fresh.splits.train.labels
+    assert got == [[labels[i] for i in ix] for ix in p0 + p1]
+    assert fresh.feeds._prefetchers[(id(fresh.splits.train), True)].starts == 1  # never restarted
     # the augmentation is real: two epochs differ
     assert not torch.equal(epoch_batches(ahead, 0)[0][0], epoch_batches(ahead, 1)[0][0])
     # out-of-order requests (a resume) restart the stream where asked

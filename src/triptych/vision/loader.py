@@ -58,9 +58,11 @@ class Prefetcher:
         self.upcoming = upcoming  # indices -> iterator of (indices, seed), starting with this batch; or None
         self._it = None
         self._expected: list[tuple] = []  # the (indices, seed) items handed to the loader, not yet taken
+        self.starts = 0  # streams started: 1 for a whole run that follows its plan
 
     def _start(self, items: Iterator[tuple]) -> None:
         self.close()
+        self.starts += 1
         expected = self._expected = []
 
         def feed():
@@ -115,9 +117,11 @@ class Feeds:
         if plan is None or indices not in plan:
             return None  # not a whole planned batch (a DDP shard): decoded in place
 
-        def stream(epoch=self.epoch, position=plan.index(indices)):
-            while True:
-                current = plan if epoch == self.epoch else self.task.batch_plan_pure(epoch)
+        start = self.epoch
+
+        def stream(epoch=start, position=plan.index(indices)):
+            while True:  # on into the next epochs: their plans are pure functions of (seed, epoch)
+                current = plan if epoch == start else self.task.batch_plan_pure(epoch)
                 for pos in range(position, len(current)):
                     yield current[pos], _batch_seed(self.task.cfg.seed, epoch, pos)
                 epoch, position = epoch + 1, 0
