@@ -5,7 +5,6 @@ import torch
 
 from triptych.errors import UserError
 from triptych.vision.config import DataConfig, VisionConfig
-from triptych.vision.data import build_splits
 from triptych.vision.task import VisionTask
 from .test_finetune import colour_folder
 
