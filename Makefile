@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 # `torch` would pull a multi-GB CUDA build.
 TORCH ?= torch==2.13.0
 
-.PHONY: demo test bench setup browser clean
+.PHONY: demo test bench setup browser fashion clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -33,11 +33,26 @@ browser:
 	  || echo "make: could not install chromium and chromium-driver; the browser test will be skipped"; \
 	fi
 
+# Fashion-MNIST's four IDX files, for the configs/vision/*-fashion.yaml recipes:
+# Debian's dataset-fashion-mnist puts them under /usr/share/datasets/fashion-mnist/.
+# Installed where missing and apt-get exists; elsewhere point data.root at the files.
+FASHION := /usr/share/datasets/fashion-mnist
+fashion:
+	@if [ ! -f $(FASHION)/t10k-labels-idx1-ubyte.gz ]; then \
+	  if command -v apt-get >/dev/null; then \
+	    SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+	    ($$SUDO apt-get update -qq && $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dataset-fashion-mnist) \
+	    || echo "make: could not install dataset-fashion-mnist; set data.root to a folder holding the four IDX files"; \
+	  else \
+	    echo "make: no apt-get here to install dataset-fashion-mnist; set data.root to a folder holding the four IDX files"; \
+	  fi; \
+	fi
+
 test: $(STAMP) browser
 	$(BIN)/lint-imports
 	$(BIN)/python -m pytest -n 2
 
-bench: $(STAMP)
+bench: $(STAMP) fashion
 	$(BIN)/pip install -q -e '.[test,serve,export,bench]'
 	for b in benchmarks/*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
 

@@ -111,7 +111,7 @@ def test_folder_training_and_grey_into_rgb(capsys, tmp_path):
     (tmp_path / "empty" / "a").mkdir(parents=True)
     status, _, err = run(capsys, "vision", "train", "configs/vision/lenet5-digits.yaml", "--out", str(tmp_path / "e"),
                          "--set", "data.name=folder", "--set", f"data.train={tmp_path / 'empty'}")
-    assert status == 2 and "no images" in err and not (tmp_path / "e").exists()
+    assert status == 2 and "empty/a: empty class folder" in err and not (tmp_path / "e").exists()
     run_dir = tmp_path / "run"
     status, out, err = run(capsys, "vision", "train", "configs/vision/lenet5-digits.yaml", "--out", str(run_dir),
                            *TINY, "--set", "data.name=folder", "--set", f"data.train={root}",

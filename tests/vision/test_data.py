@@ -85,13 +85,16 @@ def test_bad_images_are_one_line_errors(tmp_path):
 
 def test_bad_folders(tmp_path):
     (tmp_path / "empty" / "cat").mkdir(parents=True)
-    with pytest.raises(UserError, match=r"empty: no images"):
+    with pytest.raises(UserError, match=r"empty/cat: empty class folder"):
         FolderImages(tmp_path / "empty", DataConfig(name="folder"))
+    (tmp_path / "bare").mkdir()
+    with pytest.raises(UserError, match=r"bare: no images"):  # no class folders at all
+        FolderImages(tmp_path / "bare", DataConfig(name="folder"))
     with pytest.raises(UserError, match=r"nowhere: no such directory"):
         FolderImages(tmp_path / "nowhere", DataConfig(name="folder"))
     root = make_folder(tmp_path / "grey", mode="L")
     with pytest.raises(UserError, match=r"grey/cat/0.png: grayscale image"):
         FolderImages(root, DataConfig(name="folder"))
     assert len(FolderImages(root, DataConfig(name="folder", convert=True))) == 6
-    with pytest.raises(UserError, match=r"data.name: expected 'digits' or 'folder'"):
+    with pytest.raises(UserError, match=r"data.name: expected 'digits', 'folder' or 'fashion'"):
         build_splits(DataConfig(name="mnist"))

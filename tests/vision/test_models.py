@@ -53,7 +53,7 @@ def test_registry_lists_and_rejects_duplicates():
         register_model("resnet18", family="resnet", params=1)(lambda **kw: None)
 
 
-SMALL_KW = {"alexnet": {"hidden": 64}, "zfnet": {"hidden": 64}}
+SMALL_KW = {"alexnet": {"hidden": 64}, "zfnet": {"hidden": 64}, "lenet5_local": {"input_size": 8}}
 
 
 # Deep variants of a family already run for real through a shallower sibling;

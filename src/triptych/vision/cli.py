@@ -23,7 +23,7 @@ def register(sub) -> None:
 
     p = verbs.add_parser("eval", help="accuracy and confusion matrix of a checkpoint")
     p.add_argument("--checkpoint", required=True, help="a checkpoint directory, e.g. runs/vision/x/best")
-    p.add_argument("--data", help="digits:test (default for digits runs), digits:valid, or an ImageFolder directory")
+    p.add_argument("--data", help="digits:test or fashion:test (the default for those runs), digits:valid, fashion:valid, or an ImageFolder directory")
     p.add_argument("--plot", metavar="FILE.png", help="draw the confusion matrix to this picture")
     p.add_argument("--convert", action="store_true", help="convert grey images to RGB (or RGB to grey) for the model")
     p.add_argument("--device", default="cpu")
@@ -54,6 +54,10 @@ def register(sub) -> None:
     p.add_argument("--bias", action="store_true", help="count biases too (the talk counts weights)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_params)
+
+    from triptych.vision import weights_cli
+
+    weights_cli.register(verbs)  # import / export of torchvision-format weights
 
     # Captioning's embedded data; the code lives in triptych.caption.scenes.
     p = verbs.add_parser("digit-scenes", help="write the digit-scenes captioning data (real digits, synthetic layout)")
@@ -113,6 +117,8 @@ def cmd_eval(args) -> int:
         return 0
     print(f"{clf.name} on {images.name}: accuracy {_pct(result['accuracy'])}, top-5 {_pct(result['top5'])}, "
           f"loss {result['loss']:.4f} ({result['images']} images)")
+    if len(clf.classes) <= 20:
+        print("per class: " + ", ".join(f"{c} {_pct(a)}" for c, a in zip(clf.classes, result["per_class_accuracy"])))
     if args.plot:
         print(f"confusion matrix: {args.plot}", file=sys.stderr)
     return 0

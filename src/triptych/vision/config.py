@@ -13,8 +13,11 @@ class DataConfig:
     # "digits": scikit-learn's 1,797 real 8x8 handwritten digits, with a fixed
     # stratified 70/10/20 train/valid/test split. "folder": ImageFolder trees
     # (train/CLASS/*.png|jpg), given by `train`, `valid` (else a held-out
-    # `valid_fraction` of train) and `test`.
+    # `valid_fraction` of train) and `test`. "fashion": Fashion-MNIST's IDX
+    # files in `root` (default: Debian's /usr/share/datasets/fashion-mnist),
+    # valid = a fixed seeded `valid_fraction` of the 60,000, test = the 10,000.
     name: str = "digits"
+    root: str | None = None
     train: str | None = None
     valid: str | None = None
     test: str | None = None
@@ -25,12 +28,17 @@ class DataConfig:
     # file, unless `convert` is on: then grey is replicated to 3 channels and
     # RGB is turned to luminance.
     convert: bool = False
+    # Folder photos are decoded and augmented in this many DataLoader worker
+    # processes, ahead of the training step (0: in the training process).
+    workers: int = 2
     max_pixels: int = 40_000_000  # a larger image is refused before it is decoded
     batch_size: int = 64
     augment: bool = True
     # Folder augmentation: random crop of this fraction of the area, then flip.
     crop_scale: tuple[float, float] = (0.35, 1.0)
     hflip: bool = True
+    # Fashion-MNIST augmentation: random crop of the image zero-padded by this many pixels, then flip.
+    crop_padding: int = 4
     # Digit augmentation (random affine): degrees, scale range, shift (fraction of the side).
     rotate: float = 10.0
     zoom: tuple[float, float] = (0.9, 1.1)
@@ -45,7 +53,10 @@ class DataConfig:
 class VisionConfig:
     task: str = "vision"
     seed: int = 1
-    init_from: str | None = None  # a vision checkpoint whose weights start the run
+    # A vision checkpoint whose weights start the run (vision/finetune.py): a new
+    # head when its classes differ; freeze_backbone trains the head alone.
+    init_from: str | None = None
+    freeze_backbone: bool = False
     label_smoothing: float = 0.0
     aux_weight: float = 0.3  # GoogLeNet's auxiliary losses, as in the paper
     data: DataConfig = field(default_factory=DataConfig)

@@ -21,6 +21,7 @@ from __future__ import annotations
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
@@ -41,11 +42,14 @@ def _is_grey(mode: str) -> bool:
 
 
 def open_image(path: str | Path, channels: int, *, convert: bool = False, max_pixels: int = 40_000_000,
-               load: bool = True):
+               load: bool = True, draft: Callable | None = None):
     """Open an image file as a PIL image of mode L (channels 1) or RGB (channels 3).
 
     With `load=False` only the header is read (size and mode are checked):
-    cheap enough to check a whole folder before training.
+    cheap enough to check a whole folder before training. `draft(w, h)`, for
+    a JPEG, gives the smallest size the caller still needs: the decoder then
+    skips detail by a power of two (libjpeg's DCT scaling), which is most of
+    a 224-pixel crop's decoding time on a large photo.
     """
     from PIL import Image, UnidentifiedImageError
 
@@ -78,6 +82,8 @@ def open_image(path: str | Path, channels: int, *, convert: bool = False, max_pi
                         "use --convert (data.convert: true) to convert it to luminance")
     if not load:
         return img
+    if draft is not None and img.format == "JPEG":
+        img.draft("L" if channels == 1 else "RGB", draft(w, h))
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
@@ -90,7 +96,8 @@ def open_image(path: str | Path, channels: int, *, convert: bool = False, max_pi
         lo, hi = float(arr.min()), float(arr.max())
         arr = (arr - lo) / (hi - lo) * 255 if hi > lo else np.zeros_like(arr)
         img = Image.fromarray(arr.astype(np.uint8), mode="L")
-    return img.convert("L" if channels == 1 else "RGB")
+    mode = "L" if channels == 1 else "RGB"
+    return img if img.mode == mode else img.convert(mode)  # convert() would copy even an RGB image
 
 
 class ImageSet:
@@ -180,10 +187,14 @@ class FolderImages(ImageSet):
 
     def load(self, i: int, train: bool) -> torch.Tensor:
         cfg = self.cfg
-        img = open_image(self.files[i], self.channels, convert=cfg.convert, max_pixels=cfg.max_pixels)
         if train and cfg.augment:
-            img = T.train_transform(img, cfg.image_size, tuple(cfg.crop_scale), cfg.hflip)
+            crop = T.CropPlan(cfg.image_size, tuple(cfg.crop_scale))  # draws the box once the size is known
+            img = open_image(self.files[i], self.channels, convert=cfg.convert, max_pixels=cfg.max_pixels,
+                             draft=crop.draft)
+            img = T.train_transform(img, cfg.image_size, tuple(cfg.crop_scale), cfg.hflip, box=crop.box_for(img))
         else:
+            img = open_image(self.files[i], self.channels, convert=cfg.convert, max_pixels=cfg.max_pixels,
+                             draft=lambda w, h: T.eval_draft(w, h, cfg.image_size))
             img = T.eval_transform(img, cfg.image_size)
         return T.to_tensor(img)
 
@@ -209,9 +220,11 @@ def scan_folder(root: Path, classes: list[str] | None = None) -> tuple[list[str]
         folder = root / name
         if not folder.is_dir():
             continue
-        for p in sorted(folder.rglob("*")):
-            if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith("."):
-                files.append((p, label))
+        found = [p for p in sorted(folder.rglob("*"))
+                 if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith(".")]
+        if not found:  # a class the model would have to predict but never sees
+            raise UserError(f"{folder}: empty class folder (no .png, .jpg or .jpeg images)")
+        files += [(p, label) for p in found]
     if not files:
         raise UserError(f"{root}: no images (.png, .jpg, .jpeg) in class folders (expected {root}/CLASS/IMAGE)")
     return names, files
@@ -257,8 +270,13 @@ def build_splits(cfg: DataConfig, *, need_train: bool = True) -> Splits:
                 raise UserError(f"{cfg.train}: too few images to hold out a validation set; give data.valid")
             train, valid = train.subset(keep), train.subset(held)
         test = FolderImages(cfg.test, cfg, classes=train.classes) if cfg.test else None
+    elif cfg.name == "fashion":
+        from triptych.vision.fashion import fashion_set, train_valid
+
+        train, valid = train_valid(cfg)
+        test = fashion_set("test", cfg)
     else:
-        raise UserError(f"data.name: expected 'digits' or 'folder', got '{cfg.name}'")
+        raise UserError(f"data.name: expected 'digits', 'folder' or 'fashion', got '{cfg.name}'")
     if cfg.limit_train:
         if isinstance(train, TensorImages):
             n = cfg.limit_train

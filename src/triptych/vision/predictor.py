@@ -69,11 +69,11 @@ class Classifier:
         return x.to(device), y.to(device)
 
     def dataset(self, spec: str | None) -> ImageSet:
-        """`digits:test` (or :valid, :train), an ImageFolder directory, or None for the run's test split."""
+        """`digits:test` (or :valid, :train), `fashion:test` (or :valid, :train), an ImageFolder directory, or None for the run's test split."""
         data = self.cfg.data
         if spec is None:
-            if data.name == "digits":
-                spec = "digits:test"
+            if data.name in ("digits", "fashion"):
+                spec = f"{data.name}:test"
             elif data.test:
                 spec = data.test
             else:
@@ -85,6 +85,12 @@ class Classifier:
             if self.classes != [str(d) for d in range(10)]:
                 raise SettingError(f"{{data}} {spec}: {self.checkpoint} was not trained on the 10 digit classes")
             return digits_set(split, data)
+        if spec.startswith("fashion:"):
+            from triptych.vision.fashion import CLASSES, fashion_set
+
+            if self.classes != CLASSES:
+                raise UserError(f"--data {spec}: {self.checkpoint} was not trained on the Fashion-MNIST classes")
+            return fashion_set(spec.partition(":")[2], data)
         return FolderImages(spec, data, classes=self.classes)
 
     def evaluate(self, images: ImageSet) -> dict:

@@ -18,6 +18,7 @@ from triptych.errors import UserError
 from triptych.vision import transforms as T
 from triptych.vision.config import VisionConfig
 from triptych.vision.data import ImageSet, Splits, build_splits, measure_normalization
+from triptych.vision.loader import Feeds
 
 CLASSES_FILE = "classes.json"
 
@@ -46,6 +47,7 @@ def batches(n: int, size: int) -> list[list[int]]:
 class VisionTask:
     domain = "vision"
     unit_name = "img"
+    loads_init_from = True  # init_from with a new head for new classes: vision/finetune.py
 
     def __init__(self, cfg: VisionConfig, splits: Splits | None = None):
         self.cfg = cfg
@@ -62,11 +64,25 @@ class VisionTask:
             raise UserError(f"data.mean/data.std: need {self.channels} values, one per channel")
         self.classes = self.splits.classes
         self.model = build_classifier(cfg, len(self.classes), self.channels)
+        if cfg.init_from:  # here, not in the engine: a new head for new classes is the vision domain's rule
+            from triptych.vision.finetune import load_initial_weights
+
+            self.init_info = load_initial_weights(self.model, cfg.init_from, self.classes)
+        if cfg.freeze_backbone:
+            from triptych.vision.finetune import freeze_backbone
+
+            freeze_backbone(self.model)
         self.has_aux = getattr(self.model, "aux1", None) is not None
+        self.feeds = Feeds(self, data.workers)
 
     # --- the engine's contract ------------------------------------------------
 
     def batch_plan(self, epoch: int) -> list[list[int]]:
+        plan = self.batch_plan_pure(epoch)
+        self.feeds.planned(epoch, plan)  # so photo batches can be decoded ahead, in order
+        return plan
+
+    def batch_plan_pure(self, epoch: int) -> list[list[int]]:
         g = torch.Generator().manual_seed(self.cfg.seed * 1_000_003 + epoch)
         order = torch.randperm(len(self.splits.train), generator=g).tolist()
         plan = [order[i:i + self.cfg.data.batch_size] for i in range(0, len(order), self.cfg.data.batch_size)]
@@ -76,7 +92,7 @@ class VisionTask:
         return plan
 
     def prepare(self, images: ImageSet, indices: list[int], train: bool, device) -> tuple[torch.Tensor, torch.Tensor]:
-        x, y = images.batch(indices, train)
+        x, y = self.feeds.batch(images, indices, train)
         x = T.normalize(x, self.cfg.data.mean, self.cfg.data.std)
         return x.to(device, non_blocking=True), y.to(device, non_blocking=True)
 
@@ -138,4 +154,5 @@ def evaluate_set(task_like, model, images: ImageSet) -> dict:
         "accuracy": float((pred == labels).float().mean()),
         "top5": float((logits.topk(k, 1).indices == labels[:, None]).any(1).float().mean()),
         "confusion": cm.tolist(),  # rows: true class, columns: predicted
+        "per_class_accuracy": (cm.diag().float() / cm.sum(1).clamp_min(1)).tolist(),  # recall of each class
     }

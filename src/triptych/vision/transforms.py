@@ -44,11 +44,46 @@ def random_resized_crop_box(width: int, height: int, scale: tuple[float, float],
     return left, top, left + side, top + side
 
 
-def train_transform(img, size: int, scale: tuple[float, float], hflip: bool):
-    """PIL image -> augmented PIL image of size x size."""
+class CropPlan:
+    """A random-resized crop drawn from the header's size, before decoding (see `draft`).
+
+    `draft(w, h)` draws the box on the full-size image and returns the
+    smallest decoded size that keeps the crop at >= `size` pixels a side;
+    `box_for(img)` scales the box to the size the decoder actually chose.
+    """
+
+    def __init__(self, size: int, scale: tuple[float, float]):
+        self.size, self.scale = size, scale
+        self.full: tuple[int, int] | None = None
+        self.box: tuple[int, int, int, int] | None = None
+
+    def draft(self, width: int, height: int) -> tuple[int, int]:
+        self.full = (width, height)
+        self.box = random_resized_crop_box(width, height, self.scale)
+        left, top, right, bottom = self.box
+        factor = max(1, min(right - left, bottom - top) // self.size)
+        return math.ceil(width / factor), math.ceil(height / factor)
+
+    def box_for(self, img) -> tuple[int, int, int, int] | None:
+        if self.box is None:  # not a JPEG: no draft was asked, draw now
+            return None
+        fx, fy = img.width / self.full[0], img.height / self.full[1]
+        left, top, right, bottom = self.box
+        return (int(left * fx), int(top * fy), max(int(left * fx) + 1, int(right * fx)),
+                max(int(top * fy) + 1, int(bottom * fy)))
+
+
+def eval_draft(width: int, height: int, size: int) -> tuple[int, int]:
+    """The smallest decoded size whose short side still covers the evaluation resize (size * 8/7)."""
+    factor = max(1, min(width, height) // max(size, int(round(size * 8 / 7))))
+    return math.ceil(width / factor), math.ceil(height / factor)
+
+
+def train_transform(img, size: int, scale: tuple[float, float], hflip: bool, box=None):
+    """PIL image -> augmented PIL image of size x size (`box`: a crop already drawn)."""
     from PIL import Image
 
-    box = random_resized_crop_box(img.width, img.height, scale)
+    box = box or random_resized_crop_box(img.width, img.height, scale)
     img = img.resize((size, size), Image.BILINEAR, box=box)
     if hflip and float(torch.rand(())) < 0.5:
         img = img.transpose(Image.FLIP_LEFT_RIGHT)

@@ -22,4 +22,4 @@ from .registry import (  # noqa: F401
 )
 
 # Importing a family registers its models; registry order is this order.
-from . import lenet, alexnet, zfnet, vgg, googlenet, resnet  # noqa: E402,F401  isort: skip
+from . import lenet, lenet_local, alexnet, zfnet, vgg, googlenet, resnet  # noqa: E402,F401  isort: skip
