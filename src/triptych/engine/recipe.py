@@ -48,7 +48,8 @@ def run_recipe(config_cls: type, make_task: Callable[[Any, Path], Any], domain: 
         distributed.barrier()
         if info.rank != 0:
             task = make_task(cfg, run_dir)
-        init_from = Path(cfg.init_from) if cfg.init_from else None
+        # A task that starts from init_from its own way (vision: a new head for new classes) says so.
+        init_from = Path(cfg.init_from) if cfg.init_from and not getattr(task, "loads_init_from", False) else None
         summary = dict(train(task, cfg.train, run_dir, full_config=cfg, seed=cfg.seed, device=str(info.device), resume=resume,
                              init_from=init_from, progress=progress))
     finally:

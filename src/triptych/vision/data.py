@@ -30,6 +30,7 @@ import torch.nn.functional as F
 from triptych.errors import UserError
 from triptych.vision import transforms as T
 from triptych.vision.config import DataConfig
+from triptych.vision.images import ImageSet  # noqa: F401  (re-exported: the sources below and their users)
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 DIGITS_SPLIT_SEED = 2017
@@ -98,21 +99,6 @@ def open_image(path: str | Path, channels: int, *, convert: bool = False, max_pi
         img = Image.fromarray(arr.astype(np.uint8), mode="L")
     mode = "L" if channels == 1 else "RGB"
     return img if img.mode == mode else img.convert(mode)  # convert() would copy even an RGB image
-
-
-class ImageSet:
-    """Labelled images; `batch` returns (B, C, S, S) floats in [0, 1] and (B,) labels."""
-
-    name: str
-    classes: list[str]
-    labels: list[int]
-    channels: int
-
-    def __len__(self) -> int:
-        return len(self.labels)
-
-    def batch(self, indices: list[int], train: bool) -> tuple[torch.Tensor, torch.Tensor]:
-        raise NotImplementedError
 
 
 class TensorImages(ImageSet):

@@ -30,7 +30,7 @@ import torch.nn.functional as F
 
 from triptych.errors import UserError
 from triptych.vision.config import DataConfig
-from triptych.vision.data import ImageSet
+from triptych.vision.images import ImageSet
 from triptych.vision.idx import read_image_label_pair
 
 DEFAULT_ROOT = "/usr/share/datasets/fashion-mnist"

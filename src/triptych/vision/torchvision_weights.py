@@ -249,4 +249,4 @@ def export_torchvision(checkpoint: str | Path, out: str | Path) -> dict:
             save_file(sd, str(tmp))
         else:
             torch.save(sd, tmp)
-    return {"file": str(dest), "model": name, "tensors": len(sd), "num_classes": len(classes)}
+    return {"file": str(dest), "model": name, "tensors": len(sd), "num_classes": len(loaded.classes)}
