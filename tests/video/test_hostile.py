@@ -20,7 +20,7 @@ def _peak_mb():
 
 
 @pytest.mark.parametrize("name, data", [("big.tfrecord", hostile.huge_length_record()),
-                                        ("big.tfrecord.gz", hostile.huge_length_gzip())])
+                                        ("big.tfrecord.gz", hostile.huge_length_gzip())], ids=["raw", "gzip"])
 def test_a_length_field_past_the_end_allocates_nothing(tmp_path, run_cli, name, data):
     f = tmp_path / name
     f.write_bytes(data)
