@@ -25,6 +25,8 @@ WRITERS = {
     "vision train": (["vision", "train", "{config}"], "--out", ["config"]),
     "vision eval": (["vision", "eval", "--checkpoint", "{ckpt}", "--data", "{folder}"], "--plot", ["ckpt", "folder"]),
     "vision digit-scenes": None,  # reads nothing the user names
+    "vision import": (["vision", "import", "--from", "torchvision", "{data}", "--model", "resnet18"], "--out", ["data"]),
+    "vision export": (["vision", "export", "--to", "torchvision", "{ckpt}"], "--out", ["ckpt"]),
     "video synth": None,
     "video digits": None,
     "video extract-features": (["video", "extract-features", "--checkpoint", "{ckpt}", "--frames", "{data}"], "--out", ["ckpt", "data"]),

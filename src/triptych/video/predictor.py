@@ -28,9 +28,11 @@ class VideoPredictor:
 
 
     def predict(self, videos) -> tuple[np.ndarray, float]:
+        from triptych.hardware import inference_autocast
         from triptych.video.task import predict
 
-        return predict(self.model, videos, self.cfg, self.device)
+        with inference_autocast(self.device):  # bf16 products where the CPU has AMX (hardware.py)
+            return predict(self.model, videos, self.cfg, self.device)
 
 
 def load_ensemble(directories: list[str], device: str = "cpu") -> list[VideoPredictor]:

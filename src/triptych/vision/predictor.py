@@ -17,6 +17,7 @@ from pathlib import Path
 import torch
 
 from triptych.errors import SettingError, UserError
+from triptych.hardware import inference_autocast
 from triptych.vision import transforms as T
 from triptych.vision.config import VisionConfig
 from triptych.vision.data import FolderImages, ImageSet, digits_set, open_image
@@ -94,7 +95,8 @@ class Classifier:
         return FolderImages(spec, data, classes=self.classes)
 
     def evaluate(self, images: ImageSet) -> dict:
-        return evaluate_set(self, self.model, images)
+        with inference_autocast(self.device):  # bf16 products where the CPU has AMX (hardware.py)
+            return evaluate_set(self, self.model, images)
 
     def load_files(self, paths: list[str | Path]) -> torch.Tensor:
         """Image files -> (B, C, S, S) normalised, resized and centre-cropped as in evaluation."""
@@ -138,14 +140,17 @@ class Classifier:
 
     @torch.no_grad()
     def probabilities(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.softmax(self.model(x.to(self.device)).float(), dim=1).cpu()
+        with inference_autocast(self.device):
+            logits = self.model(x.to(self.device))
+        return torch.softmax(logits.float(), dim=1).cpu()
 
     @torch.no_grad()
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """(B, C, S, S) normalised images -> (B, D) penultimate features."""
         from triptych.vision.models import penultimate_features
 
-        return penultimate_features(self.model, x.to(self.device)).float().cpu()
+        with inference_autocast(self.device):
+            return penultimate_features(self.model, x.to(self.device)).float().cpu()
 
     def predict_files(self, paths: list[str | Path], k: int = 5) -> list[dict]:
         """[{image, top: [{label, prob}, ...]}] for each file, best first."""
