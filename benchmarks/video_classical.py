@@ -86,7 +86,9 @@ def main() -> None:
         print(f"| {r['model']} | {r['init']} | {r['gap']:.4f} | {r['seconds']} |")
     best_c = max(r["gap"] for r in rows[:3])
     best_l = max(r["gap"] for r in rows[3:])
-    print(json.dumps({"rows": rows, "ratio": round(best_l / max(best_c, 1e-9), 3), "videos": a.videos,
+    from triptych.hardware import describe
+
+    print(json.dumps({"machine": describe(), "rows": rows, "ratio": round(best_l / max(best_c, 1e-9), 3), "videos": a.videos,
                       "clusters": a.clusters, "steps": a.steps}))
 
 

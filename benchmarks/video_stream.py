@@ -169,7 +169,9 @@ def main() -> None:
         print(json.dumps(one_rss(a.kind, a.videos, a.steps, a.hidden, a.classes)))
         return
     if a.what == "throughput":
-        print(json.dumps(throughput(a.videos, a.steps, a.hidden, a.classes)))
+        from triptych.hardware import describe
+
+        print(json.dumps({**throughput(a.videos, a.steps, a.hidden, a.classes), "machine": describe()}))
         return
     d = data_dir(a.videos, a.classes)
     rows = []
@@ -184,7 +186,9 @@ def main() -> None:
         import shutil
 
         shutil.rmtree(d)
-    print(json.dumps({"rss": rows, "set_bytes": sum(f.stat().st_size for f in d.glob("*")) if d.exists() else None}))
+    from triptych.hardware import describe
+
+    print(json.dumps({"machine": describe(), "rss": rows, "set_bytes": sum(f.stat().st_size for f in d.glob("*")) if d.exists() else None}))
 
 
 if __name__ == "__main__":

@@ -126,7 +126,9 @@ def main() -> None:
         result["ratio"] = result["triptych_img_s"] / result["torchvision_img_s"]
     else:
         result["skipped_peer"] = "no torchvision peer venv"
-    print(json.dumps(result))
+    from triptych.hardware import describe
+
+    print(json.dumps({**result, "machine": describe()}))
 
 
 if __name__ == "__main__":

@@ -127,7 +127,9 @@ def main() -> None:
                   f"import max|diff| {r['import_max_abs']:.2e}  export max|diff| {r['export_max_abs']:.2e}  "
                   f"export == original: {r['export_identical']}")
     worst = max(max(r["import_max_abs"], r["export_max_abs"]) for r in rows)
-    print(json.dumps({"benchmark": "vision_torchvision_parity", "ratio": TARGET / max(worst, 1e-12),
+    from triptych.hardware import describe
+
+    print(json.dumps({"machine": describe(), "benchmark": "vision_torchvision_parity", "ratio": TARGET / max(worst, 1e-12),
                       "worst_max_abs": worst, "target": TARGET, "ours_torch": torch.__version__, "peer": versions,
                       "all_exports_identical": all(r["export_identical"] for r in rows), "families": rows}))
 

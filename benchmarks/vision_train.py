@@ -132,7 +132,13 @@ def main() -> None:
         result.update({"ratio": None, "note": "torchvision could not be run; no ratio"})
     print(f"triptych {ours_med:.1f} img/s" + (f" vs torchvision {result['torchvision_img_s']:.1f} img/s: "
                                                f"ratio {result['ratio']}" if peer else ""), file=sys.stderr)
-    print(json.dumps(result))
+    from triptych.hardware import counted_flops, describe, mfu_report
+
+    x, y = torch.randn(args.batch, 3, 32, 32), torch.randint(0, 10, (args.batch,))
+    flops = counted_flops(lambda: torch.nn.functional.cross_entropy(model(x), y).backward())  # one step
+    model.zero_grad(set_to_none=True)
+    result.update(mfu_report(flops, args.batch / ours_med, "float32"))  # a step: batch / (images a second)
+    print(json.dumps({**result, "machine": describe()}))
 
 
 if __name__ == "__main__":
