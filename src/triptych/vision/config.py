@@ -24,7 +24,9 @@ class DataConfig:
     valid: str | None = None
     test: str | None = None
     valid_fraction: float = bounded(0.1, ge=0, lt=1)
-    image_size: int = bounded(8, ge=1, le=4096)  # side of the square the model sees (digits are resized to it)
+    # Side of the square the model sees (the 8x8 digits are resized to it); the
+    # default is LeNet-5's (the default model), the smallest it takes without small_input.
+    image_size: int = bounded(32, ge=1, le=4096)
     channels: int | None = bounded(None, choices=(1, 3))  # 1 (grey) or 3 (RGB); default: 1 for digits, 3 for folders
     # A grey image fed to an RGB model (or the reverse) is an error naming the
     # file, unless `convert` is on: then grey is replicated to 3 channels and
@@ -89,22 +91,29 @@ class VisionConfig:
 def check_input_size(cfg: VisionConfig) -> None:
     """A model that cannot take `data.image_size` (LeNet-5's 5x5 convolutions
     and pools need 32 pixels without small_input) is named when the config is
-    read, not by a shape traceback at the first step: the model is built on
-    torch's meta device (no memory, no arithmetic) and shown one batch."""
+    read, not by a shape traceback at the first step."""
     name = cfg.model.get("name") if isinstance(cfg.model, dict) else None
     if not name:
         return  # build_classifier names a missing model.name
-    import torch
-
     from triptych.vision.task import build_classifier
 
     channels = cfg.data.channels or (3 if cfg.data.name == "folder" else 1)
-    size = cfg.data.image_size
+    check_fits(lambda: build_classifier(cfg, num_classes=10, in_channels=channels), channels, cfg.data.image_size,
+               f"model.name {name} with these options")
+
+
+def check_fits(build, channels: int, size: int, model: str, trunk_only: bool = False) -> None:
+    """Build a vision model with `build()` on torch's meta device (no memory,
+    no arithmetic) and show it one batch of `size`-pixel images, in training
+    mode (GoogLeNet's auxiliary heads too) or, `trunk_only`, to its feature map
+    alone; a shape error becomes one line naming data.image_size and `model`."""
+    import torch
+
     with torch.device("meta"):
-        model = build_classifier(cfg, num_classes=10, in_channels=channels)
+        net = build().train()
+        images = torch.zeros(2, channels, size, size)  # (B, C, H, W); 2: batch norm's batch statistics
         try:
-            model.train()(torch.zeros(2, channels, size, size))  # train: GoogLeNet's auxiliary heads too
+            net.feature_map(images) if trunk_only else net(images)
         except (RuntimeError, ValueError) as e:
             first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-            raise UserError(f"data.image_size: {size} is too small for model.name {name} with these options "
-                            f"({first})") from None
+            raise UserError(f"data.image_size: {size} is too small for {model} ({first})") from None
