@@ -59,6 +59,8 @@ BAD_SETTINGS = [
     ("video", VIDEO, "data.generation=2018;train.metric=segment_map", "segment_map is measured only with data.generation 2019-segments"),
     # captioning
     ("caption", CAPTION, "data.image_size=0", "data.image_size: 0 is not allowed"),
+    ("caption", CAPTION, "model.backbone_options.small_input=false;data.image_size=16",
+     "data.image_size: 16 is too small for model.backbone lenet5"),
     ("caption", CAPTION, "data.channels=2", "data.channels: 2 is not allowed"),
     ("caption", CAPTION, "data.batch_size=0", "data.batch_size: 0 is not allowed"),
     ("caption", CAPTION, "data.max_caption_len=1", "data.max_caption_len: 1 is not allowed"),
