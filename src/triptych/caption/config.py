@@ -74,4 +74,4 @@ def check_backbone_input(cfg: CaptionConfig) -> None:
     m = cfg.model
     bare = dataclasses.replace(m, backbone_checkpoint=None)  # the shape alone: no weights read here
     check_fits(lambda: build_backbone(bare, cfg.data.channels), cfg.data.channels, cfg.data.image_size,
-               f"model.backbone {m.backbone} with these backbone_options", trunk_only=True)
+               f"model.backbone {m.backbone} with these backbone_options", "model.backbone_options", trunk_only=True)

@@ -99,18 +99,24 @@ def check_input_size(cfg: VisionConfig) -> None:
 
     channels = cfg.data.channels or (3 if cfg.data.name == "folder" else 1)
     check_fits(lambda: build_classifier(cfg, num_classes=10, in_channels=channels), channels, cfg.data.image_size,
-               f"model.name {name} with these options")
+               f"model.name {name} with these options", "model")
 
 
-def check_fits(build, channels: int, size: int, model: str, trunk_only: bool = False) -> None:
+def check_fits(build, channels: int, size: int, model: str, options: str, trunk_only: bool = False) -> None:
     """Build a vision model with `build()` on torch's meta device (no memory,
     no arithmetic) and show it one batch of `size`-pixel images, in training
     mode (GoogLeNet's auxiliary heads too) or, `trunk_only`, to its feature map
-    alone; a shape error becomes one line naming data.image_size and `model`."""
+    alone; a shape error becomes one line naming data.image_size and `model`,
+    a builder's refusal of an option's value one naming the `options` key."""
     import torch
 
     with torch.device("meta"):
-        net = build().train()
+        try:
+            net = build().train()
+        except UserError:
+            raise
+        except (TypeError, ValueError, KeyError) as e:
+            raise UserError(f"{options}: {e}") from None
         images = torch.zeros(2, channels, size, size)  # (B, C, H, W); 2: batch norm's batch statistics
         try:
             net.feature_map(images) if trunk_only else net(images)
