@@ -6,6 +6,7 @@ import pytest
 from tests.conftest import ROOT
 
 VISION = ROOT / "configs/vision/lenet5-digits.yaml"
+ALEXNET = ROOT / "configs/vision/alexnet-digits.yaml"
 VIDEO = ROOT / "configs/video/gated-netvlad-synth.yaml"
 CAPTION = ROOT / "configs/caption/digit-scenes.yaml"
 
@@ -30,13 +31,17 @@ BAD_SETTINGS = [
     ("vision", VISION, "label_smoothing=1", "label_smoothing: 1.0 is not allowed"),
     ("vision", VISION, "aux_weight=-1", "aux_weight: -1.0 is not allowed"),
     ("vision", VISION, "seed=-1", "seed: -1 is not allowed"),
+    # vision: a builder's option values (model options are the builder's arguments, not fields)
+    ("vision", VISION, "model.activation=sigmoid", "model: activation 'sigmoid' is not one of tanh, relu"),
+    ("vision", ALEXNET, "model.hidden=-1", "model: Trying to create tensor with negative"),
+    ("vision", ALEXNET, "model.dropout=2", "model: dropout probability has to be"),
     # video: data section, the model's options and train.metric
     ("video", VIDEO, "data.frames=0", "data.frames: 0 is not allowed"),
     ("video", VIDEO, "data.max_frames=0", "data.max_frames: 0 is not allowed"),
     ("video", VIDEO, "data.batch_size=0", "data.batch_size: 0 is not allowed"),
     ("video", VIDEO, "data.eval_batch_size=0", "data.eval_batch_size: 0 is not allowed"),
     ("video", VIDEO, "data.num_classes=0", "data.num_classes: 0 is not allowed"),
-    ("video", VIDEO, "data.sampling=every", "data.sampling: 'every' is not allowed (allowed: one of all, random, window)"),
+    ("video", VIDEO, "data.sampling=every", "data.sampling: 'every' is not allowed (allowed: one of all, random, wi"),
     ("video", VIDEO, "data.eval_sampling=some", "data.eval_sampling: 'some' is not allowed"),
     ("video", VIDEO, "data.level=clip", "data.level: 'clip' is not allowed"),
     ("video", VIDEO, "data.generation=2016", "data.generation: '2016' is not allowed"),
@@ -56,7 +61,8 @@ BAD_SETTINGS = [
     ("video", VIDEO, "model.pooling=blah", "model.pooling: unknown video pooling 'blah'"),
     ("video", VIDEO, "data.level=video", "model gated-netvlad reads frame-level data but data.level is video"),
     ("video", VIDEO, "train.metric=accuracy", "train.metric: 'accuracy' is not a validation metric"),
-    ("video", VIDEO, "data.generation=2018;train.metric=segment_map", "segment_map is measured only with data.generation 2019-segments"),
+    ("video", VIDEO, "data.generation=2018;train.metric=segment_map",
+     "segment_map is measured only with data.generation 2019-segments"),
     # captioning
     ("caption", CAPTION, "data.image_size=0", "data.image_size: 0 is not allowed"),
     ("caption", CAPTION, "model.backbone_options.small_input=false;data.image_size=16",
@@ -66,7 +72,7 @@ BAD_SETTINGS = [
     ("caption", CAPTION, "data.max_caption_len=1", "data.max_caption_len: 1 is not allowed"),
     ("caption", CAPTION, "data.vocab_size=0", "data.vocab_size: 0 is not allowed"),
     ("caption", CAPTION, "data.limit_train=0", "data.limit_train: 0 is not allowed"),
-    ("caption", CAPTION, "model.decoder=lstm", "model.decoder: 'lstm' is not allowed (allowed: one of rnn, transformer)"),
+    ("caption", CAPTION, "model.decoder=lstm", "model.decoder: 'lstm' is not allowed (allowed: one of rnn, transfor"),
     ("caption", CAPTION, "valid_bleu_samples=-1", "valid_bleu_samples: -1 is not allowed"),
     ("caption", CAPTION, "label_smoothing=1", "label_smoothing: 1.0 is not allowed"),
 ]

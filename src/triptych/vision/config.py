@@ -115,11 +115,15 @@ def check_fits(build, channels: int, size: int, model: str, options: str, trunk_
             net = build().train()
         except UserError:
             raise
-        except (TypeError, ValueError, KeyError) as e:
-            raise UserError(f"{options}: {e}") from None
+        except (TypeError, ValueError, KeyError, RuntimeError) as e:  # e.g. hidden: -1, a negative layer size
+            raise UserError(f"{options}: {_first_line(e)}") from None
         images = torch.zeros(2, channels, size, size)  # (B, C, H, W); 2: batch norm's batch statistics
         try:
             net.feature_map(images) if trunk_only else net(images)
         except (RuntimeError, ValueError) as e:
-            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-            raise UserError(f"data.image_size: {size} is too small for {model} ({first})") from None
+            raise UserError(f"data.image_size: {size} is too small for {model} ({_first_line(e)})") from None
+
+
+def _first_line(e: Exception) -> str:
+    text = str(e).strip()
+    return text.splitlines()[0] if text else type(e).__name__
