@@ -23,6 +23,7 @@ import torch
 from torch import nn
 
 from triptych.registry import Registry
+from triptych.schema import bounded
 from triptych.video.heads import make_head
 from triptych.video.pooling import ContextGating, make_pooling
 from triptych.video.io.yt8m import AUDIO_DIM, RGB_DIM
@@ -33,22 +34,22 @@ class ModelConfig:
     """What a video model is; saved in every run and checkpoint."""
 
     name: str = "gated-netvlad"
-    level: str = "frame"  # frame | video
-    num_classes: int = 3862
+    level: str = bounded("frame", choices=("frame", "video"))
+    num_classes: int = bounded(3862, ge=1)
     pooling: str = "netvlad"  # a name in pooling.POOLINGS; "none" for video level
-    clusters: int = 64  # K for rgb; audio gets K/2
-    fusion: str = "late"  # late: pool rgb and audio apart; early: pool concat(rgb, audio)
-    rnn_size: int = 1024
-    rnn_layers: int = 2
-    hidden: int = 1024  # 0: no hidden layer
-    hidden_act: str = "none"  # none | relu6
+    clusters: int = bounded(64, ge=1)  # K for rgb; audio gets K/2
+    fusion: str = bounded("late", choices=("late", "early"))  # late: pool rgb and audio apart; early: pool concat(rgb, audio)
+    rnn_size: int = bounded(1024, ge=1)
+    rnn_layers: int = bounded(2, ge=1)
+    hidden: int = bounded(1024, ge=0)  # 0: no hidden layer
+    hidden_act: str = bounded("none", choices=("none", "relu6"))
     hidden_gating: bool = True  # Context Gating after the hidden layer
-    head: str = "moe"  # moe | logistic
-    num_mixtures: int = 2
+    head: str = bounded("moe", choices=("moe", "logistic"))
+    num_mixtures: int = bounded(2, ge=1)
     head_gating: bool = True  # Context Gating after the head (gated MoE)
     input_bn: bool = False
-    dropout: float = 0.0
-    centre_init: str = "random"  # random | data: NetVLAD from k-means, NetFV from a GMM (video/classical.py)
+    dropout: float = bounded(0.0, ge=0, lt=1)
+    centre_init: str = bounded("random", choices=("random", "data"))  # random | data: NetVLAD from k-means, NetFV from a GMM (video/classical.py)
 
 
 class VideoModel(nn.Module):

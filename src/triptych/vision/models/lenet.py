@@ -34,6 +34,8 @@ class LeNet5(ImageClassifier):
         activation: str = "tanh",
     ):
         super().__init__()
+        if activation not in _ACTIVATIONS:
+            raise ValueError(f"activation {activation!r} is not one of {', '.join(_ACTIVATIONS)}")
         act = _ACTIVATIONS[activation]
         pad = 2 if small_input else 0
         self.trunk = nn.Sequential(
