@@ -7,11 +7,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from triptych.config import TrainConfig
+from triptych.caption.decoders import DECODERS
 from triptych.schema import bounded
 from triptych.text.config import MAX_VOCAB, DecodeConfig
 
 SCENES = "data/digit-scenes"
-DECODERS = ("rnn", "transformer")
 
 
 @dataclass

@@ -23,7 +23,7 @@ import dataclasses
 import torch
 from torch import nn
 
-from triptych.caption.config import DECODERS
+from triptych.caption.decoders import DECODERS
 from triptych.errors import UserError
 from triptych.text.models.rnn import RNNConfig, RNNSeq2Seq
 from triptych.text.models.transformer import Transformer, TransformerConfig

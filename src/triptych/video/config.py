@@ -66,7 +66,7 @@ class VideoConfig:
 
     def __post_init__(self):
         from triptych.schema import check_metric
-        from triptych.video.task import resolve_model
+        from triptych.video.models import resolve_model
 
         # The model section is a preset's overrides: resolved here, so a bad
         # option or a level that does not match the data is named before the run.

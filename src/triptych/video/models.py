@@ -29,6 +29,7 @@ from triptych.video.pooling import ContextGating, make_pooling
 from triptych.video.io.yt8m import AUDIO_DIM, RGB_DIM
 
 
+
 @dataclass
 class ModelConfig:
     """What a video model is; saved in every run and checkpoint."""
@@ -162,3 +163,34 @@ register_model("gated-soft-dbof", pooling="gated-soft-dbof")  # CG on the pooled
 
 def config_fields() -> list[str]:
     return [f.name for f in dataclasses.fields(ModelConfig)]
+
+
+def resolve_model(cfg) -> ModelConfig:
+    """The model's full config: preset <- the config's keys <- the data's classes and level.
+    Here, below the config and the task, because the config checks it when it is read."""
+    from triptych import config as configs
+    from triptych.errors import UserError
+    from triptych.video.pooling import POOLINGS
+
+    spec = dict(cfg.model)
+    name = spec.pop("name", None)
+    if not name:
+        raise UserError("model.name: missing (see `triptych video models`)")
+    for key in ("num_classes", "level"):
+        spec.pop(key, None)
+    try:
+        mcfg = model_config(str(name), **spec, num_classes=cfg.data.num_classes)
+    except ValueError as e:
+        raise UserError(f"model.name: {e}") from None
+    except TypeError as e:
+        raise UserError(f"model: an option that video models do not take ({e})") from None
+    if mcfg.level != cfg.data.level:
+        raise UserError(f"model {name} reads {mcfg.level}-level data but data.level is {cfg.data.level}")
+    # The options as a config section: types, finiteness and the bounds next to
+    # ModelConfig's fields (num_classes comes from data, checked there; None until known).
+    values = dataclasses.asdict(mcfg)
+    classes = values.pop("num_classes")
+    mcfg = dataclasses.replace(configs.from_dict(ModelConfig, values, None, prefix="model."), num_classes=classes)
+    if mcfg.level == "frame":
+        POOLINGS.get(mcfg.pooling)  # an unknown name is one line naming model.pooling
+    return mcfg

@@ -15,18 +15,15 @@ epsilon = 1e-5 inside the logs as the reference does.
 
 from __future__ import annotations
 
-import dataclasses
 
 import numpy as np
 import torch
 
-from triptych import config as configs
 from triptych.errors import UserError
 from triptych.video import metrics as M
 from triptych.video.config import VideoConfig
 from triptych.video.generations import check_choice, default_classes, same_label_space
-from triptych.video.models import ModelConfig, VideoModel, model_config
-from triptych.video.pooling import POOLINGS
+from triptych.video.models import VideoModel, resolve_model
 from triptych.video.io.tfrecord import RecordStats
 from triptych.video.io.yt8m import VideoSet
 from triptych.video.loss import bce_sum, to_device
@@ -35,32 +32,6 @@ from triptych.video.loss import bce_sum, to_device
 
 def split_paths(text: str) -> list[str]:
     return [p.strip() for p in str(text).split(",") if p.strip()]
-
-
-def resolve_model(cfg: VideoConfig) -> ModelConfig:
-    """The model's full config: preset <- the config's keys <- the data's classes and level."""
-    spec = dict(cfg.model)
-    name = spec.pop("name", None)
-    if not name:
-        raise UserError("model.name: missing (see `triptych video models`)")
-    for key in ("num_classes", "level"):
-        spec.pop(key, None)
-    try:
-        mcfg = model_config(str(name), **spec, num_classes=cfg.data.num_classes)
-    except ValueError as e:
-        raise UserError(f"model.name: {e}") from None
-    except TypeError as e:
-        raise UserError(f"model: an option that video models do not take ({e})") from None
-    if mcfg.level != cfg.data.level:
-        raise UserError(f"model {name} reads {mcfg.level}-level data but data.level is {cfg.data.level}")
-    # The options as a config section: types, finiteness and the bounds next to
-    # ModelConfig's fields (num_classes comes from data, checked there; None until known).
-    values = dataclasses.asdict(mcfg)
-    classes = values.pop("num_classes")
-    mcfg = dataclasses.replace(configs.from_dict(ModelConfig, values, None, prefix="model."), num_classes=classes)
-    if mcfg.level == "frame":
-        POOLINGS.get(mcfg.pooling)  # an unknown name is one line naming model.pooling
-    return mcfg
 
 
 def load_set(paths: str, cfg: VideoConfig, stats: RecordStats | None = None, limit: int | None = None) -> VideoSet:

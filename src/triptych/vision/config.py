@@ -95,7 +95,7 @@ def check_input_size(cfg: VisionConfig) -> None:
     name = cfg.model.get("name") if isinstance(cfg.model, dict) else None
     if not name:
         return  # build_classifier names a missing model.name
-    from triptych.vision.task import build_classifier
+    from triptych.vision.build import build_classifier
 
     channels = cfg.data.channels or (3 if cfg.data.name == "folder" else 1)
     check_fits(lambda: build_classifier(cfg, num_classes=10, in_channels=channels), channels, cfg.data.image_size,

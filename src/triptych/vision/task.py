@@ -16,28 +16,12 @@ import torch.nn.functional as F
 
 from triptych.errors import UserError
 from triptych.vision import transforms as T
+from triptych.vision.build import build_classifier  # noqa: F401  (re-exported: the task's model)
 from triptych.vision.config import VisionConfig
 from triptych.vision.data import ImageSet, Splits, build_splits, measure_normalization
 from triptych.vision.loader import Feeds
 
 CLASSES_FILE = "classes.json"
-
-
-def build_classifier(cfg: VisionConfig, num_classes: int, in_channels: int):
-    """The registered model `cfg.model["name"]` with the config's options."""
-    from triptych.vision.models import get_model
-
-    spec = dict(cfg.model)
-    name = spec.pop("name", None)
-    if not name:
-        raise UserError("model.name: missing (see `triptych vision models`)")
-    for key in ("num_classes", "in_channels"):
-        if key in spec:
-            raise UserError(f"model.{key}: set by the data, not the config")
-    try:
-        return get_model(str(name), num_classes=num_classes, in_channels=in_channels, **spec)
-    except TypeError as e:
-        raise UserError(f"model: an option that {name} does not take ({e})") from None
 
 
 def batches(n: int, size: int) -> list[list[int]]:
