@@ -22,6 +22,7 @@ def wanted(args, members) -> bool:
 def _run(args, members, each=None) -> dict:
     import copy
 
+    from triptych.hardware import inference_autocast
     from triptych.video.stream_eval import evaluate_stream
     from triptych.video.streaming import scan
     from triptych.video.io.tfrecord import RecordStats
@@ -30,8 +31,9 @@ def _run(args, members, each=None) -> dict:
     cfg.top_k, cfg.data.verify, cfg.data.skip_bad_records = args.top_k, not args.no_verify, args.skip_bad_records
     files, counts, generation = scan(args.data, cfg.data.verify)
     stats = RecordStats()
-    result = evaluate_stream([m.model for m in members], files, counts, cfg, args.device, stats,
-                             segment_k=args.segment_k, each=each)
+    with inference_autocast(args.device):  # as VideoPredictor.predict: bf16 products where the CPU has AMX
+        result = evaluate_stream([m.model for m in members], files, counts, cfg, args.device, stats,
+                                 segment_k=args.segment_k, each=each)
     result["generation"] = generation
     if args.skip_bad_records:
         result["skipped"] = len(stats.skipped)
