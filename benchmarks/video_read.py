@@ -1,8 +1,13 @@
 """Frame-level YouTube-8M reading: triptych vs the `tfrecord` package (and protobuf).
 
 Every reader turns each record of the same file into what a model eats:
-the id, the labels, and dequantised float32 tensors rgb [T, 1024] and
-audio [T, 128] (the official q * 4/255 + 4/512 - 2). Same process, same
+the id, the labels, and dequantised float32 rgb [T, 1024] and audio
+[T, 128] (the official q * 4/255 + 4/512 - 2), written into one reused
+batch row as triptych's loaders do (video/streaming.py, VideoSet). A fresh
+1 MB float32 array per record would time the kernel's page faults, the
+same for every reader, not the reading: on 2026-12-03 that allocation was
+half of triptych's time on AMD and more on an Intel Xeon, and it is why
+the ratio fell there (see docs/history/2026-12-03b-cpu-kinds.md). Same process, same
 file (read once beforehand so all readers find it in the page cache),
 same thread. Times are CPU seconds (time.process_time): a busy shared
 machine disturbs them far less than wall time.
@@ -30,12 +35,19 @@ import numpy as np
 import torch
 
 from triptych.hardware import describe
-from triptych.video.io.yt8m import dequantize_tensor
+from triptych.video.io.yt8m import AUDIO_DIM, RGB_DIM, _dequantize_into
+
+MAX_FRAMES = 300
+_ROW = (np.empty((MAX_FRAMES, RGB_DIM), np.float32), np.empty((MAX_FRAMES, AUDIO_DIM), np.float32))
 
 
 def tensors(rgb_u8: np.ndarray, audio_u8: np.ndarray):
-    """The same exact float32 dequantisation for every reader."""
-    return dequantize_tensor(rgb_u8), dequantize_tensor(audio_u8)
+    """The same exact float32 dequantisation for every reader, into one
+    reused batch row (the loaders' `_dequantize_into`)."""
+    rgb, audio = _ROW[0][: len(rgb_u8)], _ROW[1][: len(audio_u8)]
+    _dequantize_into(rgb_u8, rgb)
+    _dequantize_into(audio_u8, audio)
+    return rgb, audio
 
 
 def read_triptych(path, verify=True):
