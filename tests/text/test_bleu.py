@@ -19,7 +19,7 @@ def test_parse_metrics():
     assert parse_metrics(None) == ("rouge",)
     assert parse_metrics("bleu, chrf,rouge,bleu") == ("bleu", "chrf", "rouge")
     for bad in ("bleu,meteor", "", " , "):
-        with pytest.raises(UserError, match="--metric"):
+        with pytest.raises(UserError, match="^metric: unknown metric"):
             parse_metrics(bad)
 
 

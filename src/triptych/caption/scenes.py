@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from triptych.errors import UserError
+from triptych.errors import SettingError
 
 CANVAS = 32
 SIZES = {"small": 8, "large": 14}
@@ -87,10 +87,10 @@ def write_digit_scenes(out: str | os.PathLike, scenes: int = 2000, seed: int = 0
     from triptych.vision.data import digits_arrays, digits_split_indices
 
     if scenes < 3:
-        raise UserError(f"--scenes: need at least 3 (one per split), got {scenes}")
+        raise SettingError(f"{{scenes}} {scenes}: need at least 3 (one per split)")
     out = Path(out)
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise UserError(f"{out}: already exists and is not an empty folder; pick another --out")
+        raise SettingError(f"{out}: already exists and is not an empty folder; pick another {{out}}")
     images, labels = digits_arrays()
     split_idx = digits_split_indices()
     rng = np.random.default_rng(seed)

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
-from triptych.errors import UserError
+from triptych.errors import SettingError, UserError
 
 
 @dataclass
@@ -56,7 +56,7 @@ def setup(device: str | torch.device = "cpu") -> DistInfo:
     dev = torch.device(device)
     if dev.type == "cuda":
         if not torch.cuda.is_available():
-            raise UserError("--device cuda: no CUDA device is available here")
+            raise SettingError(f"{{device}} {device}: no CUDA device is available here")
         if dev.index is None:
             dev = torch.device("cuda", local_rank if world > 1 else torch.cuda.current_device())
         torch.cuda.set_device(dev)

@@ -13,7 +13,7 @@ as sacrebleu asks papers to do.
 
 from __future__ import annotations
 
-from triptych.errors import UserError
+from triptych.errors import SettingError, UserError
 
 METRICS = ("rouge", "bleu", "chrf")
 DEFAULT_METRICS = ("rouge",)
@@ -27,7 +27,7 @@ def parse_metrics(text: str | None) -> tuple[str, ...]:
     unknown = [name for name in names if name not in METRICS]
     if unknown or not names:
         bad = unknown[0] if unknown else text
-        raise UserError(f"--metric: unknown metric {bad!r}; allowed: {', '.join(METRICS)} (comma-separated)")
+        raise SettingError(f"{{metric}}: unknown metric {bad!r}; allowed: {', '.join(METRICS)} (comma-separated)")
     return tuple(dict.fromkeys(names))  # keep the order, drop repeats
 
 
