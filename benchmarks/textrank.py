@@ -51,7 +51,7 @@ from sumy.summarizers.text_rank import TextRankSummarizer  # noqa: E402
 
 from triptych.hardware import describe  # noqa: E402
 from triptych.text.baselines.extractive import split_sentences  # noqa: E402
-from triptych.text.metrics.rouge import rouge_f1_x100  # noqa: E402
+from triptych.text.metrics.corpus import rouge_f1_x100  # noqa: E402
 from triptych.text.baselines.textrank import similarity, textrank_many, words  # noqa: E402
 
 

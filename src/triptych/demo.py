@@ -46,7 +46,7 @@ def text_part(out: Path, minutes: float) -> dict:
     from triptych.text.workflows.evaluate import evaluate_checkpoint
     from triptych.text.baselines.extractive import lead
     from triptych.text.predictor import Summarizer
-    from triptych.text.metrics.rouge import rouge_f1_x100
+    from triptych.text.metrics.corpus import rouge_f1_x100
     from triptych.text.train import run_training
 
     data = data_root() / "debian-descriptions"

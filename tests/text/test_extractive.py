@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from triptych.text.baselines.extractive import lead, lead_words, split_sentences
-from triptych.text.metrics.rouge import rouge_f1_x100
+from triptych.text.metrics.corpus import rouge_f1_x100
 
 DATA = Path(__file__).resolve().parents[2] / "data/debian-descriptions/test.jsonl.gz"
 

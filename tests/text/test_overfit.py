@@ -45,7 +45,7 @@ def test_memorises_32_debian_pairs(family, corpus, monkeypatch):
     from triptych.text.config import DecodeConfig
     from triptych.text.generation.generate import decode_documents
     from triptych.text.models import build_model
-    from triptych.text.metrics.rouge import rouge_f1_x100
+    from triptych.text.metrics.corpus import rouge_f1_x100
     from triptych.text.task import pad
 
     threads = torch.get_num_threads()

@@ -17,7 +17,8 @@ import pytest
 
 from triptych.text.metrics import rouge
 from triptych.text.baselines.extractive import lead
-from triptych.text.metrics.rouge import RougeScorer, Score, bootstrap_intervals, mean_scores, rouge_f1_x100, score_pairs
+from triptych.text.metrics.corpus import bootstrap_intervals, mean_scores, rouge_f1_x100
+from triptych.text.metrics.rouge import RougeScorer, Score, score_pairs
 
 rouge_scorer = pytest.importorskip("rouge_score.rouge_scorer")
 rs_tokenize = pytest.importorskip("rouge_score.tokenize")

@@ -233,7 +233,7 @@ class TextTask(TeacherForcing):
     @torch.no_grad()
     def evaluate(self, model) -> dict[str, float]:
         from triptych.text.generation.generate import decode_documents
-        from triptych.text.metrics.rouge import rouge_f1_x100
+        from triptych.text.metrics.corpus import rouge_f1_x100
 
         was_training = model.training
         model.eval()

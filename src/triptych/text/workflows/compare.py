@@ -106,7 +106,7 @@ def extractive_rows(data: Path) -> list[dict]:
     """Lead (first sentence cut to 10 words) and TextRank (top sentence) on `data`."""
     from triptych.text.data import drop_empty, read_pairs
     from triptych.text.baselines.extractive import lead
-    from triptych.text.metrics.rouge import rouge_f1_x100
+    from triptych.text.metrics.corpus import rouge_f1_x100
     from triptych.text.baselines.textrank import textrank_many
     from triptych.text.tokenizer import looks_cjk
 

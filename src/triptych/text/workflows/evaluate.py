@@ -88,7 +88,7 @@ def evaluate_checkpoint(checkpoint, data, *, decode: DecodeConfig | None = None,
         from triptych.text.workflows.nbest import evaluate_nbest
 
         return evaluate_nbest(checkpoint, data, decode=decode, limit=limit, output=output, stem=stem, device=device)
-    from triptych.text.metrics.rouge import rouge_f1_x100
+    from triptych.text.metrics.corpus import rouge_f1_x100
     from triptych.text.tokenizer import looks_cjk
 
     summarizer = Summarizer(checkpoint, device=device)

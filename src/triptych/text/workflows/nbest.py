@@ -81,7 +81,8 @@ def evaluate_nbest(checkpoint, data, *, decode: DecodeConfig, limit=None, output
     the oracle (best candidate by ROUGE-L) and the time decoding and
     reranking took."""
     from triptych.text.data import write_lines
-    from triptych.text.metrics.rouge import RougeScorer, rouge_f1_x100
+    from triptych.text.metrics.corpus import rouge_f1_x100
+    from triptych.text.metrics.rouge import RougeScorer
     from triptych.text.predictor import Summarizer
 
     summarizer = Summarizer(checkpoint, device=device)

@@ -21,7 +21,7 @@ def _at_least_one(**values) -> None:
 def score_copy(data, metrics: tuple[str, ...]) -> dict:
     """The sources themselves scored as outputs: what a translation model must be far above."""
     from triptych.text.metrics.bleu import translation_scores
-    from triptych.text.metrics.rouge import rouge_f1_x100
+    from triptych.text.metrics.corpus import rouge_f1_x100
 
     pairs = drop_empty(read_pairs(data, split="test"), data)
     sources, refs = [p.source for p in pairs], [p.target for p in pairs]
@@ -43,24 +43,24 @@ def score_files(pred, ref, *, stem: bool = True, cjk: bool = False, bootstrap: b
     """ROUGE of one prediction a line against one reference a line: F1 x 100
     under each key, precision/recall/F1 under `detail`, and 95% intervals
     under `intervals` with `bootstrap`."""
-    from triptych.text.metrics import rouge
+    from triptych.text.metrics import corpus, rouge
 
     preds, refs = read_summary_lines(pred), read_summary_lines(ref)
     if len(preds) != len(refs):
         raise UserError(f"{pred} has {len(preds)} lines but {ref} has {len(refs)}")
     per_pair = rouge.score_pairs(preds, refs, stem=stem, cjk=cjk or looks_cjk(refs))
-    means = rouge.mean_scores(per_pair)
+    means = corpus.mean_scores(per_pair)
     result = {k: 100 * v.fmeasure for k, v in means.items()}
     result["pairs"] = len(preds)
     result["detail"] = {k: {"precision": 100 * v.precision, "recall": 100 * v.recall, "f1": 100 * v.fmeasure} for k, v in means.items()}
     if bootstrap:
-        intervals = rouge.bootstrap_intervals(per_pair)
+        intervals = corpus.bootstrap_intervals(per_pair)
         result["intervals"] = {k: {kk: 100 * vv for kk, vv in v.items()} for k, v in intervals.items()}
     return result
 
 
 def _score(summaries: list[str], pairs) -> dict:
-    from triptych.text.metrics.rouge import rouge_f1_x100
+    from triptych.text.metrics.corpus import rouge_f1_x100
 
     refs = [p.target for p in pairs]
     return {**rouge_f1_x100(summaries, refs, stem=True, cjk=looks_cjk(refs)), "pairs": len(pairs)}
