@@ -7,6 +7,10 @@ batches (from `text_train.py`) alternately in fp32 and under bf16 autocast;
 each precision keeps its best round. The quality side (ROUGE of each
 precision after the same number of steps) is in docs/results.md.
 
+Each precision's MFU is its model FLOPs a second (torch's FLOP counter)
+over the GEMM peak of its own dtype, measured in the same run: bf16 can be
+faster and still use less of what this CPU's bf16 units could give.
+
 Usage: python benchmarks/text_bf16.py [--rounds R] [--batches N] [--tokens T] [--threads N]
 Prints one JSON line last, "ratio" = bf16 tokens/s over fp32 tokens/s.
 """
@@ -18,9 +22,9 @@ import json
 import sys
 
 import torch
-from text_train import PAD, SIZE, VOCAB, encode_pairs, load_corpus, make_batches, ours_loss, run_round, train_bpe
+from text_train import PAD, SIZE, VOCAB, encode_pairs, load_corpus, make_batches, ours_loss, round_flops, run_round, train_bpe
 
-from triptych.hardware import describe
+from triptych.hardware import describe, gemm_peak_gflops, mfu_report
 from triptych.text.models import build_model
 
 
@@ -49,6 +53,13 @@ def main() -> None:
     for precision, ts in times.items():
         result[f"{precision}_tok_per_s"] = round(tgt_tokens / min(ts), 1)
         print(f"{precision} {tgt_tokens / min(ts):9.1f} target tok/s (all {', '.join(f'{t:.2f}' for t in ts)} s)", file=sys.stderr)
+    for precision, ts in times.items():
+        dtype = "bfloat16" if precision == "bf16" else "float32"
+        report = mfu_report(round_flops(model, ours_loss, batches, precision), min(ts), dtype, gemm_peak_gflops(dtype))
+        result[f"{precision}_model_gflop_per_s"], result[f"{precision}_mfu"] = report["model_gflop_per_s"], report["mfu"]
+        result[f"{precision}_peak_gflop_per_s"] = report["peak_gflop_per_s"]
+        print(f"{precision} {report['model_gflop_per_s']:7.1f} model GFLOP/s = MFU {report['mfu']:.3f} "
+              f"of the {dtype} GEMM peak {report['peak_gflop_per_s']:.0f} GFLOP/s", file=sys.stderr)
     result["ratio"] = round(result["bf16_tok_per_s"] / result["fp32_tok_per_s"], 3)
     print(json.dumps({**result, "machine": describe()}))
 
