@@ -338,10 +338,13 @@ def cmd_predict(args) -> int:
     if probs is None:
         from triptych.video.segments import read_class_list, write_segment_submission
 
+        from triptych.hardware import inference_autocast
+
         classes = read_class_list(args.segment_classes) if args.segment_classes else None
-        s = write_segment_submission(args.out, [m.model for m in members], videos, k=args.segment_k,
-                                     top_k=args.top_k, classes=classes,
-                                     batch_size=members[0].cfg.data.eval_batch_size, device=args.device)
+        with inference_autocast(args.device):  # as the streamed submission and VideoPredictor.predict
+            s = write_segment_submission(args.out, [m.model for m in members], videos, k=args.segment_k,
+                                         top_k=args.top_k, classes=classes,
+                                         batch_size=members[0].cfg.data.eval_batch_size, device=args.device)
         result = {"out": str(args.out), "submission": "segments", "videos": len(videos), **s,
                   "checkpoints": [str(m.directory) for m in members]}
     else:

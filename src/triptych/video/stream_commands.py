@@ -19,25 +19,35 @@ def wanted(args, members) -> bool:
     return size_of(args.data) > members[0].cfg.data.stream_above_mb * (1 << 20)
 
 
-def _run(args, members, each=None) -> dict:
+def _setup(args, members):
+    """(config with the command's options, shards, their counts, generation, stats)."""
     import copy
 
-    from triptych.hardware import inference_autocast
-    from triptych.video.stream_eval import evaluate_stream
     from triptych.video.streaming import scan
     from triptych.video.io.tfrecord import RecordStats
 
     cfg = copy.deepcopy(members[0].cfg)
     cfg.top_k, cfg.data.verify, cfg.data.skip_bad_records = args.top_k, not args.no_verify, args.skip_bad_records
     files, counts, generation = scan(args.data, cfg.data.verify)
-    stats = RecordStats()
+    return cfg, files, counts, generation, RecordStats()
+
+
+def _skipped(args, stats, result: dict) -> None:
+    if args.skip_bad_records:
+        result["skipped"] = len(stats.skipped)
+        print(f"skipped {len(stats.skipped)} bad records", file=sys.stderr)
+
+
+def _run(args, members, each=None) -> dict:
+    from triptych.hardware import inference_autocast
+    from triptych.video.stream_eval import evaluate_stream
+
+    cfg, files, counts, generation, stats = _setup(args, members)
     with inference_autocast(args.device):  # as VideoPredictor.predict: bf16 products where the CPU has AMX
         result = evaluate_stream([m.model for m in members], files, counts, cfg, args.device, stats,
                                  segment_k=args.segment_k, each=each)
     result["generation"] = generation
-    if args.skip_bad_records:
-        result["skipped"] = len(stats.skipped)
-        print(f"skipped {len(stats.skipped)} bad records", file=sys.stderr)
+    _skipped(args, stats, result)
     return result
 
 
@@ -60,7 +70,7 @@ def stream_predict(args, members) -> dict:
 
     generation = scan(args.data, not args.no_verify)[2]
     if args.submission == "segments" or (args.submission == "auto" and generation == "2019-segments"):
-        raise UserError("the 2019 segment submission holds every segment's top classes: use --stream off")
+        return stream_segment_submission(args, members)
     with atomic_path(args.out) as tmp:
         with open(tmp, "w", encoding="utf-8", newline="\n") as fh:
             fh.write("VideoId,LabelConfidencePairs\n")
@@ -73,3 +83,28 @@ def stream_predict(args, members) -> dict:
             result = _run(args, members, each)
     return {"out": str(args.out), "submission": "videos", "videos": result["videos"],
             "checkpoints": [str(m.directory) for m in members]}
+
+
+def stream_segment_submission(args, members) -> dict:
+    """The 2019 submission, streamed: per class only its --segment-k best
+    segments are ever held (segment_ranking.py), O(classes x K) memory."""
+    from triptych.hardware import inference_autocast
+    from triptych.video.segment_ranking import ClassTopSegments, write_ranking
+    from triptych.video.segments import read_class_list
+    from triptych.video.stream_eval import rank_stream_segments
+
+    classes = read_class_list(args.segment_classes) if args.segment_classes else None
+    cfg, files, counts, _, stats = _setup(args, members)
+    if cfg.data.level != "frame":
+        raise UserError(f"{members[0].directory}: a {cfg.data.level}-level model cannot score 5-frame segments "
+                        "(the 2019 submission needs a frame-level one)")
+    ranking = ClassTopSegments(cfg.data.num_classes, args.segment_k, args.top_k, classes)
+    with inference_autocast(args.device):
+        videos = rank_stream_segments([m.model for m in members], files, counts, cfg, args.device, stats, ranking)
+    if not ranking.segments:
+        raise UserError("no frames to score: every video is empty")
+    result = {"out": str(args.out), "submission": "segments", "videos": videos,
+              "classes": write_ranking(args.out, ranking), "segments": ranking.segments,
+              "checkpoints": [str(m.directory) for m in members]}
+    _skipped(args, stats, result)
+    return result
