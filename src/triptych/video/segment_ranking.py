@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from triptych.errors import UserError
 from triptych.files import atomic_path
 
 # cls int32, score float32, video key int64, start int32, name object ("<video id>:<start>")
@@ -124,3 +125,19 @@ def rank_video_segments(models: list, videos, indices, keys: np.ndarray, ranking
         ranking.add(probs, key[part], start[part], name[part])
 
     score_segments(models, videos, pairs, batch_size, device, keep)
+
+
+def write_segment_submission(path, models: list, videos, *, k: int = 100_000, top_k: int = 20,
+                             classes: np.ndarray | None = None, batch_size: int = 256, device="cpu") -> dict:
+    """Score every 5-frame segment of every video, keep each segment's top_k
+    classes (those in `classes` when given), and write per class its k best
+    segments as the 2019 submission. Videos are scored `batch_size` at a
+    time, as a stream takes them (so both score the same batches).
+    Returns {"classes", "segments"}."""
+    ranking = ClassTopSegments(videos.num_classes, k, top_k, classes)
+    for lo in range(0, len(videos), batch_size):
+        group = range(lo, min(len(videos), lo + batch_size))
+        rank_video_segments(models, videos, group, np.asarray(group), ranking, batch_size, device)
+    if not ranking.segments:
+        raise UserError("no frames to score: every video is empty")
+    return {"classes": write_ranking(path, ranking), "segments": ranking.segments}

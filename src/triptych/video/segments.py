@@ -133,21 +133,3 @@ def read_class_list(path: str | Path) -> np.ndarray:
     if not ids:
         raise UserError(f"{path}: no class ids (one integer a line)")
     return np.array(sorted(set(ids)), np.int64)
-
-
-def write_segment_submission(path, models: list, videos: VideoSet, *, k: int = DEFAULT_K, top_k: int = 20,
-                             classes: np.ndarray | None = None, batch_size: int = 256, device="cpu") -> dict:
-    """Score every 5-frame segment of every video, keep each segment's top_k
-    classes (those in `classes` when given), and write per class its k best
-    segments as the 2019 submission. Videos are scored `batch_size` at a
-    time, as a stream takes them (so both score the same batches).
-    Returns {"classes", "segments"}."""
-    from triptych.video.segment_ranking import ClassTopSegments, rank_video_segments, write_ranking
-
-    ranking = ClassTopSegments(videos.num_classes, k, top_k, classes)
-    for lo in range(0, len(videos), batch_size):
-        group = range(lo, min(len(videos), lo + batch_size))
-        rank_video_segments(models, videos, group, np.asarray(group), ranking, batch_size, device)
-    if not ranking.segments:
-        raise UserError("no frames to score: every video is empty")
-    return {"classes": write_ranking(path, ranking), "segments": ranking.segments}

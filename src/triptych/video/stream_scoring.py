@@ -1,7 +1,10 @@
-"""`video eval` and `video predict` on sets too big to hold: streamed, O(videos x k) memory.
+"""Scoring checkpoints on streamed shards: `video eval` and `video predict` on
+sets too big to hold. Metrics and the 2017/2018 submission keep O(videos x k),
+the 2019 segment submission O(classes x K) (segment_ranking.py).
 
 Chosen by `--stream` (on/off) or, by default, by the data's size against
-the first checkpoint's data.stream_above_mb, as training chooses.
+the first checkpoint's data.stream_above_mb, as training chooses. These
+functions take the verbs' parsed options (cli.py builds the parsers).
 """
 
 from __future__ import annotations
