@@ -162,3 +162,25 @@ def test_streamed_segment_submission_bad_input(run_cli, tmp_path, rated, checkpo
                                   rated / "validate*.tfrecord", "--out", out, "--stream", "on", "--segment-k", "0")
     assert status == 2 and err.count("\n") == 1 and "--segment-k 0" in err, err
     assert not out.exists()
+
+
+def test_streamed_eval_scores_segments_on_every_frame_under_eval_sampling(run_cli, tmp_path, rated, checkpoint):
+    """eval_sampling picks the frames the video-level scores see; the rated
+    segments are still scored on their own 5 frames, streamed or not."""
+    import shutil
+
+    from triptych.files import atomic_write_text
+
+    sampled = tmp_path / "sampled"
+    shutil.copytree(checkpoint, sampled)
+    text = (sampled / "config.yaml").read_text()
+    assert "eval_sampling: all" in text
+    atomic_write_text(sampled / "config.yaml", text.replace("eval_sampling: all", "eval_sampling: random"))
+    got = {}
+    for mode in ("off", "on"):
+        status, out, err = run_cli("video", "eval", "--checkpoint", sampled, "--data", rated / "validate*.tfrecord",
+                                   "--stream", mode, "--json", "--segment-k", "50")
+        assert status == 0, err
+        got[mode] = json.loads(out)
+    assert got["on"]["rated_segments"] == got["off"]["rated_segments"] > 0
+    assert got["on"]["segment_map"] == pytest.approx(got["off"]["segment_map"], rel=1e-5)
