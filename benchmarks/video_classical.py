@@ -84,7 +84,7 @@ def learnable_row(d: Path, name: str, init: str, clusters: int, classes: int, st
 
     torch.manual_seed(0)
     t = time.perf_counter()
-    cfg = VideoConfig(data=VideoDataConfig(train=str(d / "train*"), valid=str(d / "validate*"), num_classes=classes,
+    cfg = VideoConfig(data=VideoDataConfig(train=str(d / "train*.tfrecord"), valid=str(d / "validate*.tfrecord"), num_classes=classes,
                                            sampling=sampling, frames=16, batch_size=32, stream=False),
                       model={"name": name, "clusters": clusters, "hidden": 64, "centre_init": init})
     cfg.train.max_steps, cfg.train.eval_every, cfg.train.save_every = steps, steps, 0
