@@ -65,7 +65,7 @@ def stream_eval(args, members) -> dict:
 
 
 def stream_predict(args, members) -> dict:
-    """The 2017/2018 submission, written a batch at a time."""
+    """The 2017/2018 submission, written a batch at a time (2019 segment-rated data: the segment one)."""
     from triptych.files import atomic_path
     from triptych.video.metrics import topk_classes
 
