@@ -67,17 +67,10 @@ def peer_main(args) -> None:
 
 
 def ensure_peer() -> Path | None:
-    python = PEER / "bin" / "python"
-    if python.exists():
-        return python
-    print(f"installing the peer ({' '.join(PEER_PACKAGES)}) into {PEER} ...", file=sys.stderr)
-    try:
-        subprocess.run([sys.executable, "-m", "venv", str(PEER)], check=True)
-        subprocess.run([str(python), "-m", "pip", "install", "-q", *PEER_PACKAGES], check=True)
-    except (subprocess.CalledProcessError, OSError) as e:
-        print(f"could not install the peer: {e}", file=sys.stderr)
-        return None
-    return python
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from peer_venv import ensure_venv
+
+    return ensure_venv(PEER, PEER_PACKAGES)
 
 
 def main() -> None:

@@ -101,3 +101,26 @@ train:
     assert status == 0, err
     status, out, err = run_cli("video", "train", recipe, "--out", tmp_path / "bad", "--set", "model.centre_init=oops")
     assert status == 2 and "model.centre_init" in err
+
+
+@pytest.mark.parametrize("pool_name", ["NetVLAD", "NetFV"])
+def test_a_zero_residual_keeps_gradients_bounded(pool_name):
+    """Centres on the frames (k-means on silent audio puts every centre on its
+    one value) give residuals of zero, here exactly (frames 0, centre 0 at 0).
+    The normalisations' epsilon is the reference's (max(||v||, 1e-6)), so the
+    gradient is ~1e6 x the incoming one; torch's default 1e-12 gave ~1e12,
+    which overflowed the gradient norm of the digit-video training: every
+    update skipped."""
+    import torch
+
+    from triptych.video import pooling
+
+    torch.manual_seed(0)
+    pool = getattr(pooling, pool_name)(6, 3)
+    x = torch.zeros(2, 5, 6)  # [B, T, D]
+    with torch.no_grad():
+        pool.centres[:, 0] = 0.0
+    out = pool(x, torch.ones(2, 5))
+    out.sum().backward()
+    norm = torch.nn.utils.clip_grad_norm_(pool.parameters(), float("inf"))
+    assert torch.isfinite(out).all() and float(norm) < 1e8, float(norm)

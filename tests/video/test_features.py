@@ -200,5 +200,5 @@ def test_digits_cli_png_frames_and_bad_options(run_cli, tmp_path):
     pngs = sorted((tmp_path / "d" / "train" / "t00000").iterdir())
     assert 9 <= len(pngs) <= 10 and pngs[0].name == "0000.png" and pngs[0].read_bytes()[:4] == b"\x89PNG"
     status, _, err = run_cli("video", "digits", "--out", tmp_path / "e", "--min-frames", 4)
-    assert status == 2 and "--min-frames must be >=" in err and err.count("\n") == 1
+    assert status == 2 and "min_frames must be >= max_digits x min_show" in err and err.count("\n") == 1
     assert not (tmp_path / "e").exists()

@@ -8,13 +8,11 @@ from triptych.video.io import example as ex
 from triptych.video.io.tfrecord import RecordStats, write_records
 from triptych.video.io.yt8m import (
     DEQUANT_LUT,
-    StreamingVideos,
     VideoSet,
     dequantize,
     quantize,
     read_videos,
     sample_frames,
-    shard_selector,
 )
 
 DATA = Path(__file__).parent / "data"
@@ -97,29 +95,6 @@ def test_sampling_modes():
     assert np.array_equal(w, np.arange(w[0], w[0] + 8))
     assert sample_frames(100, "window", 8, None).tolist() == list(range(46, 54))
     assert sample_frames(5, "window", 8, rng).tolist() == list(range(5))
-
-
-@pytest.mark.parametrize("files, shards", [(4, 2), (3, 2), (2, 5), (1, 3), (5, 5)])
-def test_shards_cover_every_record_once(files, shards):
-    records = [(f, r) for f in range(files) for r in range(7)]
-    seen = []
-    for s in range(shards):
-        sel = shard_selector(files, s, shards)
-        seen += [fr for fr in records if sel(*fr)]
-    assert sorted(seen) == records
-
-
-def test_streaming_over_workers(tmp_path):
-    for i in range(3):
-        write_records(tmp_path / f"s{i}.tfrecord", [_frame_record(f"{i}-{j}") for j in range(4)])
-    import torch.utils.data
-
-    ds = StreamingVideos(str(tmp_path / "*.tfrecord"), 3862, buffer=3, seed=1)
-    loader = torch.utils.data.DataLoader(ds, batch_size=None, num_workers=2, collate_fn=lambda v: v.id)
-    ids = list(loader)
-    assert sorted(ids) == sorted(f"{i}-{j}" for i in range(3) for j in range(4))
-    ds.set_epoch(1)
-    assert sorted(list(loader)) == sorted(ids)
 
 
 def test_videoset_batch():

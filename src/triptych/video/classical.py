@@ -95,9 +95,9 @@ def _power_l2(v: np.ndarray) -> np.ndarray:
 def fit(videos: VideoSet, kind: str, clusters: int, frames: int = 20_000, seed: int = 0) -> list[Codebook]:
     """Codebooks for rgb (K) and audio (K/2)."""
     if kind not in ENCODINGS:
-        raise UserError(f"--encoding must be one of {', '.join(ENCODINGS)}, not {kind!r}")
+        raise UserError(f"classical encoding must be one of {', '.join(ENCODINGS)}, not {kind!r}")
     if clusters < 2:
-        raise UserError(f"--clusters must be >= 2, got {clusters}")
+        raise UserError(f"classical clusters must be >= 2, got {clusters}")
     rgb, audio = frame_sample(videos, frames, seed)
     return [Codebook(kind, rgb, clusters, seed), Codebook(kind, audio, max(1, clusters // 2), seed)]
 
@@ -163,3 +163,27 @@ def train_head(x_tr, y_tr, x_va, y_va, head: str = "moe", epochs: int = 20, lr: 
     with torch.no_grad():
         probs = net(torch.from_numpy(x_va))["probs"].numpy()
     return evaluate(probs, y_va, top_k)
+
+
+def run(train_paths, valid_paths, *, encoding: str = "vlad", clusters: int = 16, head: str = "moe",
+        classes: int | None = None, fit_frames: int = 20_000, epochs: int = 20, lr: float = 1e-3,
+        seed: int = 0) -> dict:
+    """Fit the codebooks on the training frames, encode both sets, train the
+    head, score the validation set: its metrics, the vector size and seconds."""
+    import time
+
+    from triptych.video.io.yt8m import read_videos
+
+    if epochs < 1 or lr <= 0 or fit_frames < 2:
+        raise UserError(f"classical: epochs must be >= 1 (got {epochs}), lr > 0 (got {lr}), "
+                        f"fit_frames >= 2 (got {fit_frames})")
+    t0 = time.perf_counter()
+    train = VideoSet(read_videos(train_paths, num_classes=classes), classes)
+    valid = VideoSet(read_videos(valid_paths, num_classes=train.num_classes), train.num_classes)
+    books = fit(train, encoding, clusters, fit_frames, seed)
+    x_tr, x_va = encode(train, books), encode(valid, books)
+    t1 = time.perf_counter()
+    y_tr, y_va = train.multi_hot(range(len(train))), valid.multi_hot(range(len(valid)))
+    scores = train_head(x_tr, y_tr, x_va, y_va, head, epochs, lr, seed=seed)
+    return {**scores, "encoding": encoding, "clusters": clusters, "head": head, "dims": int(x_tr.shape[1]),
+            "videos": len(train), "encode_seconds": round(t1 - t0, 1), "seconds": round(time.perf_counter() - t0, 1)}

@@ -1,4 +1,4 @@
-"""`triptych video ...`: synth, digits, extract-features, inspect, metrics, train, eval, predict, models.
+"""`triptych video ...`: synth, digits, extract-features, inspect, metrics, classical, train, eval, predict, models.
 
 Thin argparse wrappers over library functions; nothing heavy is imported
 until a verb runs, so `triptych --help` stays fast.
@@ -89,11 +89,32 @@ def register(subparsers) -> None:
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=_extract)
 
+    p = verbs.add_parser("classical", help="bag of words / VLAD / Fisher vectors of frames + a logistic or MoE head")
+    p.add_argument("--train", required=True, help="frame-level TFRecords (files, directories, globs)")
+    p.add_argument("--valid", required=True)
+    p.add_argument("--encoding", choices=["bow", "vlad", "fv"], default="vlad")
+    p.add_argument("--clusters", type=int, default=16, help="rgb codebook size (audio gets half)")
+    p.add_argument("--head", choices=["logistic", "moe"], default="moe")
+    p.add_argument("--classes", type=int, default=None, help="default: the files' generation's")
+    p.add_argument("--fit-frames", type=int, default=20_000, help="frames sampled to fit the codebooks")
+    p.add_argument("--epochs", type=int, default=20)
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=_classical)
+
     _register_model_verbs(verbs)
-    from triptych.video import classical_cmd
 
-    classical_cmd.register(verbs)
 
+def _classical(args) -> int:
+    from triptych.video import classical
+
+    r = classical.run(args.train, args.valid, encoding=args.encoding, clusters=args.clusters, head=args.head,
+                      classes=args.classes, fit_frames=args.fit_frames, epochs=args.epochs, lr=args.lr,
+                      seed=args.seed)
+    emit_json(r) if args.json else print(f"{args.encoding} K={args.clusters} + {args.head}: GAP {r['gap']:.4f}  "
+                                         f"mAP {r['map']:.4f}  ({r['dims']} dims, {r['seconds']} s)")
+    return 0
 
 
 def _synth(args) -> int:
@@ -261,10 +282,6 @@ def cmd_train(args) -> int:
 
     s = run_training(args.config, args.overrides, out=args.out, resume=args.resume, seed=args.seed, device=args.device)
     return report_training(args, s)
-    print(f"run: {s['run_dir']}  steps: {s.get('steps')}  stopped: {s.get('stopped_because')}")
-    if s.get("best_metric") is not None:
-        print(f"best {s.get('metric')}: {s['best_metric']:.4f} at step {s.get('best_step')}")
-    return 0
 
 
 def _scored(args):
@@ -275,9 +292,9 @@ def _scored(args):
     if args.segment_k < 1:
         raise UserError(f"--segment-k {args.segment_k}: must be >= 1")
     members = load_ensemble(args.checkpoint, args.device)
-    from triptych.video import stream_commands
+    from triptych.video import stream_scoring
 
-    if stream_commands.wanted(args, members):
+    if stream_scoring.wanted(args, members):
         return members, None, None, None, None
     videos, stats = read_set(members, args.data, verify=not args.no_verify, skip_bad=args.skip_bad_records)
     if getattr(args, "submission", None) == "segments" or (
@@ -295,7 +312,7 @@ def cmd_eval(args) -> int:
 
     members, videos, stats, probs, loss = _scored(args)
     if videos is None:  # streamed
-        from triptych.video.stream_commands import stream_eval
+        from triptych.video.stream_scoring import stream_eval
 
         result = stream_eval(args, members)
         emit_json(result) if args.json else print(" ".join(f"{k} {v:.4f}" for k, v in result.items()
@@ -330,18 +347,22 @@ def cmd_predict(args) -> int:
 
     members, videos, stats, probs, _ = _scored(args)
     if videos is None:  # streamed
-        from triptych.video.stream_commands import stream_predict
+        from triptych.video.stream_scoring import stream_predict
 
         result = stream_predict(args, members)
         emit_json(result) if args.json else print(f"wrote {result['videos']} predictions to {args.out}")
         return 0
     if probs is None:
-        from triptych.video.segments import read_class_list, write_segment_submission
+        from triptych.video.segment_ranking import write_segment_submission
+        from triptych.video.segments import read_class_list
+
+        from triptych.hardware import inference_autocast
 
         classes = read_class_list(args.segment_classes) if args.segment_classes else None
-        s = write_segment_submission(args.out, [m.model for m in members], videos, k=args.segment_k,
-                                     top_k=args.top_k, classes=classes,
-                                     batch_size=members[0].cfg.data.eval_batch_size, device=args.device)
+        with inference_autocast(args.device):  # as the streamed submission and VideoPredictor.predict
+            s = write_segment_submission(args.out, [m.model for m in members], videos, k=args.segment_k,
+                                         top_k=args.top_k, classes=classes,
+                                         batch_size=members[0].cfg.data.eval_batch_size, device=args.device)
         result = {"out": str(args.out), "submission": "segments", "videos": len(videos), **s,
                   "checkpoints": [str(m.directory) for m in members]}
     else:

@@ -68,21 +68,23 @@ class DigitSpec:
 
 
 def _check(spec: DigitSpec) -> None:
+    """A spec no video can be drawn from is one line naming its settings (the
+    DigitSpec fields; `triptych video digits` spells them as flags)."""
     if spec.videos < 0 or (spec.valid_videos is not None and spec.valid_videos < 0):
-        raise UserError("--videos and --valid-videos must be >= 0")
+        raise UserError("digit videos: videos and valid_videos must be >= 0")
     if not 1 <= spec.max_digits <= 10:
-        raise UserError("--max-digits must be in 1..10")
+        raise UserError(f"digit videos: max_digits must be in 1..10, got {spec.max_digits}")
     if spec.min_show < 1 or spec.min_frames < spec.max_digits * spec.min_show:
-        raise UserError(f"--min-frames must be >= max-digits x min-show ({spec.max_digits * spec.min_show}) "
-                        "so that every digit fits")
+        raise UserError(f"digit videos: min_frames must be >= max_digits x min_show "
+                        f"({spec.max_digits * spec.min_show}) so that every digit fits")
     if spec.max_frames < spec.min_frames:
-        raise UserError("need --min-frames <= --max-frames")
+        raise UserError(f"digit videos: need min_frames <= max_frames, got {spec.min_frames} > {spec.max_frames}")
     if spec.size < 8:
-        raise UserError("--size must be >= 8 (the digits are 8x8)")
+        raise UserError(f"digit videos: size must be >= 8 (the digits are 8x8), got {spec.size}")
     if spec.shift < 0 or spec.noise < 0:
-        raise UserError("--shift and --noise must be >= 0")
+        raise UserError("digit videos: shift and noise must be >= 0")
     if spec.format not in ("npy", "png"):
-        raise UserError(f"--format must be npy or png, not {spec.format!r}")
+        raise UserError(f"digit videos: format must be npy or png, not {spec.format!r}")
 
 
 def _paste(canvas: np.ndarray, digit: np.ndarray, top: int, left: int) -> None:

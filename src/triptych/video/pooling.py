@@ -23,6 +23,13 @@ from torch import nn
 
 from triptych.registry import Registry
 
+# The L2 normalisations divide by max(||v||, 1e-6): the reference's
+# tf.nn.l2_normalize(epsilon=1e-12) divides by sqrt(max(||v||^2, 1e-12)), the
+# same number. torch's default (1e-12 on the norm) turns a residual of exactly
+# zero (a centre on the frames, as k-means puts one on silent audio) into
+# gradients of ~1e12 whose norm overflows, and every update is skipped.
+L2_EPS = 1e-6
+
 
 def masked_frames(fn, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """Apply `fn` [M, D] -> [M, E] to the real frames only; zeros elsewhere.
@@ -135,8 +142,8 @@ class NetVLAD(_Clusters):
         vlad = torch.einsum("btk,btd->bdk", a, x)  # (B, D, K)
         if self.centres is not None:
             vlad = vlad - a.sum(1, keepdim=True) * self.centres  # (B, 1, K) * (D, K)
-        vlad = F.normalize(vlad, dim=1)  # intra-normalisation
-        return F.normalize(vlad.flatten(1), dim=1)
+        vlad = F.normalize(vlad, dim=1, eps=L2_EPS)  # intra-normalisation
+        return F.normalize(vlad.flatten(1), dim=1, eps=L2_EPS)
 
 
 class NetRVLAD(NetVLAD):
@@ -166,8 +173,8 @@ class NetFV(_Clusters):
         c = self.centres
         first = (s1 - a_sum * c) / sigma
         second = (s2 - 2 * c * s1 + a_sum * c * c) / sigma**2 - a_sum
-        first, second = F.normalize(first, dim=1), F.normalize(second, dim=1)
-        return F.normalize(torch.cat([first.flatten(1), second.flatten(1)], 1), dim=1)
+        first, second = F.normalize(first, dim=1, eps=L2_EPS), F.normalize(second, dim=1, eps=L2_EPS)
+        return F.normalize(torch.cat([first.flatten(1), second.flatten(1)], 1), dim=1, eps=L2_EPS)
 
 
 class RNNPool(nn.Module):

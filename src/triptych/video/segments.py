@@ -20,7 +20,8 @@ two are the same number. Ties between equal scores keep record order.
 
 The submission (`Class,Segments` header, then per class
 `class,<video id>:<start> <video id>:<start> ...` by score descending) is
-the format the challenge took.
+the format the challenge took; segment_ranking.py keeps only what it can
+list (each class's K best), so a streamed set needs no more memory.
 """
 
 from __future__ import annotations
@@ -30,7 +31,6 @@ from pathlib import Path
 import numpy as np
 
 from triptych.errors import UserError
-from triptych.files import atomic_path
 from triptych.video.generations import SEGMENT_FRAMES
 from triptych.video.io.yt8m import AUDIO_DIM, RGB_DIM, VideoSet, _dequantize_into
 
@@ -133,45 +133,3 @@ def read_class_list(path: str | Path) -> np.ndarray:
     if not ids:
         raise UserError(f"{path}: no class ids (one integer a line)")
     return np.array(sorted(set(ids)), np.int64)
-
-
-def write_segment_submission(path, models: list, videos: VideoSet, *, k: int = DEFAULT_K, top_k: int = 20,
-                             classes: np.ndarray | None = None, batch_size: int = 256, device="cpu") -> dict:
-    """Score every 5-frame segment of every video, keep each segment's top_k
-    classes (those in `classes` when given), and write per class its k best
-    segments as the 2019 submission. Returns {"classes", "segments"}."""
-    from triptych.video.metrics import topk_classes
-
-    pairs = [(i, s) for i in range(len(videos)) for s in range(0, videos.num_frames(i), SEGMENT_FRAMES)]
-    if not pairs:
-        raise UserError("no frames to score: every video is empty")
-    cls_parts, score_parts = [], []
-    allowed = None
-    if classes is not None:
-        allowed = np.zeros(videos.num_classes, bool)
-        allowed[classes[classes < videos.num_classes]] = True
-
-    def keep(lo, probs):
-        if allowed is not None:
-            probs = np.where(allowed, probs, -1.0).astype(np.float32)
-        idx, vals = topk_classes(probs, top_k)
-        cls_parts.append(idx.astype(np.int32))
-        score_parts.append(vals)
-
-    score_segments(models, videos, pairs, batch_size, device, keep)
-    cls = np.concatenate(cls_parts)  # [S, top_k]
-    score = np.concatenate(score_parts)
-    seg = np.repeat(np.arange(len(pairs)), cls.shape[1])
-    cls, score = cls.ravel(), score.ravel()
-    valid = score >= 0
-    cls, score, seg = cls[valid], score[valid], seg[valid]
-    order = np.lexsort((seg, -score.astype(np.float64), cls))
-    cls, seg = cls[order], seg[order]
-    names = [f"{videos.ids[i]}:{s}" for i, s in pairs]
-    bounds = np.flatnonzero(np.r_[True, cls[1:] != cls[:-1], True])
-    with atomic_path(path) as tmp:
-        with open(tmp, "w", encoding="utf-8", newline="\n") as fh:
-            fh.write("Class,Segments\n")
-            for a, b in zip(bounds[:-1], bounds[1:]):
-                fh.write(f"{int(cls[a])}," + " ".join(names[j] for j in seg[a:min(b, a + k)]) + "\n")
-    return {"classes": len(bounds) - 1, "segments": len(pairs)}

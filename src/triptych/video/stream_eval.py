@@ -132,6 +132,48 @@ class RatedSegments:
         return {"segment_map": segment_map(scores, labels, ratings, k), "rated_segments": len(scores)}
 
 
+def eval_batches(files, counts, cfg, stats, workers: int | None = None):
+    """The shards' items, data.eval_batch_size at a time: every record once, in
+    file order with 0 workers (interleaved across shards with more)."""
+    from triptych.video.streaming import ShardStream, loader, take
+
+    d = cfg.data
+    ds = ShardStream(files, counts, epoch=0, seed=cfg.seed, rank=0, world=1,
+                     workers=d.workers if workers is None else workers, train=False, buffer=0,
+                     sampling=d.eval_sampling, frames=d.frames, max_frames=d.max_frames,
+                     num_classes=d.num_classes, level=d.level, verify=d.verify, skip_bad=d.skip_bad_records)
+    it = loader(ds)
+    while True:
+        items = take(it, d.eval_batch_size, stats)
+        if not items:
+            return
+        yield items
+
+
+def items_as_set(items: list[dict], level: str, num_classes: int):
+    """A VideoSet of a batch of stream items (frames stay uint8), and each video's
+    place in the data (shard << 32 | record: the in-memory set's order)."""
+    from triptych.video.io.yt8m import Video, VideoSet
+
+    videos = VideoSet([Video(it["id"], it["labels"], it["rgb"], it["audio"], level) for it in items], num_classes)
+    return videos, np.array([(f << 32) | ri for f, ri in (it["key"] for it in items)], np.int64)
+
+
+def rank_stream_segments(models: list, files, counts, cfg, device, stats, ranking) -> int:
+    """Every segment of the streamed shards into `ranking` (a ClassTopSegments):
+    the 2019 submission without holding the set. Returns the videos read."""
+    from triptych.video.segment_ranking import rank_video_segments
+
+    for m in models:
+        m.eval()
+    n = 0
+    for items in eval_batches(files, counts, cfg, stats):
+        videos, keys = items_as_set(items, cfg.data.level, cfg.data.num_classes)
+        rank_video_segments(models, videos, range(len(items)), keys, ranking, cfg.data.eval_batch_size, device)
+        n += len(items)
+    return n
+
+
 def evaluate_stream(model, files, counts, cfg, device, stats, workers: int | None = None,
                     segment_k: int | None = None, each=None) -> dict:
     """Metrics, mean loss (and the 2019 segment metric) of `model` (or a list
@@ -140,33 +182,26 @@ def evaluate_stream(model, files, counts, cfg, device, stats, workers: int | Non
     import torch
 
     from triptych.video.segments import DEFAULT_K
-    from triptych.video.streaming import ShardStream, collate_items, loader, take
+    from triptych.video.streaming import collate_items
     from triptych.video.loss import bce_sum, to_device
 
     d = cfg.data
-    ds = ShardStream(files, counts, epoch=0, seed=cfg.seed, rank=0, world=1,
-                     workers=d.workers if workers is None else workers, train=False, buffer=0,
-                     sampling=d.eval_sampling, frames=d.frames, max_frames=d.max_frames,
-                     num_classes=d.num_classes, level=d.level, verify=d.verify, skip_bad=d.skip_bad_records)
-    it = loader(ds)
     acc, segs, loss = TopKScores(d.num_classes, cfg.top_k), RatedSegments(), 0.0
     models = model if isinstance(model, (list, tuple)) else [model]
     for m in models:
         m.eval()
     with torch.no_grad():
-        while True:
-            items = take(it, d.eval_batch_size, stats)
-            if not items:
-                break
+        for items in eval_batches(files, counts, cfg, stats, workers):
             batch = collate_items(items, d.num_classes, d.level, d.max_frames)
             if d.eval_sampling != "all" and d.level == "frame":
                 from triptych.video.io.yt8m import sample_frames
 
+                sampled = list(items)  # the segments below are scored on every frame
                 for row, item in enumerate(items):  # deterministic sampling, as in memory
                     n = int(batch["num_frames"][row])
                     pick = sample_frames(n, d.eval_sampling, d.frames, None)
-                    items[row] = dict(item, rgb=item["rgb"][:n][pick], audio=item["audio"][:n][pick])
-                batch = collate_items(items, d.num_classes, d.level, None)
+                    sampled[row] = dict(item, rgb=item["rgb"][:n][pick], audio=item["audio"][:n][pick])
+                batch = collate_items(sampled, d.num_classes, d.level, None)
             tensors = to_device(batch, device)
             outs = [m(tensors) for m in models]
             loss += float(np.mean([float(bce_sum(o, tensors["labels"])) for o in outs]))

@@ -17,9 +17,17 @@ STRIDE = 1 << 40
 
 
 def world() -> tuple[int, int]:
-    from triptych.video.io.yt8m import _world
+    """(rank, world size): torch.distributed's when initialised, else torchrun's environment."""
+    import os
 
-    return _world()
+    try:
+        import torch.distributed as dist
+
+        if dist.is_available() and dist.is_initialized():
+            return dist.get_rank(), dist.get_world_size()
+    except ImportError:  # pragma: no cover
+        pass
+    return int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
 
 
 class TrainStream:

@@ -1,4 +1,4 @@
-"""YouTube-8M records: decoding, dequantisation, in-memory and streaming datasets.
+"""YouTube-8M records: decoding, dequantisation, the in-memory dataset (streams: video/streaming.py).
 
 The official files hold one video a record:
 
@@ -22,10 +22,8 @@ value is bit-identical to the reference.
 
 from __future__ import annotations
 
-import os
 import warnings
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Iterable, Iterator
 
 import numpy as np
@@ -189,22 +187,18 @@ def read_videos(
     skip_bad: bool = False,
     stats: RecordStats | None = None,
     max_frames: int = MAX_FRAMES,
-    select=None,
     generation: str | gens.GenerationGuard = "auto",
 ) -> Iterator[Video]:
     """Decoded videos of files/globs, in order. Bad records raise UserError
     ('FILE: record I: why'), or with `skip_bad` are counted in `stats`.
-    `select(file_index, record_index) -> bool` skips records undecoded.
     Every record must be of one generation (`generation` forces which, or
     is a GenerationGuard shared with other readers); `num_classes=None`
     takes the generation's class count."""
     stats = stats if stats is not None else RecordStats()
     guard = generation if isinstance(generation, gens.GenerationGuard) else gens.GenerationGuard(generation)
     forced = None if guard.forced == "auto" else guard.forced
-    for fi, path in enumerate(expand_paths(paths)):
+    for path in expand_paths(paths):
         for ri, payload in iter_records(path, verify=verify, skip_bad=skip_bad, stats=stats):
-            if select is not None and not select(fi, ri):
-                continue
             try:
                 video = decode(payload, num_classes or (gens.default_classes(forced) if forced else None), level, max_frames)
             except RecordError as e:
@@ -317,81 +311,3 @@ class VideoSet:
             _dequantize_into(self.audio[p], audio[row, : len(p)])
             mask[row, : len(p)] = 1.0
         return {"rgb": rgb, "audio": audio, "mask": mask, "num_frames": mask.sum(1).astype(np.int64), "labels": labels}
-
-
-def shard_selector(num_files: int, shard: int, num_shards: int):
-    """`select(file_index, record_index)` so that `num_shards` readers
-    together yield every record exactly once.
-
-    With at least as many files as shards, whole files are dealt out
-    (nothing is read twice); with fewer, each file is split by record
-    index among the shards that share it.
-    """
-    if num_shards <= 1:
-        return None
-    if num_files >= num_shards:
-        return lambda fi, ri: fi % num_shards == shard
-    group = shard % num_files
-    members = len(range(group, num_shards, num_files))
-    position = shard // num_files
-    return lambda fi, ri: fi == group and ri % members == position
-
-
-def _world() -> tuple[int, int]:
-    try:
-        import torch.distributed as dist
-
-        if dist.is_available() and dist.is_initialized():
-            return dist.get_rank(), dist.get_world_size()
-    except ImportError:  # pragma: no cover
-        pass
-    return int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
-
-
-def _stream_base():
-    import torch.utils.data
-
-    return torch.utils.data.IterableDataset
-
-
-class StreamingVideos(_stream_base()):
-    """Videos streamed from shards, for data that does not fit in memory.
-
-    Records are dealt out over DDP ranks x DataLoader workers by
-    `shard_selector`; file order is shuffled per epoch (the same permutation
-    in every process, from seed + epoch) and records pass through a shuffle
-    buffer, so batches mix shards. Yields Video objects; `set_epoch(e)`
-    before each epoch.
-    """
-
-    def __init__(self, paths, num_classes: int, *, shuffle: bool = True, buffer: int = 256, seed: int = 0, **read_kw):
-        self.files = [Path(p) for p in expand_paths(paths)]
-        self.num_classes, self.shuffle, self.buffer, self.seed = num_classes, shuffle, buffer, seed
-        self.read_kw, self.epoch = read_kw, 0
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
-
-    def __iter__(self) -> Iterator[Video]:
-        import torch.utils.data
-
-        rank, world = _world()
-        info = torch.utils.data.get_worker_info()
-        wid, nworkers = (info.id, info.num_workers) if info is not None else (0, 1)
-        files = list(self.files)
-        rng = np.random.default_rng([self.seed, self.epoch])
-        if self.shuffle:
-            files = [files[i] for i in rng.permutation(len(files))]
-        select = shard_selector(len(files), rank * nworkers + wid, world * nworkers)
-        videos = read_videos(files, num_classes=self.num_classes, select=select, **self.read_kw)
-        if not self.shuffle:
-            yield from videos
-            return
-        buf: list[Video] = []
-        local = np.random.default_rng([self.seed, self.epoch, rank, wid])
-        for v in videos:
-            buf.append(v)
-            if len(buf) >= self.buffer:
-                yield buf.pop(int(local.integers(len(buf))))
-        while buf:
-            yield buf.pop(int(local.integers(len(buf))))
