@@ -61,15 +61,15 @@ _ROW: list = []  # the reused batch row (rgb, audio), made on first use
 
 def tensors(rgb_u8: np.ndarray, audio_u8: np.ndarray):
     """The same exact float32 dequantisation for every reader, into one
-    reused batch row (the loaders' `_dequantize_into`; TF's does it in its
+    reused batch row (the loaders' `dequantize_into`; TF's does it in its
     graph). Imported here: the tf.data side runs this file in TF's venv."""
-    from triptych.video.io.yt8m import AUDIO_DIM, RGB_DIM, _dequantize_into
+    from triptych.video.io.yt8m import AUDIO_DIM, RGB_DIM, dequantize_into
 
     if not _ROW:
         _ROW.extend((np.empty((MAX_FRAMES, RGB_DIM), np.float32), np.empty((MAX_FRAMES, AUDIO_DIM), np.float32)))
     rgb, audio = _ROW[0][: len(rgb_u8)], _ROW[1][: len(audio_u8)]
-    _dequantize_into(rgb_u8, rgb)
-    _dequantize_into(audio_u8, audio)
+    dequantize_into(rgb_u8, rgb)
+    dequantize_into(audio_u8, audio)
     return rgb, audio
 
 

@@ -108,11 +108,11 @@ def test_videoset_batch():
 
 
 def test_fast_dequantisers_equal_the_table():
-    from triptych.video.io.yt8m import _dequantize_into, dequantize_tensor
+    from triptych.video.io.yt8m import dequantize_into, dequantize_tensor
 
     q = np.arange(256, dtype=np.uint8).reshape(2, 128)
     out = np.empty(q.shape, np.float32)
-    _dequantize_into(q, out)
+    dequantize_into(q, out)
     assert np.array_equal(out, DEQUANT_LUT[q])
     assert np.array_equal(dequantize_tensor(q).numpy(), DEQUANT_LUT[q])
 

@@ -32,7 +32,7 @@ import numpy as np
 
 from triptych.errors import UserError
 from triptych.video.generations import SEGMENT_FRAMES
-from triptych.video.io.yt8m import AUDIO_DIM, RGB_DIM, VideoSet, _dequantize_into
+from triptych.video.io.yt8m import AUDIO_DIM, RGB_DIM, VideoSet, dequantize_into
 
 DEFAULT_K = 100_000
 
@@ -48,8 +48,8 @@ def segment_batch(videos: VideoSet, pairs: list[tuple[int, int]]) -> dict:
         lo = int(videos.offsets[i]) + start
         hi = min(int(videos.offsets[i + 1]), lo + SEGMENT_FRAMES)
         n = max(0, hi - lo)
-        _dequantize_into(videos.rgb[lo:hi], rgb[row, :n])
-        _dequantize_into(videos.audio[lo:hi], audio[row, :n])
+        dequantize_into(videos.rgb[lo:hi], rgb[row, :n])
+        dequantize_into(videos.audio[lo:hi], audio[row, :n])
         mask[row, :n] = 1.0
     return {"rgb": rgb, "audio": audio, "mask": mask, "num_frames": mask.sum(1).astype(np.int64)}
 

@@ -274,7 +274,7 @@ def loader(dataset: ShardStream):
 
 def collate_items(items: list[dict], num_classes: int, level: str, max_frames: int | None = None) -> dict:
     """Items -> a model batch as numpy (VideoSet.batch's layout); frames cut at max_frames."""
-    from triptych.video.io.yt8m import AUDIO_DIM, RGB_DIM, _dequantize_into
+    from triptych.video.io.yt8m import AUDIO_DIM, RGB_DIM, dequantize_into
 
     B = len(items)
     labels = np.zeros((B, num_classes), np.float32)
@@ -289,8 +289,8 @@ def collate_items(items: list[dict], num_classes: int, level: str, max_frames: i
     audio = np.zeros((B, width, AUDIO_DIM), np.float32)
     mask = np.zeros((B, width), np.float32)
     for row, (it, n) in enumerate(zip(items, lengths)):
-        _dequantize_into(it["rgb"][:n], rgb[row, :n])
-        _dequantize_into(it["audio"][:n], audio[row, :n])
+        dequantize_into(it["rgb"][:n], rgb[row, :n])
+        dequantize_into(it["audio"][:n], audio[row, :n])
         mask[row, :n] = 1.0
     return {"rgb": rgb, "audio": audio, "mask": mask, "num_frames": mask.sum(1).astype(np.int64), "labels": labels}
 

@@ -46,7 +46,7 @@ def dequantize(q: np.ndarray) -> np.ndarray:
     return DEQUANT_LUT[q]
 
 
-def _dequantize_into(q: np.ndarray, out: np.ndarray) -> None:
+def dequantize_into(q: np.ndarray, out: np.ndarray) -> None:
     """out[...] = dequantize(q), by float32 arithmetic (faster than the table, same values)."""
     np.multiply(q, np.float32(4.0 / 255.0), out=out, dtype=np.float32)
     out += np.float32(4.0 / 512.0 - 2.0)
@@ -307,7 +307,7 @@ class VideoSet:
         audio = np.zeros((B, width, AUDIO_DIM), np.float32)
         mask = np.zeros((B, width), np.float32)
         for row, p in enumerate(picks):
-            _dequantize_into(self.rgb[p], rgb[row, : len(p)])
-            _dequantize_into(self.audio[p], audio[row, : len(p)])
+            dequantize_into(self.rgb[p], rgb[row, : len(p)])
+            dequantize_into(self.audio[p], audio[row, : len(p)])
             mask[row, : len(p)] = 1.0
         return {"rgb": rgb, "audio": audio, "mask": mask, "num_frames": mask.sum(1).astype(np.int64), "labels": labels}
