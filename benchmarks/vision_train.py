@@ -2,9 +2,9 @@
 
 Both models are the same network (ResNet-18: ImageNet stem, 10 classes,
 11.18M parameters; VGG-11: 128.8M at 10 classes) trained by the same plain
-loop: forward, cross-entropy,
-backward, AdamW step, on the same fixed random batch, with the same number
-of threads. torchvision 0.29.1 needs torch 2.14.1 while triptych's venv has
+loop: forward, cross-entropy, backward, fused AdamW step (as the engine
+builds it), on the same fixed random batch, with the same number of
+threads. torchvision 0.29.1 needs torch 2.14.1 while triptych's venv has
 2.13.0, so the peer runs in its own venv (benchmarks/.peers/tv, created on
 first use from the local package index) as a subprocess of this script; the
 two sides alternate round by round so that load on the machine hits both
