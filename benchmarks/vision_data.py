@@ -7,6 +7,10 @@ same batch and the same number of DataLoader worker processes. One epoch
 a round, rounds alternating ours / torchvision's; the peer runs in the
 torchvision venv (benchmarks/.peers/tv, as in vision_train.py).
 
+Where simplejpeg is installed (extra 'photos') our loader decodes JPEGs
+with it (src/triptych/vision/jpeg.py); each round then also times ours
+with Pillow alone (TRIPTYCH_JPEG=pillow), as "triptych_pillow_img_s".
+
 Prints the CPU model, a line a round, and one JSON line; "ratio" =
 our median images/s / torchvision's (> 1: ours faster).
     python benchmarks/vision_data.py [--images 2000] [--workers 2] [--rounds 3]
@@ -106,21 +110,30 @@ def main() -> None:
     print(f"cpu: {cpu_model()} ({os.cpu_count()} cores), workers {args.workers}, batch {args.batch}, "
           f"pillow {PIL.__version__}", flush=True)
     python = ensure_peer()
-    ours, peer = [], []
+    from triptych.vision.jpeg import simplejpeg_module
+
+    decoders = ["simplejpeg", "pillow"] if simplejpeg_module() is not None else ["pillow"]
+    ours, ours_pillow, peer = [], [], []
     with tempfile.TemporaryDirectory(prefix="vision-data-") as tmp:
         t0 = time.perf_counter()
         make_tree(Path(tmp), args.images)
         print(f"generated {args.images} JPEGs in {time.perf_counter() - t0:.1f} s", flush=True)
         for r in range(args.rounds):
-            ours.append(our_round(tmp, args.batch, args.workers, seed=r))
+            for decoder in decoders:  # the env var reaches the worker processes
+                os.environ["TRIPTYCH_JPEG"] = decoder
+                (ours if decoder == decoders[0] else ours_pillow).append(our_round(tmp, args.batch, args.workers, seed=r))
             if python is not None:
                 out = subprocess.run([str(python), __file__, "--peer", tmp, "--batch", str(args.batch),
                                       "--workers", str(args.workers)], check=True, capture_output=True, text=True)
                 peer.append(json.loads(out.stdout.strip().splitlines()[-1])["img_s"])
-            print(f"round {r + 1}: triptych {ours[-1]:.1f} img/s"
+            print(f"round {r + 1}: triptych ({decoders[0]}) {ours[-1]:.1f} img/s"
+                  + (f", triptych (pillow) {ours_pillow[-1]:.1f} img/s" if ours_pillow else "")
                   + (f", torchvision {peer[-1]:.1f} img/s" if peer else ""), flush=True)
     result = {"benchmark": "vision_data", "images": args.images, "workers": args.workers, "batch": args.batch,
-              "cpu": cpu_model(), "triptych_img_s": statistics.median(ours)}
+              "cpu": cpu_model(), "decoder": decoders[0], "triptych_img_s": statistics.median(ours)}
+    if ours_pillow:
+        result["triptych_pillow_img_s"] = statistics.median(ours_pillow)
+        result["simplejpeg_over_pillow"] = result["triptych_img_s"] / result["triptych_pillow_img_s"]
     if peer:
         result["torchvision_img_s"] = statistics.median(peer)
         result["ratio"] = result["triptych_img_s"] / result["torchvision_img_s"]

@@ -92,3 +92,25 @@ def test_large_jpegs_are_decoded_at_a_reduced_scale_with_the_same_result(tmp_pat
     torch.manual_seed(1)
     xt, _ = images.batch([0], train=True)
     assert xt.shape == (1, 3, 64, 64)
+
+
+@pytest.mark.parametrize("size", [(801, 601), (800, 600), (803, 998)])
+def test_odd_sized_jpegs_are_decoded_at_a_reduced_scale_too(tmp_path, size):
+    """Pillow's draft picks its scale as width // asked: a request rounded up
+    would leave every photo with an odd side at full size (half the photos)."""
+    import numpy as np
+    from PIL import Image
+
+    from triptych.vision import transforms as T
+    from triptych.vision.data import open_image
+
+    w, h = size
+    Image.fromarray(np.full((h, w, 3), 120, np.uint8)).save(tmp_path / "odd.jpg", quality=90)
+    img = open_image(tmp_path / "odd.jpg", 3, draft=lambda w, h: T.eval_draft(w, h, 64))
+    assert img.size == (-(-w // 8), -(-h // 8))  # 1/8 scale: the short side >= 73 still
+    plan = T.CropPlan(64, (1.0, 1.0))  # the whole image: a crop of >= 600 px, factor >= 9 -> 1/8
+    torch.manual_seed(0)
+    img = open_image(tmp_path / "odd.jpg", 3, draft=plan.draft)
+    assert img.size == (-(-w // 8), -(-h // 8))
+    left, top, right, bottom = plan.box_for(img)
+    assert min(right - left, bottom - top) >= 64

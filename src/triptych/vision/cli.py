@@ -1,5 +1,8 @@
 """`triptych vision ...`: argument parsing and output only; the work is in the library.
 
+    triptych vision import --from torchvision resnet50.pth --model resnet50 --out ckpt/resnet50
+    triptych vision export --to torchvision runs/vision/x/best --out resnet18.safetensors
+
 Nothing heavy is imported at module level so `triptych --help` stays fast.
 """
 
@@ -55,9 +58,22 @@ def register(sub) -> None:
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_params)
 
-    from triptych.vision import weights_cli
+    # import / export of torchvision-format weights (the work: triptych.vision.torchvision_weights)
+    p = verbs.add_parser("import", help="torchvision-format weights (.pth or .safetensors) -> a triptych checkpoint")
+    p.add_argument("--from", dest="source", required=True, choices=["torchvision"], help="the weights' naming")
+    p.add_argument("file", help="a state dict: .pth/.pt (read with weights_only=True) or .safetensors")
+    p.add_argument("--model", required=True, help="alexnet, vgg11..vgg19(_bn), googlenet, resnet18..resnet152")
+    p.add_argument("--out", required=True, help="a new checkpoint directory")
+    p.add_argument("--classes", help="a text file with one class name a line (default: 0..N-1)")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(func=cmd_import)
 
-    weights_cli.register(verbs)  # import / export of torchvision-format weights
+    p = verbs.add_parser("export", help="a vision checkpoint -> torchvision-format weights")
+    p.add_argument("--to", dest="target", required=True, choices=["torchvision"], help="the weights' naming")
+    p.add_argument("checkpoint", help="a checkpoint directory, e.g. runs/vision/x/best")
+    p.add_argument("--out", required=True, help="FILE.safetensors, or FILE.pth (a torch.save'd state dict)")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(func=cmd_export)
 
     # Captioning's embedded data; the code lives in triptych.caption.scenes.
     p = verbs.add_parser("digit-scenes", help="write the digit-scenes captioning data (real digits, synthetic layout)")
@@ -66,7 +82,6 @@ def register(sub) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=cmd_digit_scenes)
-
 
 
 def _pct(x: float) -> str:
@@ -91,12 +106,6 @@ def cmd_train(args) -> int:
                            device=args.device)
     extra = [f"test accuracy of best/: {_pct(summary['test_accuracy'])} on {summary['test_images']} images"] if "test_accuracy" in summary else []
     return report_training(args, summary, *extra)
-    print(f"run: {summary['run_dir']}  steps: {summary.get('steps')}  stopped: {summary.get('stopped_because')}")
-    if summary.get("best_metric") is not None:
-        print(f"best {summary.get('metric')}: {summary['best_metric']:.4f} at step {summary.get('best_step')}")
-    if "test_accuracy" in summary:
-        print(f"test accuracy of best/: {_pct(summary['test_accuracy'])} on {summary['test_images']} images")
-    return 0
 
 
 def cmd_eval(args) -> int:
@@ -137,6 +146,40 @@ def cmd_predict(args) -> int:
     for pred in predictions:
         shown = "  ".join(f"{t['label']} {100 * t['prob']:.1f}%" for t in pred["top"])
         print(f"{pred['image']}: {shown}")
+    return 0
+
+
+def _classes(path: str | None) -> list[str] | None:
+    if not path:
+        return None
+    from triptych.files import read_lines
+
+    names = [line.strip() for _, line in read_lines(path) if line.strip()]
+    if not names:
+        raise UserError(f"{path}: no class names (one a line)")
+    return names
+
+
+def cmd_import(args) -> int:
+    from triptych.vision.torchvision_weights import import_torchvision
+
+    summary = import_torchvision(args.file, args.model, args.out, classes=_classes(args.classes))
+    if args.json:
+        emit_json(summary)
+    else:
+        print(f"{args.file} -> {summary['checkpoint']}: {summary['model']}, {summary['tensors']} tensors, "
+              f"{summary['params']:,} parameters, {summary['num_classes']} classes")
+    return 0
+
+
+def cmd_export(args) -> int:
+    from triptych.vision.torchvision_weights import export_torchvision
+
+    summary = export_torchvision(args.checkpoint, args.out)
+    if args.json:
+        emit_json(summary)
+    else:
+        print(f"{args.checkpoint} -> {summary['file']}: torchvision {summary['model']}, {summary['tensors']} tensors")
     return 0
 
 

@@ -32,7 +32,6 @@ class VisionTask:
     domain = "vision"
     unit_name = "img"
     loads_init_from = True  # init_from with a new head for new classes: vision/finetune.py
-    loads_init_from = True  # init_from with a new head for new classes: vision/finetune.py
 
     def __init__(self, cfg: VisionConfig, splits: Splits | None = None):
         self.cfg = cfg

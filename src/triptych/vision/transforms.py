@@ -50,6 +50,9 @@ class CropPlan:
     `draft(w, h)` draws the box on the full-size image and returns the
     smallest decoded size that keeps the crop at >= `size` pixels a side;
     `box_for(img)` scales the box to the size the decoder actually chose.
+    The size asked for is w // factor (not rounded up): Pillow's `draft`
+    picks its scale as w // asked, so asking ceil(w / 2) of an odd-sized
+    photo (half of them) would get no reduction at all.
     """
 
     def __init__(self, size: int, scale: tuple[float, float]):
@@ -62,7 +65,7 @@ class CropPlan:
         self.box = random_resized_crop_box(width, height, self.scale)
         left, top, right, bottom = self.box
         factor = max(1, min(right - left, bottom - top) // self.size)
-        return math.ceil(width / factor), math.ceil(height / factor)
+        return max(1, width // factor), max(1, height // factor)
 
     def box_for(self, img) -> tuple[int, int, int, int] | None:
         if self.box is None:  # not a JPEG: no draft was asked, draw now
@@ -74,9 +77,10 @@ class CropPlan:
 
 
 def eval_draft(width: int, height: int, size: int) -> tuple[int, int]:
-    """The smallest decoded size whose short side still covers the evaluation resize (size * 8/7)."""
+    """The smallest decoded size whose short side still covers the evaluation resize (size * 8/7)
+    (rounded down, as `CropPlan.draft` says why)."""
     factor = max(1, min(width, height) // max(size, int(round(size * 8 / 7))))
-    return math.ceil(width / factor), math.ceil(height / factor)
+    return max(1, width // factor), max(1, height // factor)
 
 
 def train_transform(img, size: int, scale: tuple[float, float], hflip: bool, box=None):
