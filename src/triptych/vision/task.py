@@ -15,7 +15,6 @@ import torch
 import torch.nn.functional as F
 
 from triptych.errors import UserError
-from triptych.vision import transforms as T
 from triptych.vision.build import build_classifier  # noqa: F401  (re-exported: the task's model)
 from triptych.vision.config import VisionConfig
 from triptych.vision.data import ImageSet, Splits, build_splits, measure_normalization
@@ -76,8 +75,7 @@ class VisionTask:
         return plan
 
     def prepare(self, images: ImageSet, indices: list[int], train: bool, device) -> tuple[torch.Tensor, torch.Tensor]:
-        x, y = self.feeds.batch(images, indices, train)
-        x = T.normalize(x, self.cfg.data.mean, self.cfg.data.std)
+        x, y = self.feeds.batch(images, indices, train)  # normalised (in the workers, for photos)
         return x.to(device, non_blocking=True), y.to(device, non_blocking=True)
 
     def collate(self, indices: list[int], device):
