@@ -98,3 +98,21 @@ def test_bad_folders(tmp_path):
     assert len(FolderImages(root, DataConfig(name="folder", convert=True))) == 6
     with pytest.raises(UserError, match=r"data.name: expected 'digits', 'folder' or 'fashion'"):
         build_splits(DataConfig(name="mnist"))
+
+
+def test_normalize_in_place_and_on_views_gives_the_standardised_values():
+    """The loader normalises photo batches in place and in-memory batches
+    (which may be views: Fashion's grey images expanded to 3 channels) into
+    a new tensor: both give (x - mean) / std, and the input view is untouched."""
+    from triptych.vision.transforms import normalize, normalize_
+
+    grey = torch.rand(4, 1, 6, 6)
+    view = grey.expand(-1, 3, -1, -1)  # stride 0 over channels: in-place writes would collide
+    mean, std = [0.4, 0.5, 0.6], [0.2, 0.25, 0.3]
+    expected = (view.contiguous() - torch.tensor(mean).view(1, 3, 1, 1)) / torch.tensor(std).view(1, 3, 1, 1)
+    out = normalize(view, mean, std)
+    assert torch.equal(out, expected)
+    assert torch.equal(view[:, 0], grey[:, 0])  # the input is not modified
+    fresh = view.contiguous()
+    assert normalize_(fresh, mean, std) is fresh
+    assert torch.equal(fresh, expected)

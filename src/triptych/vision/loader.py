@@ -25,7 +25,7 @@ from typing import Callable, Iterator
 import torch
 
 from triptych.errors import UserError
-from triptych.vision.transforms import normalize_
+from triptych.vision.transforms import normalize, normalize_
 
 
 class _Batches(torch.utils.data.Dataset):
@@ -148,8 +148,12 @@ class Feeds:
     def batch(self, images, indices: list[int], train: bool):
         from triptych.vision.data import FolderImages
 
-        finish = functools.partial(normalize_, mean=self.task.cfg.data.mean, std=self.task.cfg.data.std)
-        if not self.workers or not isinstance(images, FolderImages):
+        mean, std = self.task.cfg.data.mean, self.task.cfg.data.std
+        if not isinstance(images, FolderImages):  # its batch may be a view (Fashion's 3-channel expand): not in place
+            x, y = images.batch(indices, train)
+            return normalize(x, mean, std), y
+        finish = functools.partial(normalize_, mean=mean, std=std)  # a fresh torch.stack: in place is safe
+        if not self.workers:
             x, y = images.batch(indices, train)
             return finish(x), y
         key = (id(images), train)
