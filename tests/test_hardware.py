@@ -50,3 +50,15 @@ def test_inference_autocast_follows_the_dtype(monkeypatch):
     monkeypatch.setenv("TRIPTYCH_INFERENCE_DTYPE", "float32")
     with hardware.inference_autocast("cpu"):
         assert (x @ w).dtype == torch.float32
+
+
+@pytest.mark.parametrize("flags,expected", [
+    ({"avx2", "avx512f"}, "fp32"),  # emulated bf16 products would be slower than fp32
+    ({"avx512f", "avx512_bf16"}, "bf16"),  # AMD Zen 4
+    ({"avx512f", "avx512_bf16", "amx_tile", "amx_bf16"}, "bf16"),  # Intel Sapphire Rapids
+])
+def test_auto_training_precision_follows_the_matrix_units(monkeypatch, flags, expected):
+    monkeypatch.setattr(hardware, "cpu_flags", lambda: frozenset(flags))
+    assert hardware.training_precision("auto", "cpu") == expected
+    assert hardware.training_precision("fp32", "cpu") == "fp32"  # what is asked is kept
+    assert hardware.training_precision("bf16", "cpu") == "bf16"

@@ -54,7 +54,7 @@ class TrainConfig:
     save_every: int = bounded(500, ge=0)
     keep_checkpoints: int = bounded(2, ge=1)
     log_every: int = bounded(20, ge=0)
-    precision: str = bounded("fp32", choices=("fp32", "bf16"))  # bf16: autocast
+    precision: str = bounded("fp32", choices=("fp32", "bf16", "auto"))  # bf16: autocast; auto: bf16 where the hardware has native bf16 products
     threads: int | None = bounded(None, ge=1, le=4096)
     # Return freed heap memory to the OS when resident memory has grown this
     # many MiB since the last time (glibc; see engine/memory.py). 0: never.

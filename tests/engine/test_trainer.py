@@ -86,6 +86,17 @@ def test_bf16_autocast_trains(tmp_path):
     assert all(v.dtype.is_floating_point and v.dtype.itemsize == 4 for v in weights(task.model).values())
 
 
+def test_auto_precision_is_decided_once_and_reported(tmp_path, monkeypatch):
+    from triptych import hardware
+
+    monkeypatch.setattr(hardware, "cpu_flags", lambda: frozenset({"avx512f"}))
+    task, cfg = make({"max_steps": 2, "precision": "auto"})
+    assert train(task, cfg.train, tmp_path / "a", full_config=cfg, seed=0, progress=False)["precision"] == "fp32"
+    monkeypatch.setattr(hardware, "cpu_flags", lambda: frozenset({"avx512f", "avx512_bf16"}))
+    task, cfg = make({"max_steps": 2, "precision": "auto"})
+    assert train(task, cfg.train, tmp_path / "b", full_config=cfg, seed=0, progress=False)["precision"] == "bf16"
+
+
 def test_same_seed_same_numbers(tmp_path):
     a, cfg = make({"max_steps": 5})
     train(a, cfg.train, tmp_path / "a", full_config=cfg, seed=7, progress=False)

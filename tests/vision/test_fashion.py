@@ -120,6 +120,27 @@ def test_random_crop_flip_shifts_within_padding():
     assert 0 < flipped < 64 and torch.equal(f[:, 0, 3, 3] + f[:, 0, 3, 4], torch.ones(64))
 
 
+def test_random_erasing_replaces_one_rectangle_of_the_chosen_images():
+    from triptych.vision.transforms import random_erasing
+
+    torch.manual_seed(0)
+    x = torch.full((400, 1, 28, 28), -1.0)  # noise lies in [0, 1]: erased pixels are the ones >= 0
+    y = random_erasing(x, p=0.5)
+    assert y.shape == x.shape and torch.equal(random_erasing(x, p=0.0), x)
+    erased = y[:, 0] >= 0  # (B, H, W)
+    counts = erased.flatten(1).sum(1)
+    hit = counts > 0
+    assert 150 < int(hit.sum()) < 250  # about half the images
+    for mask in erased[hit]:
+        rows, cols = mask.any(1).nonzero()[:, 0], mask.any(0).nonzero()[:, 0]
+        h, w = rows.max() - rows.min() + 1, cols.max() - cols.min() + 1
+        assert int(mask.sum()) == h * w  # one solid rectangle
+        assert 0.01 * 784 <= h * w <= 0.45 * 784 and h < 28 and w < 28
+    assert torch.all((y[hit][y[hit] >= 0] <= 1))
+    sizes = counts[hit].float() / 784
+    assert sizes.min() < 0.1 and sizes.max() > 0.3  # the whole range of areas is drawn
+
+
 def test_fashion_recipe_trains_and_evaluates_per_class(tmp_path, capsys):
     import json
 

@@ -98,6 +98,24 @@ def test_googlenet_aux_heads_in_training():
     assert logits.shape == (2, 5) and [a.shape for a in aux] == [(2, 5), (2, 5)]
 
 
+@pytest.mark.parametrize("name", ["resnet18", "resnet50", "googlenet"])
+def test_width_multiplier_narrows_every_layer(name):
+    full = count_params(build_meta(name, num_classes=10, in_channels=1, small_input=True, aux_logits=True)
+                        if name == "googlenet" else build_meta(name, num_classes=10, in_channels=1, small_input=True))
+    assert count_params(build_meta(name, width=1.0)) == TORCHVISION[name]  # 1.0 is the published network
+    kw = {"aux_logits": True} if name == "googlenet" else {}
+    half = get_model(name, num_classes=10, in_channels=1, small_input=True, width=0.5, **kw)
+    assert 0.2 * full < count_params(half) < 0.3 * full  # weights go with the square of the width
+    if name == "googlenet":
+        logits, aux = half.forward_with_aux(torch.randn(2, 1, 28, 28))
+        assert logits.shape == (2, 10) and [a.shape for a in aux] == [(2, 10), (2, 10)]
+    else:
+        assert half(torch.randn(2, 1, 28, 28)).shape == (2, 10)
+    assert half.embed_dim == half.head.in_features
+    with pytest.raises(ValueError, match="width must be > 0"):
+        get_model(name, width=0)
+
+
 def test_unknown_model_is_a_user_error():
     from triptych.errors import UserError
 

@@ -33,14 +33,15 @@ from triptych.engine.signals import StopSignal
 from triptych.engine.state import build_optimizer, rng_state, seed_everything, set_rng_state
 from triptych.errors import UserError
 from triptych.files import make_dirs
+from triptych.hardware import training_precision
 
 
 def _check(cfg) -> None:
     schedule.check(cfg.schedule, cfg.min_lr_ratio, cfg.warmup_steps)
     if cfg.accum_steps < 1:
         raise UserError(f"train.accum_steps: must be >= 1, got {cfg.accum_steps}")
-    if cfg.precision not in ("fp32", "bf16"):
-        raise UserError(f"train.precision: expected fp32 or bf16, got '{cfg.precision}'")
+    if cfg.precision not in ("fp32", "bf16", "auto"):
+        raise UserError(f"train.precision: expected fp32, bf16 or auto, got '{cfg.precision}'")
     if cfg.metric_mode not in ("min", "max"):
         raise UserError(f"train.metric_mode: expected min or max, got '{cfg.metric_mode}'")
     if cfg.max_steps <= 0 and not cfg.max_minutes and not getattr(cfg, "max_epochs", None):
@@ -76,6 +77,7 @@ class _Run:
         self.config_dict = _config_dict(full_config)
         self.main = info.rank == 0
         self.device = info.device
+        self.precision = training_precision(cfg.precision, self.device)  # 'auto' decided here, once
         self.progress_force = progress
         self.multiplier = schedule.from_config(cfg)
         self.step = 0
@@ -176,6 +178,7 @@ class _Run:
         return {
             "steps": self.step, "epoch": self.stream.epoch, "metric": cfg.metric, "best_metric": self.best,
             "best_step": self.best_step, "stopped_because": stopped, "elapsed": round(self._now(), 3),
+            "precision": self.precision,
             "final_metrics": self.last_metrics, "skipped_steps": self.skipped_steps,
             "peak_rss_mb": round(memory.peak_rss_mb(), 1),
             "heap_trims": self.trimmer.trims if self.trimmer is not None else 0,
@@ -242,7 +245,7 @@ class _Run:
         task.model.train()
         loss_acc = torch.zeros((), dtype=torch.float64, device=self.device)
         extra: dict[str, float] = {}
-        autocast = (torch.autocast(self.device.type, dtype=torch.bfloat16) if cfg.precision == "bf16"
+        autocast = (torch.autocast(self.device.type, dtype=torch.bfloat16) if self.precision == "bf16"
                     else nullcontext())
         for batch in batches:
             if batch is None:
@@ -290,7 +293,7 @@ class _Run:
             if self.trimmer is not None:
                 self.trimmer.trim_now()
             devices = [self.device] if self.device.type == "cuda" else []
-            autocast = (torch.autocast(self.device.type, dtype=torch.bfloat16) if cfg.precision == "bf16"
+            autocast = (torch.autocast(self.device.type, dtype=torch.bfloat16) if self.precision == "bf16"
                         else nullcontext())
             # Forked RNG: evaluating must not change the training stream, or a
             # run that evaluates at other steps (resumed, say) would diverge.

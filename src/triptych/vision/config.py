@@ -43,6 +43,8 @@ class DataConfig:
     hflip: bool = True
     # Fashion-MNIST augmentation: random crop of the image zero-padded by this many pixels, then flip.
     crop_padding: int = bounded(4, ge=0)
+    # Fashion-MNIST: the chance that a training image gets one rectangle of noise (random erasing; 0: off).
+    random_erasing: float = bounded(0.0, ge=0, le=1)
     # Digit augmentation (random affine): degrees, scale range, shift (fraction of the side).
     rotate: float = bounded(10.0, ge=0, le=180)
     zoom: tuple[float, float] = bounded((0.9, 1.1), gt=0)

@@ -17,7 +17,8 @@ LeNet-5's input, MNIST's original framing: the 28x28 image centred in 32x32);
 a smaller one by bilinear resizing. Training augmentation is the anchors'
 (the dataset's own benchmark and the CIFAR-style ResNet recipes): a random
 crop of the zero-padded image (`data.crop_padding` pixels a side) and a
-horizontal flip.
+horizontal flip; and, where the recipe asks (`data.random_erasing`), a
+rectangle of noise (random erasing) in some of the images.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from triptych.errors import UserError
 from triptych.vision.config import DataConfig
 from triptych.vision.images import ImageSet
 from triptych.vision.idx import read_image_label_pair
+from triptych.vision.transforms import random_erasing
 
 DEFAULT_ROOT = "/usr/share/datasets/fashion-mnist"
 CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
@@ -120,6 +122,7 @@ class FashionImages(ImageSet):
         x = self._fit(self.images[indices].float().div_(255.0))
         if train and self.cfg.augment:
             x = random_crop_flip(x, self.cfg.crop_padding, self.cfg.hflip)
+            x = random_erasing(x, self.cfg.random_erasing)
         if self.channels == 3:
             x = x.expand(-1, 3, -1, -1)
         return x, torch.tensor([self.labels[i] for i in indices], dtype=torch.long)

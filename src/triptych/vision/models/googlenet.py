@@ -13,7 +13,9 @@ returns their logits for a weighted extra loss during training.
 Faithful to torchvision, not to the paper, in one detail: the "5x5" branch
 uses a 3x3 kernel (torchvision kept this to stay compatible with the
 weights it published), so the parameter count equals torchvision's
-6,624,904. `paper_5x5=True` restores the paper's 5x5 kernels. Every conv is
+6,624,904. `paper_5x5=True` restores the paper's 5x5 kernels. `width`
+multiplies every layer's channels (0.5: a quarter of the arithmetic), for
+recipes that must fit a small CPU. Every conv is
 followed by batch norm (eps 1e-3), which Inception v1 predates.
 """
 
@@ -22,7 +24,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .registry import ImageClassifier, register_model
+from .registry import ImageClassifier, register_model, scaled_channels
 
 
 def conv_bn_relu(cin: int, cout: int, kernel: int, stride: int = 1) -> nn.Sequential:
@@ -49,14 +51,15 @@ class Inception(nn.Module):
 
 
 class AuxHead(nn.Module):
-    """Auxiliary classifier: pool to 4x4 -> 1x1 conv 128 -> fc 1024 -> dropout 0.7 -> fc."""
+    """Auxiliary classifier: pool to 4x4 -> 1x1 conv 128 -> fc 1024 -> dropout 0.7 -> fc
+    (`c` scales the 128 and the 1024 with the network's width)."""
 
-    def __init__(self, cin: int, num_classes: int):
+    def __init__(self, cin: int, num_classes: int, c=lambda channels: channels):
         super().__init__()
         self.body = nn.Sequential(
-            nn.AdaptiveAvgPool2d(4), conv_bn_relu(cin, 128, 1), nn.Flatten(),
-            nn.Linear(128 * 4 * 4, 1024), nn.ReLU(inplace=True), nn.Dropout(0.7),
-            nn.Linear(1024, num_classes),
+            nn.AdaptiveAvgPool2d(4), conv_bn_relu(cin, c(128), 1), nn.Flatten(),
+            nn.Linear(c(128) * 4 * 4, c(1024)), nn.ReLU(inplace=True), nn.Dropout(0.7),
+            nn.Linear(c(1024), num_classes),
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -81,29 +84,45 @@ class GoogLeNet(ImageClassifier):
         aux_logits: bool = False,
         dropout: float = 0.2,
         paper_5x5: bool = False,
+        width: float = 1.0,
     ):
         super().__init__()
         k5 = 5 if paper_5x5 else 3
+
+        def c(channels: int) -> int:  # every layer's width times `width`
+            return scaled_channels(channels, width)
+
         if small_input:
             self.stem = nn.Sequential(
-                conv_bn_relu(in_channels, 64, 3), conv_bn_relu(64, 64, 1), conv_bn_relu(64, 192, 3),
+                conv_bn_relu(in_channels, c(64), 3), conv_bn_relu(c(64), c(64), 1), conv_bn_relu(c(64), c(192), 3),
             )
         else:
             self.stem = nn.Sequential(
-                conv_bn_relu(in_channels, 64, 7, stride=2), nn.MaxPool2d(3, 2, ceil_mode=True),  # (B, 64, 56, 56)
-                conv_bn_relu(64, 64, 1), conv_bn_relu(64, 192, 3), nn.MaxPool2d(3, 2, ceil_mode=True),  # (B, 192, 28, 28)
+                conv_bn_relu(in_channels, c(64), 7, stride=2), nn.MaxPool2d(3, 2, ceil_mode=True),  # (B, 64, 56, 56)
+                conv_bn_relu(c(64), c(64), 1), conv_bn_relu(c(64), c(192), 3), nn.MaxPool2d(3, 2, ceil_mode=True),  # (B, 192, 28, 28)
             )
-        self.stage3 = nn.Sequential(*(Inception(*c, k5=k5) for c in _STAGE3))  # (B, 480, 28, 28)
+        cin = c(192)
+
+        def stage(table) -> list[Inception]:
+            nonlocal cin
+            modules = []
+            for _, *branches in table:  # the table's cin is the previous module's output at width 1
+                modules.append(Inception(cin, *(c(b) for b in branches), k5=k5))
+                cin = modules[-1].out_channels
+            return modules
+
+        self.stage3 = nn.Sequential(*stage(_STAGE3))  # (B, 480, 28, 28)
         self.pool3 = nn.MaxPool2d(3, 2, ceil_mode=True)  # (B, 480, 14, 14)
-        self.stage4 = nn.ModuleList(Inception(*c, k5=k5) for c in _STAGE4)  # (B, 832, 14, 14)
+        stage4 = stage(_STAGE4)
+        self.stage4 = nn.ModuleList(stage4)  # (B, 832, 14, 14)
         self.pool4 = nn.MaxPool2d(2, 2, ceil_mode=True)  # (B, 832, 7, 7)
-        self.stage5 = nn.Sequential(*(Inception(*c, k5=k5) for c in _STAGE5))  # (B, 1024, 7, 7)
+        self.stage5 = nn.Sequential(*stage(_STAGE5))  # (B, 1024, 7, 7)
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.dropout = nn.Dropout(dropout)
-        self.head = nn.Linear(1024, num_classes)
-        self.embed_dim = 1024
-        self.aux1 = AuxHead(512, num_classes) if aux_logits else None  # after 4a
-        self.aux2 = AuxHead(528, num_classes) if aux_logits else None  # after 4d
+        self.head = nn.Linear(cin, num_classes)
+        self.embed_dim = cin
+        self.aux1 = AuxHead(stage4[0].out_channels, num_classes, c) if aux_logits else None  # after 4a
+        self.aux2 = AuxHead(stage4[3].out_channels, num_classes, c) if aux_logits else None  # after 4d
         for m in self.modules():
             if isinstance(m, nn.Conv2d):
                 nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")

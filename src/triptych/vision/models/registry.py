@@ -104,6 +104,18 @@ def get_model(name: str, **kwargs) -> ImageClassifier:
     return model_spec(name).builder(**kwargs)
 
 
+def scaled_channels(channels: int, width: float) -> int:
+    """A layer's channels under a width multiplier (`model.width`): the
+    published count at 1.0; otherwise rounded, and never below 8.
+
+    Narrow versions of the famous networks are how their recipes fit a small
+    CPU: the cost of a convolution falls with the square of the width, the
+    depth and the shape of the network stay the paper's."""
+    if width <= 0:
+        raise ValueError(f"width must be > 0, got {width}")
+    return channels if width == 1 else max(8, int(round(channels * width)))
+
+
 def count_params(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .registry import ImageClassifier, register_model
+from .registry import ImageClassifier, register_model, scaled_channels
 
 
 def conv_bn(cin: int, cout: int, kernel: int, stride: int = 1) -> nn.Sequential:
@@ -72,7 +72,7 @@ class Bottleneck(nn.Module):
 
 
 class ResNet(ImageClassifier):
-    """stem -> 4 stages (64, 128, 256, 512 wide; stride 1, 2, 2, 2) -> global average -> fc."""
+    """stem -> 4 stages (64, 128, 256, 512 wide, times `width`; stride 1, 2, 2, 2) -> global average -> fc."""
 
     def __init__(
         self,
@@ -82,21 +82,24 @@ class ResNet(ImageClassifier):
         in_channels: int = 3,
         small_input: bool = False,
         zero_init_residual: bool = True,
+        width: float = 1.0,
     ):
         super().__init__()
+        stem = scaled_channels(64, width)
         if small_input:
-            self.stem = nn.Sequential(conv_bn(in_channels, 64, 3), nn.ReLU(inplace=True))
+            self.stem = nn.Sequential(conv_bn(in_channels, stem, 3), nn.ReLU(inplace=True))
         else:
             self.stem = nn.Sequential(
-                conv_bn(in_channels, 64, 7, stride=2), nn.ReLU(inplace=True),  # (B, 64, 112, 112)
+                conv_bn(in_channels, stem, 7, stride=2), nn.ReLU(inplace=True),  # (B, 64, 112, 112)
                 nn.MaxPool2d(3, stride=2, padding=1),  # (B, 64, 56, 56)
             )
-        stages, cin = [], 64
-        for i, (width, depth) in enumerate(zip((64, 128, 256, 512), depths)):
+        stages, cin = [], stem
+        for i, (planes, depth) in enumerate(zip((64, 128, 256, 512), depths)):
+            planes = scaled_channels(planes, width)
             blocks = []
             for j in range(depth):
-                blocks.append(block(cin, width, stride=2 if (i > 0 and j == 0) else 1))
-                cin = width * block.expansion
+                blocks.append(block(cin, planes, stride=2 if (i > 0 and j == 0) else 1))
+                cin = planes * block.expansion
             stages.append(nn.Sequential(*blocks))
         self.stages = nn.Sequential(*stages)  # (B, 512 * expansion, H/32, W/32) at ImageNet size
         self.pool = nn.AdaptiveAvgPool2d(1)
