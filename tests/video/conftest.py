@@ -1,5 +1,7 @@
 import pytest
 
+from triptych.video.synth import SynthSpec, synthesize
+
 
 @pytest.fixture(autouse=True, scope="session")
 def _one_thread():
@@ -11,3 +13,44 @@ def _one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="session")
+def rated(tmp_path_factory):
+    """2019 segment-rated files (3 shards each) shared by the segment tests."""
+    d = tmp_path_factory.mktemp("y2019s")
+    synthesize(d, SynthSpec(videos=40, valid_videos=30, classes=12, min_frames=12, max_frames=32, seed=7,
+                            generation="2019-segments", shards=3))
+    return d
+
+
+@pytest.fixture(scope="session")
+def checkpoint(rated, tmp_path_factory):
+    """A 3-step mean-MoE run on `rated`; its best/ checkpoint."""
+    from triptych.cli import main
+
+    d = tmp_path_factory.mktemp("y2019run")
+    recipe = d / "r.yaml"
+    # workers 0: the stream reads the shards in file order, so it scores the very
+    # batches the in-memory set does; stream_above_mb 0: `auto` streams these files
+    recipe.write_text(f"""seed: 1
+data:
+  train: {rated}/train*.tfrecord
+  valid: {rated}/validate*.tfrecord
+  num_classes: 12
+  sampling: random
+  frames: 4
+  batch_size: 16
+  eval_batch_size: 8
+  stream: false
+  stream_above_mb: 0
+  workers: 0
+model:
+  name: mean-moe
+train:
+  max_steps: 3
+  eval_every: 3
+  warmup_steps: 1
+""")
+    assert main(["video", "train", str(recipe), "--out", str(d / "run")]) == 0
+    return d / "run" / "best"

@@ -50,45 +50,6 @@ def test_ranking_equals_the_definition_and_a_small_k_bounds_what_is_held(seed):
     assert r.segments == n
 
 
-@pytest.fixture(scope="module")
-def rated(tmp_path_factory):
-    d = tmp_path_factory.mktemp("y2019s")
-    synthesize(d, SynthSpec(videos=40, valid_videos=30, classes=12, min_frames=12, max_frames=32, seed=7,
-                            generation="2019-segments", shards=3))
-    return d
-
-
-@pytest.fixture(scope="module")
-def checkpoint(rated, tmp_path_factory):
-    from triptych.cli import main
-
-    d = tmp_path_factory.mktemp("y2019run")
-    recipe = d / "r.yaml"
-    # workers 0: the stream reads the shards in file order, so it scores the very
-    # batches the in-memory set does; stream_above_mb 0: `auto` streams these files
-    recipe.write_text(f"""seed: 1
-data:
-  train: {rated}/train*.tfrecord
-  valid: {rated}/validate*.tfrecord
-  num_classes: 12
-  sampling: random
-  frames: 4
-  batch_size: 16
-  eval_batch_size: 8
-  stream: false
-  stream_above_mb: 0
-  workers: 0
-model:
-  name: mean-moe
-train:
-  max_steps: 3
-  eval_every: 3
-  warmup_steps: 1
-""")
-    assert main(["video", "train", str(recipe), "--out", str(d / "run")]) == 0
-    return d / "run" / "best"
-
-
 @pytest.mark.parametrize("extra", [[], ["--segment-k", "2", "--top-k", "3"]])
 def test_streamed_segment_submission_equals_in_memory_byte_for_byte(run_cli, tmp_path, rated, checkpoint, extra):
     files = {}

@@ -50,34 +50,8 @@ def test_segment_map_known_values():
     assert segment_map(scores, labels, ratings, 4) == pytest.approx((1 + 2 / 3 + 3 / 4) / 3)
 
 
-@pytest.fixture(scope="module")
-def rated(tmp_path_factory):
-    d = tmp_path_factory.mktemp("y2019")
-    synthesize(d, SynthSpec(videos=48, valid_videos=12, classes=12, min_frames=12, max_frames=22, seed=5,
-                            generation="2019-segments"))
-    return d
-
-
-def test_eval_and_predict_on_2019_files(run_cli, tmp_path, rated):
-    recipe = tmp_path / "r.yaml"
-    recipe.write_text(f"""seed: 1
-data:
-  train: {rated}/train*.tfrecord
-  valid: {rated}/validate*.tfrecord
-  num_classes: 12
-  sampling: random
-  frames: 4
-  batch_size: 16
-model:
-  name: mean-moe
-train:
-  max_steps: 3
-  eval_every: 3
-  warmup_steps: 1
-""")
-    status, out, err = run_cli("video", "train", recipe, "--out", tmp_path / "run", "--json")
-    assert status == 0, err
-    ckpt = tmp_path / "run" / "best"
+def test_eval_and_predict_on_2019_files(run_cli, tmp_path, rated, checkpoint):
+    ckpt = checkpoint
     status, out, err = run_cli("video", "eval", "--checkpoint", ckpt, "--data", rated / "validate0000.tfrecord",
                                "--json", "--segment-k", "5")
     assert status == 0, err

@@ -129,7 +129,7 @@ class RatedSegments:
         if not self.scores:
             return {}
         scores, labels, ratings = (np.concatenate(x) for x in (self.scores, self.labels, self.ratings))
-        return {"segment_map": segment_map(scores, labels, ratings, k), "rated_segments": len(scores)}
+        return {"segment_map": segment_map(scores, labels, ratings, k), "segment_k": k, "rated_segments": len(scores)}
 
 
 def eval_batches(files, counts, cfg, stats, workers: int | None = None):
@@ -213,7 +213,8 @@ def evaluate_stream(model, files, counts, cfg, device, stats, workers: int | Non
             segs.add(models, items, device)
     result = {**acc.result(), "valid_loss": loss / max(1, acc.videos), "videos": acc.videos,
               **segs.result(segment_k or DEFAULT_K)}
-    if segment_k is None:
+    if segment_k is None:  # validation during training: the keys the in-memory set reports
         result.pop("rated_segments", None)
+        result.pop("segment_k", None)
         result.pop("videos")
     return result
