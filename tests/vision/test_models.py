@@ -98,12 +98,15 @@ def test_googlenet_aux_heads_in_training():
     assert logits.shape == (2, 5) and [a.shape for a in aux] == [(2, 5), (2, 5)]
 
 
-@pytest.mark.parametrize("name", ["resnet18", "resnet50", "googlenet"])
+@pytest.mark.parametrize("name", ["resnet18", "resnet50", "googlenet", "vgg16_bn"])
 def test_width_multiplier_narrows_every_layer(name):
     full = count_params(build_meta(name, num_classes=10, in_channels=1, small_input=True, aux_logits=True)
                         if name == "googlenet" else build_meta(name, num_classes=10, in_channels=1, small_input=True))
     assert count_params(build_meta(name, width=1.0)) == TORCHVISION[name]  # 1.0 is the published network
     kw = {"aux_logits": True} if name == "googlenet" else {}
+    if name.startswith("vgg"):  # the fully-connected layers have their own knob (hidden)
+        full = count_params(build_meta(name, num_classes=10, in_channels=1, small_input=True, hidden=64))
+        kw = {"hidden": 64}
     half = get_model(name, num_classes=10, in_channels=1, small_input=True, width=0.5, **kw)
     assert 0.2 * full < count_params(half) < 0.3 * full  # weights go with the square of the width
     if name == "googlenet":

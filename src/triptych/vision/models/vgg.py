@@ -13,7 +13,7 @@ from __future__ import annotations
 from torch import nn
 
 from .common import ConvMLPClassifier, init_conv_mlp
-from .registry import register_model
+from .registry import register_model, scaled_channels
 
 # The paper's Table 1 columns: A (11 layers), B (13), D (16), E (19).
 CFGS: dict[str, list[int | str]] = {
@@ -52,7 +52,9 @@ class VGG(ConvMLPClassifier):
         small_input: bool = False,
         hidden: int = 4096,
         dropout: float = 0.5,
+        width: float = 1.0,
     ):
+        cfg = [c if c == "M" else scaled_channels(c, width) for c in cfg]  # `width`: every conv narrower
         trunk = vgg_trunk(cfg, in_channels, batch_norm, small_input)
         last = [c for c in cfg if c != "M"][-1]
         super().__init__(trunk, last, num_classes, grid=1 if small_input else 7, hidden=hidden, dropout=dropout)
