@@ -141,6 +141,30 @@ def test_random_erasing_replaces_one_rectangle_of_the_chosen_images():
     assert sizes.min() < 0.1 and sizes.max() > 0.3  # the whole range of areas is drawn
 
 
+def test_flip_tta_averages_the_two_distributions():
+    from triptych.vision.task import predict_set
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3), torch.nn.Flatten(), torch.nn.Linear(4 * 6 * 6, 3)).eval()
+    images = torch.randn(10, 1, 8, 8)
+
+    class Task:  # the one method predict_set asks of a task
+        def prepare(self, _images, idx, train, device):
+            return images[idx], torch.zeros(len(idx), dtype=torch.long)
+
+    plain, _ = predict_set(Task(), model, images, batch_size=4)
+    tta, _ = predict_set(Task(), model, images, batch_size=4, flip=True)
+    with torch.no_grad():
+        mirrored = model(images.flip(-1))
+    want = torch.log((plain.softmax(1) + mirrored.softmax(1)) / 2)
+    assert torch.allclose(tta, want, atol=1e-5) and torch.allclose(tta.exp().sum(1), torch.ones(10))
+    symmetric = images + images.flip(-1)  # an image equal to its mirror: TTA changes nothing
+    images = symmetric
+    plain, _ = predict_set(Task(), model, images)
+    tta, _ = predict_set(Task(), model, images, flip=True)
+    assert torch.allclose(tta, plain.log_softmax(1), atol=1e-5)
+
+
 def test_fashion_recipe_trains_and_evaluates_per_class(tmp_path, capsys):
     import json
 
@@ -162,5 +186,10 @@ def test_fashion_recipe_trains_and_evaluates_per_class(tmp_path, capsys):
     assert np.allclose(result["per_class_accuracy"], cm.diagonal() / cm.sum(1))
     assert result["accuracy"] == pytest.approx(cm.trace() / 50)
     assert (tmp_path / "cm.png").read_bytes()[:4] == b"\x89PNG"
+    status = main(["vision", "eval", "--checkpoint", str(run / "best"), "--data", "fashion:test", "--tta", "flip",
+                   "--json"])
+    flipped = json.loads(capsys.readouterr().out)
+    assert status == 0 and flipped["tta"] == "flip" and flipped["images"] == 50 and result["tta"] == "none"
+    assert 0 <= flipped["accuracy"] <= 1 and flipped["loss"] > 0
     status = main(["vision", "eval", "--checkpoint", str(run / "best"), "--data", "fashion:nope"])
     assert status == 2

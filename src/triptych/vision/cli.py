@@ -29,6 +29,9 @@ def register(sub) -> None:
     p.add_argument("--data", help="digits:test or fashion:test (the default for those runs), digits:valid, fashion:valid, or an ImageFolder directory")
     p.add_argument("--plot", metavar="FILE.png", help="draw the confusion matrix to this picture")
     p.add_argument("--convert", action="store_true", help="convert grey images to RGB (or RGB to grey) for the model")
+    p.add_argument("--tta", choices=["none", "flip"], default="none",
+                   help="test-time augmentation: flip also shows each image mirrored and averages the two "
+                        "probability distributions (for models trained with flips)")
     p.add_argument("--device", default="cpu")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=cmd_eval)
@@ -113,9 +116,9 @@ def cmd_eval(args) -> int:
 
     clf = Classifier(args.checkpoint, device=args.device, convert=args.convert or None)
     images = clf.dataset(args.data)
-    result = clf.evaluate(images)
-    result = {"checkpoint": str(args.checkpoint), "model": clf.name, "data": images.name, **result,
-              "classes": clf.classes}
+    result = clf.evaluate(images, flip=args.tta == "flip")
+    result = {"checkpoint": str(args.checkpoint), "model": clf.name, "data": images.name, "tta": args.tta,
+              **result, "classes": clf.classes}
     if args.plot:
         from triptych.plots import confusion_matrix
 

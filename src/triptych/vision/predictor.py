@@ -94,9 +94,9 @@ class Classifier:
             return fashion_set(spec.partition(":")[2], data)
         return FolderImages(spec, data, classes=self.classes)
 
-    def evaluate(self, images: ImageSet) -> dict:
+    def evaluate(self, images: ImageSet, flip: bool = False) -> dict:
         with inference_autocast(self.device):  # bf16 products where the CPU has AMX (hardware.py)
-            return evaluate_set(self, self.model, images)
+            return evaluate_set(self, self.model, images, flip=flip)
 
     def load_files(self, paths: list[str | Path]) -> torch.Tensor:
         """Image files -> (B, C, S, S) normalised, resized and centre-cropped as in evaluation."""

@@ -9,6 +9,7 @@ accuracy (the metric that picks `best/` by default).
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import torch
@@ -107,23 +108,35 @@ class VisionTask:
 
 
 @torch.no_grad()
-def predict_set(task_like, model, images: ImageSet, batch_size: int = 256) -> tuple[torch.Tensor, torch.Tensor]:
-    """(N, num_classes) logits and (N,) labels of a whole set, un-augmented."""
+def predict_set(task_like, model, images: ImageSet, batch_size: int = 256,
+                flip: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+    """(N, num_classes) logits and (N,) labels of a whole set, un-augmented.
+
+    `flip` (test-time augmentation): each image is also shown mirrored, and
+    the result is the log of the two softmax distributions' mean, so it is
+    still a log-probability for the loss and the top-5. It suits models that
+    were trained with flipped images, which have learnt to answer the same
+    for both."""
     device = next(model.parameters()).device
     logits, labels = [], []
     for idx in batches(len(images), batch_size):
         x, y = task_like.prepare(images, idx, False, device)
-        logits.append(model(x).float().cpu())
+        out = model(x).float()
+        if flip:
+            both = torch.stack([out.log_softmax(1), model(x.flip(-1)).float().log_softmax(1)])
+            out = torch.logsumexp(both, 0) - math.log(2)
+        logits.append(out.cpu())
         labels.append(y.cpu())
     return torch.cat(logits), torch.cat(labels)
 
 
-def evaluate_set(task_like, model, images: ImageSet) -> dict:
-    """Mean loss, accuracy and top-5 accuracy (fractions) and the confusion matrix of a set."""
+def evaluate_set(task_like, model, images: ImageSet, flip: bool = False) -> dict:
+    """Mean loss, accuracy and top-5 accuracy (fractions) and the confusion matrix of a set
+    (`flip`: with the mirrored images too, see `predict_set`)."""
     was_training = model.training
     model.eval()
     try:
-        logits, labels = predict_set(task_like, model, images)
+        logits, labels = predict_set(task_like, model, images, flip=flip)
     finally:
         model.train(was_training)
     k = min(5, logits.shape[1])
