@@ -185,6 +185,10 @@ class _Run:
             "run_dir": str(self.run_dir), "best_dir": str(best_dir) if self.best_step is not None else None,
         }
 
+    def _autocast(self):
+        """bf16 autocast for the forward passes (training and validation) when the run trains in bf16."""
+        return torch.autocast(self.device.type, dtype=torch.bfloat16) if self.precision == "bf16" else nullcontext()
+
     def _now(self) -> float:
         return self.elapsed0 + time.monotonic() - self.t0
 
@@ -245,8 +249,7 @@ class _Run:
         task.model.train()
         loss_acc = torch.zeros((), dtype=torch.float64, device=self.device)
         extra: dict[str, float] = {}
-        autocast = (torch.autocast(self.device.type, dtype=torch.bfloat16) if self.precision == "bf16"
-                    else nullcontext())
+        autocast = self._autocast()
         for batch in batches:
             if batch is None:
                 continue  # this rank's shard of a tiny micro-batch was empty
@@ -293,8 +296,7 @@ class _Run:
             if self.trimmer is not None:
                 self.trimmer.trim_now()
             devices = [self.device] if self.device.type == "cuda" else []
-            autocast = (torch.autocast(self.device.type, dtype=torch.bfloat16) if self.precision == "bf16"
-                        else nullcontext())
+            autocast = self._autocast()
             # Forked RNG: evaluating must not change the training stream, or a
             # run that evaluates at other steps (resumed, say) would diverge.
             with torch.random.fork_rng(devices=devices):

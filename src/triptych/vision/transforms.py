@@ -150,7 +150,7 @@ def random_erasing(x: torch.Tensor, p: float, area: tuple[float, float] = (0.02,
     eh = torch.sqrt(target * ratio).round().long()
     ew = torch.sqrt(target / ratio).round().long()
     fits = (eh >= 1) & (ew >= 1) & (eh < h) & (ew < w)
-    first = torch.where(fits.any(1), fits.int().argmax(1), torch.zeros(b, dtype=torch.long))
+    first = fits.int().argmax(1)  # the first draw that fits (0 where none does: `erase` is off there)
     rows = torch.arange(b)
     eh, ew = eh[rows, first], ew[rows, first]
     erase = fits.any(1) & (torch.rand(b) < p)
