@@ -24,8 +24,10 @@ def register(sub) -> None:
     add_train_arguments(p, "vision", "train.lr=3e-4 or model.small_input=true")
     p.set_defaults(func=cmd_train)
 
-    p = verbs.add_parser("eval", help="accuracy and confusion matrix of a checkpoint")
-    p.add_argument("--checkpoint", required=True, help="a checkpoint directory, e.g. runs/vision/x/best")
+    p = verbs.add_parser("eval", help="accuracy and confusion matrix of a checkpoint (or an ensemble of several)")
+    p.add_argument("--checkpoint", required=True, action="append",
+                   help="a checkpoint directory, e.g. runs/vision/x/best; given more than once, the ensemble "
+                        "of them: the mean of their probability distributions (one class list)")
     p.add_argument("--data", help="digits:test or fashion:test (the default for those runs), digits:valid, fashion:valid, or an ImageFolder directory")
     p.add_argument("--plot", metavar="FILE.png", help="draw the confusion matrix to this picture")
     p.add_argument("--convert", action="store_true", help="convert grey images to RGB (or RGB to grey) for the model")
@@ -114,20 +116,30 @@ def cmd_train(args) -> int:
 def cmd_eval(args) -> int:
     from triptych.vision.predictor import Classifier
 
-    clf = Classifier(args.checkpoint, device=args.device, convert=args.convert or None)
-    images = clf.dataset(args.data)
-    result = clf.evaluate(images, flip=args.tta == "flip")
-    result = {"checkpoint": str(args.checkpoint), "model": clf.name, "data": images.name, "tta": args.tta,
-              **result, "classes": clf.classes}
+    members = [Classifier(c, device=args.device, convert=args.convert or None) for c in args.checkpoint]
+    clf = members[0]
+    if len(members) == 1:
+        images = clf.dataset(args.data)
+        name, result = clf.name, clf.evaluate(images, flip=args.tta == "flip")
+        result = {"checkpoint": str(args.checkpoint[0]), "model": name, "data": images.name, "tta": args.tta, **result}
+    else:
+        from triptych.vision.ensemble import evaluate_ensemble
+
+        data, result = evaluate_ensemble(members, args.data, flip=args.tta == "flip")
+        name = f"ensemble of {len(members)} ({', '.join(m.name for m in members)})"
+        result = {"checkpoints": [str(c) for c in args.checkpoint], "model": name, "data": data, "tta": args.tta, **result}
+    result["classes"] = clf.classes
     if args.plot:
         from triptych.plots import confusion_matrix
 
-        confusion_matrix(result["confusion"], clf.classes, args.plot, title=f"{clf.name} on {images.name}")
+        confusion_matrix(result["confusion"], clf.classes, args.plot, title=f"{name} on {result['data']}")
         result["plot"] = str(args.plot)
     if args.json:
         emit_json(result)
         return 0
-    print(f"{clf.name} on {images.name}: accuracy {_pct(result['accuracy'])}, top-5 {_pct(result['top5'])}, "
+    for m in result.get("members", []):
+        print(f"  {m['model']} ({m['checkpoint']}): accuracy {_pct(m['accuracy'])}")
+    print(f"{name} on {result['data']}: accuracy {_pct(result['accuracy'])}, top-5 {_pct(result['top5'])}, "
           f"loss {result['loss']:.4f} ({result['images']} images)")
     if len(clf.classes) <= 20:
         print("per class: " + ", ".join(f"{c} {_pct(a)}" for c, a in zip(clf.classes, result["per_class_accuracy"])))

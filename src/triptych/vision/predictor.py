@@ -21,7 +21,7 @@ from triptych.hardware import inference_autocast
 from triptych.vision import transforms as T
 from triptych.vision.config import VisionConfig
 from triptych.vision.data import FolderImages, ImageSet, digits_set, open_image
-from triptych.vision.task import CLASSES_FILE, build_classifier, evaluate_set
+from triptych.vision.task import CLASSES_FILE, build_classifier, evaluate_set, predict_set
 
 
 def read_classes(checkpoint: str | Path) -> list[str]:
@@ -97,6 +97,12 @@ class Classifier:
     def evaluate(self, images: ImageSet, flip: bool = False) -> dict:
         with inference_autocast(self.device):  # bf16 products where the CPU has AMX (hardware.py)
             return evaluate_set(self, self.model, images, flip=flip)
+
+    def log_probabilities(self, images: ImageSet, flip: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+        """(N, classes) log-probabilities of a whole set (float32, on the CPU) and its (N,) labels."""
+        with inference_autocast(self.device):
+            logits, labels = predict_set(self, self.model, images, flip=flip)
+        return logits.log_softmax(1), labels
 
     def load_files(self, paths: list[str | Path]) -> torch.Tensor:
         """Image files -> (B, C, S, S) normalised, resized and centre-cropped as in evaluation."""

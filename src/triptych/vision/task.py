@@ -139,9 +139,14 @@ def evaluate_set(task_like, model, images: ImageSet, flip: bool = False) -> dict
         logits, labels = predict_set(task_like, model, images, flip=flip)
     finally:
         model.train(was_training)
+    return classification_metrics(logits, labels, len(task_like.classes))
+
+
+def classification_metrics(logits: torch.Tensor, labels: torch.Tensor, num_classes: int) -> dict:
+    """What `vision eval` reports, from (N, num_classes) logits (or log-probabilities) and (N,) labels."""
     k = min(5, logits.shape[1])
     pred = logits.argmax(1)
-    n = len(task_like.classes)
+    n = num_classes
     cm = torch.bincount(labels * n + pred, minlength=n * n).reshape(n, n)
     return {
         "images": int(labels.numel()),
