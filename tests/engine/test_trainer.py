@@ -109,6 +109,8 @@ def test_same_seed_same_numbers(tmp_path):
     ({"precision": "fp16"}, "train.precision"),
     ({"metric_mode": "lowest"}, "train.metric_mode"),
     ({"accum_steps": 0}, "train.accum_steps"),
+    ({"patience": 0}, "train.patience"),
+    ({"lr": -1.0}, "train.lr"),  # any field's bounds, not only those the trainer names
     ({"schedule": "staircase"}, "train.schedule"),
     ({"schedule": "step", "decay_steps": 0}, "train.decay_steps"),
     ({"metric": "bleu", "eval_every": 1}, "train.metric: 'bleu' is not among the validation metrics"),

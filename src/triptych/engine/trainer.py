@@ -34,20 +34,15 @@ from triptych.engine.state import build_optimizer, rng_state, seed_everything, s
 from triptych.errors import UserError
 from triptych.files import make_dirs
 from triptych.hardware import training_precision
+from triptych.schema import check_section
 
 
 def _check(cfg) -> None:
+    """The config's own bounds (for a TrainConfig made in code, not read from YAML) and the rules across fields."""
+    check_section(cfg, "train.")
     schedule.check(cfg.schedule, cfg.min_lr_ratio, cfg.warmup_steps)
-    if cfg.accum_steps < 1:
-        raise UserError(f"train.accum_steps: must be >= 1, got {cfg.accum_steps}")
-    if cfg.precision not in ("fp32", "bf16", "auto"):
-        raise UserError(f"train.precision: expected fp32, bf16 or auto, got '{cfg.precision}'")
-    if cfg.metric_mode not in ("min", "max"):
-        raise UserError(f"train.metric_mode: expected min or max, got '{cfg.metric_mode}'")
     if cfg.max_steps <= 0 and not cfg.max_minutes and not getattr(cfg, "max_epochs", None):
         raise UserError("train.max_steps: must be > 0 unless train.max_minutes or train.max_epochs bounds the run")
-    if cfg.patience is not None and cfg.patience < 1:
-        raise UserError(f"train.patience: must be >= 1, got {cfg.patience}")
 
 
 def train(task, train_cfg, run_dir, *, full_config=None, seed: int = 0, device: str = "cpu",
