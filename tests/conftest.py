@@ -42,6 +42,23 @@ def write_jsonl(path: Path, records, gz: bool = False) -> Path:
     return path
 
 
+def video_recipe(path: Path, shards, steps: int, *, data: dict | None = None, model: dict | None = None) -> Path:
+    """Write the tiny video recipe the video and serve tests share: synthesized shards under
+    `shards` (12 classes), 4 sampled frames, mean-MoE unless `model` says otherwise, `steps`
+    steps with an evaluation and a checkpoint at the last; `data`/`model` add or replace keys."""
+    import yaml
+
+    recipe = {
+        "seed": 1,
+        "data": {"train": f"{shards}/train*.tfrecord", "valid": f"{shards}/validate*.tfrecord", "num_classes": 12,
+                 "sampling": "random", "frames": 4, "batch_size": 16, **(data or {})},
+        "model": {"name": "mean-moe", **(model or {})},
+        "train": {"max_steps": steps, "eval_every": steps, "save_every": steps, "warmup_steps": 1, "log_every": 0},
+    }
+    path.write_text(yaml.safe_dump(recipe, sort_keys=False), encoding="utf-8")
+    return path
+
+
 def debian_pairs(split: str = "test", n: int | None = None) -> list[dict]:
     out = []
     with gzip.open(DEBIAN / f"{split}.jsonl.gz", "rt", encoding="utf-8") as fh:

@@ -5,7 +5,7 @@ import time
 
 import pytest
 
-from tests.conftest import debian_pairs, write_jsonl
+from tests.conftest import debian_pairs, video_recipe, write_jsonl
 
 TEXT = [
     "--set", "model.d_model=32", "--set", "model.ffn=64", "--set", "model.heads=2",
@@ -22,25 +22,6 @@ VISION = [
     "--set", "train.warmup_steps=1", "--set", "train.log_every=0", "--set", "data.image_size=8",
     "--set", "train.threads=1",
 ]
-VIDEO_RECIPE = """seed: 1
-data:
-  train: {d}/train*.tfrecord
-  valid: {d}/validate*.tfrecord
-  num_classes: 12
-  sampling: random
-  frames: 4
-  batch_size: 8
-model:
-  name: mean-moe
-train:
-  max_steps: 2
-  eval_every: 2
-  save_every: 2
-  warmup_steps: 1
-  log_every: 0
-"""
-
-
 @pytest.fixture(autouse=True, scope="session")
 def _one_thread():
     """Tiny models on a shared 2-core machine: a second intra-op thread only adds contention."""
@@ -66,8 +47,8 @@ def checkpoints(tmp_path_factory):
     assert main(["vision", "train", "configs/vision/lenet5-digits.yaml", "--out", str(root / "vision"), *VISION]) == 0
     synth = root / "synth"
     synthesize(synth, SynthSpec(videos=16, valid_videos=8, classes=12, min_frames=4, max_frames=8, seed=3))
-    (root / "video.yaml").write_text(VIDEO_RECIPE.format(d=synth))
-    assert main(["video", "train", str(root / "video.yaml"), "--out", str(root / "video")]) == 0
+    recipe = video_recipe(root / "video.yaml", synth, 2, data={"batch_size": 8})
+    assert main(["video", "train", str(recipe), "--out", str(root / "video")]) == 0
     return {"text": root / "text" / "best", "vision": root / "vision" / "best", "video": root / "video" / "best",
             "synth": synth}
 

@@ -1,5 +1,6 @@
 import pytest
 
+from tests.conftest import video_recipe
 from triptych.video.synth import SynthSpec, synthesize
 
 
@@ -30,27 +31,9 @@ def checkpoint(rated, tmp_path_factory):
     from triptych.cli import main
 
     d = tmp_path_factory.mktemp("y2019run")
-    recipe = d / "r.yaml"
     # workers 0: the stream reads the shards in file order, so it scores the very
     # batches the in-memory set does; stream_above_mb 0: `auto` streams these files
-    recipe.write_text(f"""seed: 1
-data:
-  train: {rated}/train*.tfrecord
-  valid: {rated}/validate*.tfrecord
-  num_classes: 12
-  sampling: random
-  frames: 4
-  batch_size: 16
-  eval_batch_size: 8
-  stream: false
-  stream_above_mb: 0
-  workers: 0
-model:
-  name: mean-moe
-train:
-  max_steps: 3
-  eval_every: 3
-  warmup_steps: 1
-""")
+    recipe = video_recipe(d / "r.yaml", rated, 3, data={"eval_batch_size": 8, "stream": False, "stream_above_mb": 0,
+                                                         "workers": 0})
     assert main(["video", "train", str(recipe), "--out", str(d / "run")]) == 0
     return d / "run" / "best"

@@ -3,6 +3,7 @@ import json
 import numpy as np
 import pytest
 
+from tests.conftest import video_recipe
 from triptych.video.synth import SynthSpec, synthesize
 
 
@@ -13,32 +14,15 @@ def synth_dir(tmp_path_factory):
     return d
 
 
-def _recipe(tmp_path, d, name="mean-moe", extra=""):
-    p = tmp_path / "r.yaml"
-    p.write_text(f"""seed: 1
-data:
-  train: {d}/train*.tfrecord
-  valid: {d}/validate*.tfrecord
-  num_classes: 12
-  sampling: random
-  frames: 4
-  batch_size: 16
-model:
-  name: {name}
-{extra}train:
-  max_steps: 4
-  eval_every: 2
-  save_every: 2
-  warmup_steps: 1
-""")
-    return p
+def _recipe(tmp_path, d, **model):
+    return video_recipe(tmp_path / "r.yaml", d, 4, model=model)
 
 
 def test_train_eval_predict(run_cli, tmp_path, synth_dir):
     runs = []
-    for name, extra in (("mean-moe", ""), ("gated-netvlad", "  clusters: 4\n  hidden: 8\n")):
+    for name, extra in (("mean-moe", {}), ("gated-netvlad", {"clusters": 4, "hidden": 8})):
         out = tmp_path / name
-        status, stdout, err = run_cli("video", "train", _recipe(tmp_path, synth_dir, name, extra), "--out", out, "--json")
+        status, stdout, err = run_cli("video", "train", _recipe(tmp_path, synth_dir, name=name, **extra), "--out", out, "--json")
         assert status == 0, err
         summary = json.loads(stdout)
         assert summary["steps"] == 4 and summary["metric"] == "gap" and (out / "best").is_dir()
@@ -67,9 +51,9 @@ def test_train_eval_predict(run_cli, tmp_path, synth_dir):
 def test_bad_inputs_exit_2(run_cli, tmp_path, synth_dir):
     status, out, err = run_cli("video", "eval", "--checkpoint", tmp_path / "nope", "--data", synth_dir)
     assert status == 2 and "no such checkpoint" in err
-    status, out, err = run_cli("video", "train", _recipe(tmp_path, synth_dir, "nonsense"), "--out", tmp_path / "x")
+    status, out, err = run_cli("video", "train", _recipe(tmp_path, synth_dir, name="nonsense"), "--out", tmp_path / "x")
     assert status == 2 and "unknown video model" in err and not (tmp_path / "x").exists()
-    bad = _recipe(tmp_path, synth_dir, extra="  wings: 3\n")
+    bad = _recipe(tmp_path, synth_dir, wings=3)
     status, out, err = run_cli("video", "train", bad, "--out", tmp_path / "y")
     assert status == 2 and "wings" in err
 
