@@ -51,14 +51,16 @@ def _top_k(x: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     B, W = x.shape
     s = max(1, min(16, W // (4 * k)))
     G = W // s
+    left = W - G * s  # the leftover columns: one more, shorter group
     if s > 1:
         t = torch.from_numpy(x)
+        m = torch.empty((B, G + (left > 0)), dtype=t.dtype)
         threads = torch.get_num_threads()
         torch.set_num_threads(1)  # small reductions: one thread beats two contended ones
         try:
-            m = t[:, : G * s].view(B, G, s).amax(2)  # (B, G)
-            if W > G * s:
-                m = torch.cat([m, t[:, G * s :].amax(1, keepdim=True)], 1)
+            torch.amax(t[:, : G * s].view(B, G, s), 2, out=m[:, :G])
+            if left:
+                torch.amax(t[:, G * s :], 1, out=m[:, G])
         finally:
             torch.set_num_threads(threads)
         m = m.numpy()
@@ -66,21 +68,23 @@ def _top_k(x: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         m = x
     groups = m.shape[1]
     tau = np.partition(m, groups - k, axis=1)[:, groups - k]  # (B,)
-    sel = np.flatnonzero(m >= tau[:, None])  # (row, group) pairs that hold candidates, row-major
-    r, g = sel // groups, sel % groups
-    # Their columns' values, gathered by flat offset: x[:, :G*s] is not
-    # contiguous, so reshaping it to (B, G, s) would copy the whole chunk
-    # (that copy was a third of the time). The leftover group runs past
-    # the row's end: those places are clipped, then set to -inf.
-    cols = g[:, None] * s + np.arange(s)  # (n, s)
-    over = cols >= W
-    np.minimum(cols, W - 1, out=cols)
-    blocks = x.reshape(-1)[(r * W)[:, None] + cols]
-    blocks[over] = -np.inf
+    r, g = np.divmod(np.flatnonzero(m >= tau[:, None]), groups)  # the (row, group) pairs that hold candidates
+    # Their values, (n, s): indexing the (B, G, s) view by (row, group) takes
+    # whole groups at once (an index per value cost twice as much); the
+    # leftover group is padded with -inf.
+    x3 = x[:, : G * s].reshape(B, G, s)  # a view: rows keep their stride
+    if left:
+        inside = g < G
+        blocks = np.full((len(r), s), -np.inf, x.dtype)
+        blocks[inside] = x3[r[inside], g[inside]]
+        blocks[~inside, :left] = x[r[~inside], G * s :]
+    else:
+        blocks = x3[r, g]
     f = np.flatnonzero(blocks >= tau[r][:, None])
-    rows, cols, vals = r[f // s], cols.reshape(-1)[f], blocks.reshape(-1)[f]
+    q, j = np.divmod(f, s)
+    rows, cols, vals = r[q], g[q] * s + j, blocks.reshape(-1)[f]
     if tau.min() == -np.inf:  # -inf padding passed the cut: drop it
-        keep = ~over.reshape(-1)[f]
+        keep = cols < W
         rows, cols, vals = rows[keep], cols[keep], vals[keep]
     counts = np.bincount(rows, minlength=B)
     if counts.min() == k == counts.max():  # exactly the top k in every row
