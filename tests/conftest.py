@@ -17,6 +17,16 @@ DEBIAN = ROOT / "data" / "debian-descriptions"
 
 
 @pytest.fixture
+def bf16_kernels():
+    """Skip where this CPU has no oneDNN bf16 kernels (an AVX2-only AMD EPYC):
+    there triptych refuses bf16 with a clear error, which tests/test_hardware.py checks."""
+    from triptych import hardware
+
+    if not hardware.bf16_kernels():
+        pytest.skip(f"no oneDNN bf16 kernels on this CPU ({hardware.cpu_model()})")
+
+
+@pytest.fixture
 def run_cli(capsys):
     """Run `triptych ARGS...` in-process; return (exit status, stdout, stderr)."""
     from triptych.cli import main

@@ -22,12 +22,14 @@ def test_describe_names_the_cpu_and_the_paths():
     ({"avx512f", "avx512_bf16", "amx_tile", "amx_bf16"}, "bfloat16"),  # Intel Sapphire Rapids
 ])
 def test_inference_dtype_follows_the_matrix_units(monkeypatch, flags, expected):
+    monkeypatch.setattr(hardware, "bf16_kernels", lambda: True)
     monkeypatch.delenv("TRIPTYCH_INFERENCE_DTYPE", raising=False)
     monkeypatch.setattr(hardware, "cpu_flags", lambda: frozenset(flags))
     assert hardware.default_inference_dtype() == expected
 
 
 def test_the_environment_forces_a_path(monkeypatch):
+    monkeypatch.setattr(hardware, "bf16_kernels", lambda: True)
     monkeypatch.setattr(hardware, "cpu_flags", lambda: frozenset())
     monkeypatch.setenv("TRIPTYCH_INFERENCE_DTYPE", "bfloat16")
     assert hardware.default_inference_dtype() == "bfloat16"
@@ -39,7 +41,7 @@ def test_gemm_peak_is_a_positive_rate():
     assert hardware.gemm_peak_gflops("float32", n=256, seconds=0.05) > 0
 
 
-def test_inference_autocast_follows_the_dtype(monkeypatch):
+def test_inference_autocast_follows_the_dtype(monkeypatch, bf16_kernels):
     import torch
 
     x = torch.randn(4, 8)
@@ -58,7 +60,34 @@ def test_inference_autocast_follows_the_dtype(monkeypatch):
     ({"avx512f", "avx512_bf16", "amx_tile", "amx_bf16"}, "bf16"),  # Intel Sapphire Rapids
 ])
 def test_auto_training_precision_follows_the_matrix_units(monkeypatch, flags, expected):
+    monkeypatch.setattr(hardware, "bf16_kernels", lambda: True)
     monkeypatch.setattr(hardware, "cpu_flags", lambda: frozenset(flags))
     assert hardware.training_precision("auto", "cpu") == expected
     assert hardware.training_precision("fp32", "cpu") == "fp32"  # what is asked is kept
     assert hardware.training_precision("bf16", "cpu") == "bf16"
+
+
+def test_bf16_is_refused_with_one_line_where_the_cpu_has_no_bf16_kernels(monkeypatch):
+    """An AVX2-only CPU (AMD EPYC Zen 2/3): oneDNN refuses bf16 LSTMs and packed linears,
+    so bf16 is never chosen there, and asking for it is a clear error, not a crash mid-run."""
+    from triptych.errors import UserError
+
+    monkeypatch.setattr(hardware, "bf16_kernels", lambda: False)
+    monkeypatch.setattr(hardware, "cpu_flags", lambda: frozenset({"avx2", "avx512_bf16", "amx_bf16"}))
+    assert hardware.training_precision("auto", "cpu") == "fp32"
+    monkeypatch.delenv("TRIPTYCH_INFERENCE_DTYPE", raising=False)
+    assert hardware.default_inference_dtype() == "float32"
+    with pytest.raises(UserError, match=r"train.precision bf16: this CPU \(.*\) has no bf16 kernels"):
+        hardware.training_precision("bf16", "cpu")
+    monkeypatch.setenv("TRIPTYCH_INFERENCE_DTYPE", "bfloat16")
+    with pytest.raises(UserError, match="TRIPTYCH_INFERENCE_DTYPE=bfloat16: this CPU"):
+        hardware.default_inference_dtype()
+
+
+def test_bf16_kernels_agrees_with_the_cpu_flags():
+    """torch's own probe and the ISA rule oneDNN states (AVX512BW+VL+DQ, or AVX-NE-CONVERT)."""
+    flags = hardware.cpu_flags()
+    if not flags:
+        pytest.skip("no /proc/cpuinfo flags here")
+    by_flags = "avx_ne_convert" in flags or {"avx512bw", "avx512vl", "avx512dq"} <= flags
+    assert hardware.bf16_kernels() == by_flags

@@ -18,10 +18,12 @@ import os
 import platform
 import time
 
+from triptych.errors import UserError
+
 # The ISA extensions that change which kernels win, in the names Linux uses
 # in /proc/cpuinfo.
 _INTERESTING = ("avx2", "fma", "avx512f", "avx512bw", "avx512_vnni", "avx512_bf16",
-                "avx512_fp16", "amx_tile", "amx_bf16", "amx_int8")
+                "avx512_fp16", "avx_ne_convert", "amx_tile", "amx_bf16", "amx_int8")
 
 
 @functools.lru_cache(maxsize=None)
@@ -61,6 +63,30 @@ def has_native_bf16() -> bool:
     return "amx_bf16" in flags or "avx512_bf16" in flags
 
 
+@functools.lru_cache(maxsize=None)
+def bf16_kernels() -> bool:
+    """Whether this torch build has oneDNN's bf16 kernels on this CPU.
+
+    They need AVX512BW/VL/DQ or AVX-NE-CONVERT: an AMD EPYC of the Zen 2 or 3
+    generation (AVX2 only) has neither, and there oneDNN refuses a bf16 LSTM
+    or packed linear outright, though ATen's plain bf16 products still run
+    (emulated, slower than float32). So bf16 is offered only where this is
+    true."""
+    import torch
+
+    probe = getattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", None)
+    if probe is not None:
+        return bool(probe())
+    flags = cpu_flags()
+    return "avx_ne_convert" in flags or {"avx512bw", "avx512vl", "avx512dq"} <= flags
+
+
+def no_bf16_here(what: str) -> str:
+    """The one line that refuses bf16 on a CPU without its kernels, naming the CPU."""
+    return (f"{what}: this CPU ({cpu_model()}) has no bf16 kernels (they need AVX512BW/VL/DQ "
+            f"or AVX-NE-CONVERT; it has {', '.join(sorted(cpu_flags() & set(_INTERESTING))) or 'neither'})")
+
+
 def training_precision(requested: str, device="cpu") -> str:
     """The precision a run trains in: 'auto' becomes 'bf16' where products in bf16
     are native (a CPU with AVX512-BF16 or AMX; a CUDA GPU that supports bf16),
@@ -70,15 +96,19 @@ def training_precision(requested: str, device="cpu") -> str:
     padded sequences), so even AVX512-BF16's 2.2x product speed carries
     through: ResNet-18 on 28x28 images trains at 1.9x the fp32 images/s on
     the AMD EPYC machines, and autocast keeps norms and losses in float32.
-    Without native bf16 the products are emulated and slower than fp32."""
-    if requested != "auto":
-        return requested
+    Without native bf16 the products are emulated and slower than fp32, and
+    without `bf16_kernels()` some layers (oneDNN's LSTM) refuse bf16 at all:
+    asking for bf16 on such a CPU is a `UserError`, not a crash mid-run."""
     import torch
 
     kind = torch.device(device).type
+    if requested == "bf16" and kind == "cpu" and not bf16_kernels():
+        raise UserError(no_bf16_here("train.precision bf16") + "; use auto or fp32")
+    if requested != "auto":
+        return requested
     if kind == "cuda":
         return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
-    return "bf16" if kind == "cpu" and has_native_bf16() else "fp32"
+    return "bf16" if kind == "cpu" and has_native_bf16() and bf16_kernels() else "fp32"
 
 
 def default_inference_dtype() -> str:
@@ -92,9 +122,11 @@ def default_inference_dtype() -> str:
     each path in turn.
     """
     forced = os.environ.get("TRIPTYCH_INFERENCE_DTYPE", "").strip().lower()
+    if forced == "bfloat16" and not bf16_kernels():
+        raise UserError(no_bf16_here("TRIPTYCH_INFERENCE_DTYPE=bfloat16"))
     if forced in ("float32", "bfloat16"):
         return forced
-    return "bfloat16" if has_amx() else "float32"
+    return "bfloat16" if has_amx() and bf16_kernels() else "float32"
 
 
 def inference_autocast(device="cpu"):
@@ -124,6 +156,7 @@ def torch_paths() -> dict:
         "torch": torch.__version__,
         "cpu_capability": caps,  # the ATen kernels' vector width: AVX512, AVX2, DEFAULT
         "onednn": bool(torch.backends.mkldnn.is_available()),
+        "bf16_kernels": bf16_kernels(),
         "mkl": bool(torch.backends.mkl.is_available()),
         "threads": torch.get_num_threads(),
     }

@@ -78,7 +78,7 @@ def test_max_epochs_ends_the_run(tmp_path):
     assert summary["stopped_because"] == "end" and summary["steps"] == 5  # 24 micro-batches: 5+5+5+5+4
 
 
-def test_bf16_autocast_trains(tmp_path):
+def test_bf16_autocast_trains(tmp_path, bf16_kernels):
     task, cfg = make({"max_steps": 4, "precision": "bf16", "eval_every": 2})
     before = weights(task.model)
     summary = train(task, cfg.train, tmp_path, full_config=cfg, seed=0, progress=False)
@@ -89,12 +89,26 @@ def test_bf16_autocast_trains(tmp_path):
 def test_auto_precision_is_decided_once_and_reported(tmp_path, monkeypatch):
     from triptych import hardware
 
+    monkeypatch.setattr(hardware, "bf16_kernels", lambda: True)  # bf16 emulated where it is not native
     monkeypatch.setattr(hardware, "cpu_flags", lambda: frozenset({"avx512f"}))
     task, cfg = make({"max_steps": 2, "precision": "auto"})
     assert train(task, cfg.train, tmp_path / "a", full_config=cfg, seed=0, progress=False)["precision"] == "fp32"
     monkeypatch.setattr(hardware, "cpu_flags", lambda: frozenset({"avx512f", "avx512_bf16"}))
     task, cfg = make({"max_steps": 2, "precision": "auto"})
     assert train(task, cfg.train, tmp_path / "b", full_config=cfg, seed=0, progress=False)["precision"] == "bf16"
+
+
+def test_bf16_is_refused_where_the_cpu_has_no_bf16_kernels(tmp_path, monkeypatch):
+    """An AVX2-only CPU: oneDNN's LSTM would fail mid-run; the run is refused before it starts."""
+    from triptych import hardware
+
+    monkeypatch.setattr(hardware, "bf16_kernels", lambda: False)
+    task, cfg = make({"max_steps": 2, "precision": "bf16"})
+    with pytest.raises(UserError, match=r"train.precision bf16: this CPU .* has no bf16 kernels"):
+        train(task, cfg.train, tmp_path / "run", full_config=cfg, seed=0, progress=False)
+    assert not (tmp_path / "run").exists()
+    task, cfg = make({"max_steps": 2, "precision": "auto"})
+    assert train(task, cfg.train, tmp_path / "auto", full_config=cfg, seed=0, progress=False)["precision"] == "fp32"
 
 
 def test_same_seed_same_numbers(tmp_path):

@@ -138,21 +138,10 @@ def test_decoding_packs_the_transformer_for_the_call_and_drops_the_copies():
     assert prepacked._packed.get() is None
 
 
-def _bf16_products_work() -> bool:
-    try:
-        with torch.inference_mode(), prepacked.packed_weights("bfloat16"):
-            layer()(torch.randn(2, 64))
-        return True
-    except RuntimeError:  # a CPU or build without oneDNN bf16 kernels
-        return False
-
-
 @needs_onednn
 @pytest.mark.parametrize("shape", [(1, 64), (32, 64), (4, 3, 64)])
 @pytest.mark.parametrize("bias", [True, False])
-def test_bf16_packing_takes_bf16_products_and_returns_float32(shape, bias):
-    if not _bf16_products_work():
-        pytest.skip("no oneDNN bf16 linear on this CPU")
+def test_bf16_packing_takes_bf16_products_and_returns_float32(shape, bias, bf16_kernels):
     m, x = layer(bias=bias), torch.randn(shape)
     want = F.linear(x, m.weight, m.bias)
     with torch.inference_mode(), prepacked.packed_weights("bfloat16"):
@@ -165,6 +154,9 @@ def test_bf16_packing_takes_bf16_products_and_returns_float32(shape, bias):
 
 
 def test_the_packing_dtype_follows_the_environment(monkeypatch):
+    from triptych import hardware
+
+    monkeypatch.setattr(hardware, "bf16_kernels", lambda: True)  # the choice, not the products
     monkeypatch.setenv("TRIPTYCH_INFERENCE_DTYPE", "bfloat16")
     with prepacked.packed_weights():
         assert prepacked._dtype.get() == "bfloat16"
@@ -177,3 +169,14 @@ def test_the_packing_dtype_follows_the_environment(monkeypatch):
         with prepacked.packed_weights("float16"):
             pass
     assert prepacked._packed.get() is None  # a refused dtype leaves no context open
+
+
+def test_bf16_packing_is_refused_where_the_cpu_has_no_bf16_kernels(monkeypatch):
+    from triptych import hardware
+    from triptych.errors import UserError
+
+    monkeypatch.setattr(hardware, "bf16_kernels", lambda: False)
+    with pytest.raises(UserError, match="no bf16 kernels"):
+        with prepacked.packed_weights("bfloat16"):
+            pass
+    assert prepacked._packed.get() is None

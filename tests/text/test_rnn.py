@@ -129,7 +129,7 @@ def test_loss_skips_padding_and_equals_forward_plus_sequence_loss(copy):
     torch.testing.assert_close(loss, ref)
 
 
-def test_trains_under_bf16_autocast():
+def test_trains_under_bf16_autocast(bf16_kernels):
     m = tiny("bahdanau", copy=True).train()
     src, tin = padded_sources(), torch.randint(3, V, (3, 5))
     with torch.autocast("cpu", dtype=torch.bfloat16):
