@@ -104,3 +104,31 @@ def test_expand_paths(tmp_path):
 def test_header_layout():
     f = frame(b"xyz")
     assert struct.unpack("<Q", f[:8])[0] == 3 and f[12:15] == b"xyz" and len(f) == 19
+
+
+def test_short_reads_are_asked_again(tmp_path):
+    """An unbuffered read may return less than asked (a network file system, a pipe):
+    the reader asks again until the record is whole, and still finds the real end."""
+    import io
+
+    from triptych.video.io.tfrecord import _Reader
+
+    class Trickle(io.RawIOBase):  # at most 5 bytes per read, as a slow network mount gives them
+        def __init__(self, data):
+            self.data, self.pos = data, 0
+
+        def readable(self):
+            return True
+
+        def readinto(self, buf):
+            n = min(5, len(buf), len(self.data) - self.pos)
+            buf[:n] = self.data[self.pos : self.pos + n]
+            self.pos += n
+            return n
+
+    payloads = [b"a" * 37, b"", b"xyz" * 100]
+    path = tmp_path / "r.tfrecord"
+    write_records(path, payloads)
+    data = path.read_bytes()
+    reader = _Reader(path, Trickle(data), verify=True, size=None)
+    assert [reader.next(i) for i in range(4)] == [*payloads, None]
