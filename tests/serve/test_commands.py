@@ -27,6 +27,23 @@ def test_bad_arguments_are_one_line_exit_2(run_cli, tmp_path, checkpoints):
         taken.close()
 
 
+def test_a_dtype_the_cpu_cannot_run_is_refused_before_serving(models, monkeypatch):
+    """TRIPTYCH_INFERENCE_DTYPE=bfloat16 on a CPU without bf16 kernels: one line when the
+    app is made (`triptych serve` prints it, exit 2), not a broken model thread
+    answering every request with 500. (Through the command, a regression would
+    serve forever instead of failing: hence the app.)"""
+    import pytest
+
+    from triptych import hardware
+    from triptych.errors import UserError
+    from triptych.serve.app import create_app
+
+    monkeypatch.setattr(hardware, "bf16_kernels", lambda: False)
+    monkeypatch.setenv("TRIPTYCH_INFERENCE_DTYPE", "bfloat16")
+    with pytest.raises(UserError, match="TRIPTYCH_INFERENCE_DTYPE=bfloat16: this CPU"):
+        create_app(models)
+
+
 def test_the_command_serves_until_stopped(checkpoints):
     proc = subprocess.Popen([sys.executable, "-m", "triptych.cli", "serve", "--vision", str(checkpoints["vision"]),
                              "--port", "0", "--no-batching", "--threads", "1"], stderr=subprocess.PIPE, text=True)

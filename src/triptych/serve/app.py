@@ -211,7 +211,10 @@ async def _upload_bytes(file: UploadFile, what: str) -> tuple[bytes, str]:
 
 def create_app(models: Models, limits: Limits | None = None) -> FastAPI:
     limits = limits or Limits()
+    from triptych.hardware import default_inference_dtype
     from triptych.nn.prepacked import hold_packed_weights  # the served weights never change
+
+    default_inference_dtype()  # a dtype this CPU cannot run is refused now, not in the model thread's first request
 
     batcher = Batcher(limits.max_batch, limits.batch_wait_ms / 1000.0, limits.queue_depth, limits.timeout_s,
                       worker_init=hold_packed_weights)
