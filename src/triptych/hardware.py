@@ -81,10 +81,12 @@ def bf16_kernels() -> bool:
     return "avx_ne_convert" in flags or {"avx512bw", "avx512vl", "avx512dq"} <= flags
 
 
-def no_bf16_here(what: str) -> str:
-    """The one line that refuses bf16 on a CPU without its kernels, naming the CPU."""
-    return (f"{what}: this CPU ({cpu_model()}) has no bf16 kernels (they need AVX512BW/VL/DQ "
-            f"or AVX-NE-CONVERT; it has {', '.join(sorted(cpu_flags() & set(_INTERESTING))) or 'neither'})")
+def require_bf16_kernels(what: str, hint: str = "") -> None:
+    """Refuse bf16 in one line where this CPU has no bf16 kernels, naming what asked and the CPU."""
+    if not bf16_kernels():
+        have = ", ".join(sorted(cpu_flags() & set(_INTERESTING))) or "neither"
+        raise UserError(f"{what}: this CPU ({cpu_model()}) has no bf16 kernels (they need AVX512BW/VL/DQ "
+                        f"or AVX-NE-CONVERT; it has {have}){hint}")
 
 
 def training_precision(requested: str, device="cpu") -> str:
@@ -102,8 +104,8 @@ def training_precision(requested: str, device="cpu") -> str:
     import torch
 
     kind = torch.device(device).type
-    if requested == "bf16" and kind == "cpu" and not bf16_kernels():
-        raise UserError(no_bf16_here("train.precision bf16") + "; use auto or fp32")
+    if requested == "bf16" and kind == "cpu":
+        require_bf16_kernels("train.precision bf16", "; use auto or fp32")
     if requested != "auto":
         return requested
     if kind == "cuda":
@@ -122,8 +124,8 @@ def default_inference_dtype() -> str:
     each path in turn.
     """
     forced = os.environ.get("TRIPTYCH_INFERENCE_DTYPE", "").strip().lower()
-    if forced == "bfloat16" and not bf16_kernels():
-        raise UserError(no_bf16_here("TRIPTYCH_INFERENCE_DTYPE=bfloat16"))
+    if forced == "bfloat16":
+        require_bf16_kernels("TRIPTYCH_INFERENCE_DTYPE=bfloat16")
     if forced in ("float32", "bfloat16"):
         return forced
     return "bfloat16" if has_amx() and bf16_kernels() else "float32"

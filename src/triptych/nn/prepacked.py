@@ -40,8 +40,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from triptych.errors import UserError
-
 # id(weight) -> (weight, its packed copy) while a `packed_weights()` context is open in this thread.
 _packed: contextvars.ContextVar[dict[int, tuple[torch.Tensor, torch.Tensor]] | None] = contextvars.ContextVar(
     "packed", default=None
@@ -91,13 +89,13 @@ def hold_packed_weights(dtype: str | None = None) -> None:
 
 
 def _resolve(dtype: str | None) -> str:
-    from triptych.hardware import bf16_kernels, default_inference_dtype, no_bf16_here
+    from triptych.hardware import default_inference_dtype, require_bf16_kernels
 
     dtype = dtype or default_inference_dtype()
     if dtype not in ("float32", "bfloat16"):
         raise ValueError(f"packed weights come in float32 or bfloat16, not {dtype!r}")
-    if dtype == "bfloat16" and not bf16_kernels():
-        raise UserError(no_bf16_here("bfloat16 packed weights"))
+    if dtype == "bfloat16":
+        require_bf16_kernels("bfloat16 packed weights")
     return dtype
 
 
