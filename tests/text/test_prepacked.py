@@ -96,6 +96,22 @@ def test_products_too_small_to_gain_keep_f_linear(monkeypatch):
         assert packed_ids() == {id(m.weight)}
 
 
+@needs_onednn
+def test_a_big_weight_is_packed_even_for_one_row(monkeypatch):
+    """MKL re-lays a big weight out at every call, whatever the rows: the packed copy serves one row too."""
+    monkeypatch.setattr(prepacked, "MIN_MACS", 64 * 300 * 4)
+    monkeypatch.setattr(prepacked, "BIG_WEIGHT", 64 * 300)
+    m = layer()
+    with torch.inference_mode(), prepacked.packed_weights():
+        got = m(torch.randn(1, 64))
+        assert packed_ids() == {id(m.weight)}
+    monkeypatch.setattr(prepacked, "BIG_WEIGHT", 64 * 300 + 1)
+    with torch.inference_mode(), prepacked.packed_weights():
+        m(torch.randn(1, 64))
+        assert not packed_ids()
+    assert got.shape == (1, 300)
+
+
 def test_a_computed_weight_keeps_f_linear():
     """Weight norm computes the weight anew at each call: a new tensor, which
     a cache found by identity would pack every time and keep."""
