@@ -66,6 +66,7 @@ class _Stepper:
         if use_cache:
             self.enc = model.encode(src)
             self.state = model.init_state(self.enc)
+            self.sentences = src.size(0)  # the encoder's rows
         else:
             self.src = src
             self.prefix = src.new_empty(src.size(0), 0, dtype=torch.long)  # (N, t): tokens fed so far; src may be images
@@ -79,14 +80,22 @@ class _Stepper:
 
     def reorder(self, index: torch.Tensor, sentences: torch.Tensor | None = None):
         """New rows = old rows `index`. `sentences`: the old sentence slots that
-        remain, when that changes; None when every row stays within its
-        sentence (beam reordering), so the encoder's rows are unchanged."""
+        remain, given whenever rows are dropped with their sentence or fanned
+        out into beams (an ungrouped model's encoder rows follow the rows);
+        None when every row only moves within its sentence (beam
+        reordering), so the encoder's rows are unchanged."""
         if not self.use_cache:
             self.src, self.prefix = self.src[index], self.prefix[index]
             return
         self.state = self.model.reorder_state(self.state, index)
-        if sentences is not None:  # grouped models keep one encoder row a sentence
-            self.enc = self.model.reorder_encoder(self.enc, sentences if self.grouped else index)
+        if sentences is None:
+            return
+        if self.grouped:  # one encoder row a sentence: unchanged while every sentence stays in place
+            if not torch.equal(sentences, torch.arange(self.sentences, device=sentences.device)):
+                self.enc = self.model.reorder_encoder(self.enc, sentences)
+                self.sentences = sentences.numel()
+        else:
+            self.enc = self.model.reorder_encoder(self.enc, index)
 
 
 def _constrain(log_p, hist, t: int, never: list[int], eos: int, min_len: int, no_repeat_ngram: int):
@@ -283,19 +292,24 @@ def beam_search(
     with _inference(model):
         stepper = _Stepper(model, src, bos, use_cache)
         never = _never(model, bos)
-        sentences = torch.arange(B, device=device)
-        stepper.reorder(sentences.repeat_interleave(K), sentences)  # K rows a sentence
         sent = list(range(B))  # sentence of each active group of K rows
         scores = torch.zeros(B, K, device=device)
         scores[:, 1:] = NEG_INF  # the K beams start identical: expand only the first
-        last = torch.full((B * K,), bos, dtype=torch.long, device=device)
-        hist = torch.empty(B * K, 0, dtype=torch.long, device=device)
+        # The first step decodes one row a sentence (the K beams would be K
+        # equal rows); the rows become K a sentence from its choices.
+        width = 1  # rows a sentence in the stepper
+        last = torch.full((B,), bos, dtype=torch.long, device=device)
+        hist = torch.empty(B, 0, dtype=torch.long, device=device)
         for t in range(max_len):
             nb = len(sent)
-            log_p = stepper.step(last)  # (nb*K, V)
+            log_p = stepper.step(last)  # (nb*width, V)
             _constrain(log_p, hist, t, never, eos, min_len, no_repeat_ngram)
             V = log_p.size(1)
-            cand = (scores[:, :, None] + log_p.view(nb, K, V)).view(nb, K * V)
+            if width == 1:  # only beam 0 is live: the others' candidates are -inf
+                cand = torch.full((nb, K * V), NEG_INF, device=device)
+                cand[:, :V] = log_p
+            else:
+                cand = (scores[:, :, None] + log_p.view(nb, K, V)).view(nb, K * V)
             top_s, top_i = cand.topk(min(2 * K, K * V), dim=1)  # (nb, 2K), best first
             from_beam, tok = top_i // V, top_i % V
             is_eos = tok == eos
@@ -303,11 +317,13 @@ def beam_search(
             if closing.any():
                 for b, j in closing.nonzero().tolist():
                     s = top_s[b, j].item()
-                    row = b * K + from_beam[b, j].item()
+                    row = b * width + min(from_beam[b, j].item(), width - 1)
                     _keep_best(finished[sent[b]], Hypothesis(hist[row].tolist(), s / penalty(t + 1), s), K)
             scores, pick = top_s.masked_fill(is_eos, NEG_INF).topk(K, dim=1)  # (nb, K)
             tok = tok.gather(1, pick)
-            rows = torch.arange(0, nb * K, K, device=device)[:, None] + from_beam.gather(1, pick)  # (nb, K)
+            # The stepper's row of each new beam (with one row a sentence, a
+            # pick from another beam has score -inf and reads row 0).
+            rows = torch.arange(0, nb * width, width, device=device)[:, None] + from_beam.gather(1, pick).clamp_max(width - 1)
             if t == max_len - 1:  # out of length: close the open beams as they are
                 for b, k in (scores > NEG_INF).nonzero().tolist():
                     s = scores[b, k].item()
@@ -324,7 +340,10 @@ def beam_search(
                 rows, scores, tok = rows[keep], scores[keep], tok[keep]
                 sent = [sent[b] for b in open_]
             rows = rows.view(-1)
-            if keep is not None or not torch.equal(rows, torch.arange(rows.numel(), device=device)):
+            if width == 1:  # K rows a sentence from now on; an ungrouped model's encoder rows follow
+                stepper.reorder(rows, keep if keep is not None else torch.arange(nb, device=device))
+                hist, width = hist[rows], K
+            elif keep is not None or not torch.equal(rows, torch.arange(rows.numel(), device=device)):
                 stepper.reorder(rows, keep)
                 hist = hist[rows]
             last = tok.view(-1)
