@@ -2,10 +2,12 @@
 
 The models are those of `text_train.py` (benchmark size: d_model 256, 3+3
 layers, 4 heads, FFN 1024, vocabulary 8000), random weights, in eval mode.
-The inputs are real documents: the first `--batches` x 32 of the Debian
-descriptions validation split, byte-level BPE (trained here, as in
-text_train.py), cut at 256 tokens, batches of 32 in corpus order (so with
-their natural padding). Both sides decode at most 24 new tokens:
+The inputs are real documents: the first `--batches` x `--batch-size` of
+the Debian descriptions validation split, byte-level BPE (trained here, as
+in text_train.py), cut at 256 tokens, batches of 32 (`--batch-size`) in
+corpus order, so with their natural padding; `--batch-size 1` decodes one
+sentence at a time, as a server answering single requests does. Both
+sides decode at most 24 new tokens:
 
 - greedy: `triptych.text.generation.search.greedy` vs `generate(num_beams=1)`;
 - beam 4: `beam_search(beam=4, length_penalty=0.6)` vs `generate(num_beams=4,
@@ -33,7 +35,7 @@ inference dtype is bfloat16 (a CPU with AMX, or TRIPTYCH_INFERENCE_DTYPE=
 bfloat16), a fourth side, "triptych-default", decodes as `triptych text
 eval` would there, and its ratio is printed beside (`default_ratio`).
 
-Usage: python benchmarks/text_decode.py [--rounds R] [--batches N] [--threads N]
+Usage: python benchmarks/text_decode.py [--rounds R] [--batches N] [--batch-size B] [--threads N]
 Prints a human line per measure on stderr and one JSON line last on stdout,
 with "ratio" = the smaller of the greedy and beam-4 speed-ups (triptych
 sentences/s over the faster HF's sentences/s).
@@ -87,6 +89,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--batches", type=int, default=3)
+    ap.add_argument("--batch-size", type=int, default=BATCH, help="sentences a batch (1: one at a time)")
     ap.add_argument("--threads", type=int, default=torch.get_num_threads())
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
@@ -94,8 +97,9 @@ def main() -> None:
 
     rows = load_corpus()
     tok = train_bpe([r["document"] for r in rows] + [r["summary"] for r in rows])
-    docs = [d for d, _ in encode_pairs(rows[: args.batches * BATCH], tok)]
-    batches = [pad(docs[i : i + BATCH]) for i in range(0, len(docs), BATCH)]
+    size = args.batch_size
+    docs = [d for d, _ in encode_pairs(rows[: args.batches * size], tok)]
+    batches = [pad(docs[i : i + size]) for i in range(0, len(docs), size)]
     n_sent = len(docs)
 
     model = build_model("transformer", SIZE, VOCAB, PAD).eval()
@@ -103,7 +107,8 @@ def main() -> None:
     dtypes = {"triptych": "float32"}  # the others: HF ignores the context; None = this CPU's default
     if default_inference_dtype() != "float32":
         sides["triptych-default"] = (model, ours)
-    result = {"benchmark": "text_decode", "threads": args.threads, "sentences": n_sent, "max_new_tokens": MAX_NEW}
+    result = {"benchmark": "text_decode", "threads": args.threads, "sentences": n_sent, "batch_size": size,
+              "max_new_tokens": MAX_NEW}
     ratios = []
     for beam, label in ((1, "greedy"), (4, "beam4")):
         for model, fn in sides.values():
