@@ -305,7 +305,7 @@ def beam_search(
             log_p = stepper.step(last)  # (nb*width, V)
             _constrain(log_p, hist, t, never, eos, min_len, no_repeat_ngram)
             V = log_p.size(1)
-            if width == 1:  # only beam 0 is live: the others' candidates are -inf
+            if width < K:  # only beam 0 is live: the others' candidates are -inf
                 cand = torch.full((nb, K * V), NEG_INF, device=device)
                 cand[:, :V] = log_p
             else:
@@ -340,7 +340,7 @@ def beam_search(
                 rows, scores, tok = rows[keep], scores[keep], tok[keep]
                 sent = [sent[b] for b in open_]
             rows = rows.view(-1)
-            if width == 1:  # K rows a sentence from now on; an ungrouped model's encoder rows follow
+            if width < K:  # K rows a sentence from now on; an ungrouped model's encoder rows follow
                 stepper.reorder(rows, keep if keep is not None else torch.arange(nb, device=device))
                 hist, width = hist[rows], K
             elif keep is not None or not torch.equal(rows, torch.arange(rows.numel(), device=device)):
