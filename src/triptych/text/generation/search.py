@@ -305,11 +305,8 @@ def beam_search(
             log_p = stepper.step(last)  # (nb*width, V)
             _constrain(log_p, hist, t, never, eos, min_len, no_repeat_ngram)
             V = log_p.size(1)
-            if width < K:  # only beam 0 is live: the others' candidates are -inf
-                cand = torch.full((nb, K * V), NEG_INF, device=device)
-                cand[:, :V] = log_p
-            else:
-                cand = (scores[:, :, None] + log_p.view(nb, K, V)).view(nb, K * V)
+            # With one row a sentence its scores serve all K beams (the other K-1 score -inf).
+            cand = (scores[:, :, None] + log_p.view(nb, width, V)).view(nb, K * V)
             top_s, top_i = cand.topk(min(2 * K, K * V), dim=1)  # (nb, 2K), best first
             from_beam, tok = top_i // V, top_i % V
             is_eos = tok == eos
