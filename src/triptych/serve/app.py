@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import logging
 from pathlib import Path
 
@@ -214,10 +215,10 @@ def create_app(models: Models, limits: Limits | None = None) -> FastAPI:
     from triptych.hardware import default_inference_dtype
     from triptych.nn.prepacked import hold_packed_weights  # the served weights never change
 
-    default_inference_dtype()  # a dtype this CPU cannot run is refused now, not in the model thread's first request
-
+    # Resolved here, once: a dtype this CPU cannot run is refused now, not in the model thread's first request.
+    dtype = default_inference_dtype()
     batcher = Batcher(limits.max_batch, limits.batch_wait_ms / 1000.0, limits.queue_depth, limits.timeout_s,
-                      worker_init=hold_packed_weights)
+                      worker_init=functools.partial(hold_packed_weights, dtype))
     described = models.describe()
     if getattr(models, "video", None) is not None:
         models.video.max_expanded_bytes = limits.max_expanded_bytes
