@@ -57,5 +57,5 @@ def test_no_weight_decay_on_biases_norms_and_embeddings():
     opt = build_optimizer(task.model, cfg.train)
     decayed = {id(p) for g in opt.param_groups if g["weight_decay"] > 0 for p in g["params"]}
     m = task.model
-    assert decayed == {id(m.mix.weight), id(m.pos)}  # the tied embedding/head is not decayed
+    assert decayed == {id(m.conv.weight), id(m.mix.weight), id(m.pos)}  # the tied embedding/head is not decayed
     assert sum(len(g["params"]) for g in opt.param_groups) == len(list(m.parameters()))

@@ -89,6 +89,26 @@ def test_resume_after_sigterm_to_a_child_process_is_exact(tmp_path):
     _same_records(read_metrics(run_dir), read_metrics(tmp_path / "straight"))
 
 
+@pytest.mark.parametrize("first,then", [("contiguous", "channels_last"), ("channels_last", "contiguous")])
+def test_resume_in_the_other_memory_format_is_exact(tmp_path, first, then):
+    # The fused AdamW step pairs a weight with its moments as flat memory: moments
+    # saved in one layout must be re-laid for weights in the other, or they are
+    # silently applied to the wrong elements.
+    runs = {}
+    for fmt in (first, then):
+        task, cfg = make(dict(TRAIN, memory_format=fmt))
+        train(task, cfg.train, tmp_path / fmt, full_config=cfg, seed=3, progress=False)
+        runs[fmt] = task
+    assert runs["channels_last"].model.conv.weight.is_contiguous(memory_format=torch.channels_last)
+    assert max_diff(weights(runs[first].model), weights(runs[then].model)) < 1e-5  # the layouts compute alike
+    task, cfg = make(dict(TRAIN, memory_format=first), signal_after=11)  # stopped inside step 11
+    assert train(task, cfg.train, tmp_path / "switched", full_config=cfg, seed=3, progress=False)["steps"] == 11
+    task, cfg = make(dict(TRAIN, memory_format=then))
+    summary = train(task, cfg.train, tmp_path / "switched", full_config=cfg, seed=3, resume=True, progress=False)
+    assert summary["memory_format"] == then and summary["steps"] == 24
+    assert max_diff(weights(runs[then].model), weights(task.model)) < 1e-5
+
+
 def test_trainer_state_loads_with_weights_only(tmp_path):
     task, cfg = make({"max_steps": 3})
     train(task, cfg.train, tmp_path, full_config=cfg, seed=0, progress=False)

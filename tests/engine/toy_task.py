@@ -6,7 +6,10 @@ what makes the engine's job non-trivial:
   vary and the loss normalisation over micro-batches and ranks matters;
 - dropout, so a resumed run must restore the RNG to match;
 - an output layer tied to the input embedding (a shared tensor in
-  safetensors) and a LayerNorm (no weight decay).
+  safetensors) and a LayerNorm (no weight decay);
+- a convolution over positions, whose 4-D weight the engine lays out
+  channels-last (`train.memory_format`), so the optimizer's moments and
+  the DDP gradient sum must follow that layout.
 Other tests reuse it: `from tests.engine.toy_task import ToyTask, ToyConfig`.
 """
 
@@ -51,6 +54,7 @@ class ToyModel(nn.Module):
         super().__init__()
         self.embed = nn.Embedding(cfg.vocab, cfg.hidden)
         self.pos = nn.Parameter(torch.randn(cfg.max_len, cfg.hidden) * 0.1)
+        self.conv = nn.Conv2d(cfg.hidden, cfg.hidden, (3, 1), padding=(1, 0))  # each position and its neighbours
         self.mix = nn.Linear(cfg.hidden, cfg.hidden)
         self.drop = nn.Dropout(cfg.dropout)
         self.norm = nn.LayerNorm(cfg.hidden)
@@ -60,6 +64,7 @@ class ToyModel(nn.Module):
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
         x = self.embed(tokens) + self.pos[: tokens.shape[1]]  # (B, T, H)
+        x = x + self.conv(x.transpose(1, 2).unsqueeze(-1)).squeeze(-1).transpose(1, 2)  # via (B, H, T, 1)
         x = self.norm(x + self.drop(F.gelu(self.mix(x))))
         return self.head(x)  # (B, T, V)
 

@@ -136,7 +136,7 @@ def all_reduce_grads(params: list[torch.nn.Parameter]) -> None:
             n = p.numel()
             g = flat[offset:offset + n].view_as(p)
             if p.grad is None:
-                p.grad = g.clone()
+                p.grad = torch.empty_like(p).copy_(g)  # in the parameter's layout (channels-last too)
             else:
                 p.grad.copy_(g)
             offset += n

@@ -38,6 +38,20 @@ def build_optimizer(model: nn.Module, cfg) -> torch.optim.AdamW:
         return torch.optim.AdamW(groups, lr=cfg.lr, betas=tuple(cfg.betas))
 
 
+def match_param_layouts(optimizer: torch.optim.Optimizer) -> None:
+    """Give every per-parameter state tensor (AdamW's moments) its parameter's strides.
+
+    The fused AdamW step walks a parameter and its moments as flat memory, so
+    moments saved by a run in one layout and loaded beside channels-last
+    weights (or the reverse) would be paired with the wrong elements, silently.
+    `load_state_dict` keeps the layout it was saved in; this copies each
+    moment into its parameter's."""
+    for p, state in optimizer.state.items():
+        for key, value in state.items():
+            if torch.is_tensor(value) and value.shape == p.shape and value.stride() != p.stride():
+                state[key] = torch.empty_like(p, dtype=value.dtype).copy_(value)
+
+
 def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)

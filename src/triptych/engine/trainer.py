@@ -30,10 +30,10 @@ from triptych.engine import schedule
 from triptych.engine.batches import BatchStream
 from triptych.engine.progress import MetricsLog, ProgressBar
 from triptych.engine.signals import StopSignal
-from triptych.engine.state import build_optimizer, rng_state, seed_everything, set_rng_state
+from triptych.engine.state import build_optimizer, match_param_layouts, rng_state, seed_everything, set_rng_state
 from triptych.errors import UserError
 from triptych.files import make_dirs
-from triptych.hardware import training_precision
+from triptych.hardware import training_memory_format, training_precision
 from triptych.schema import check_section
 
 
@@ -73,6 +73,7 @@ class _Run:
         self.main = info.rank == 0
         self.device = info.device
         self.precision = training_precision(cfg.precision, self.device)  # 'auto' decided here, once
+        self.memory_format = training_memory_format(cfg.memory_format, self.device, self.precision)
         self.progress_force = progress
         self.multiplier = schedule.from_config(cfg)
         self.step = 0
@@ -109,6 +110,7 @@ class _Run:
             self.optimizer.load_state_dict(state["optimizer"])
         except (KeyError, ValueError) as e:
             raise UserError(f"{self.run_dir}: the checkpoint's optimizer state does not fit this model ({e})") from None
+        match_param_layouts(self.optimizer)
         self.step = int(state["step"])
         self.elapsed = float(state.get("elapsed", 0.0))
         best = state.get("best_metric")
@@ -134,6 +136,8 @@ class _Run:
         task, cfg = self.task, self.cfg
         seed_everything(self.seed + self.info.rank)
         task.model.to(self.device)
+        if self.memory_format == "channels_last":  # only 4-D tensors change; inputs follow the weights
+            task.model.to(memory_format=torch.channels_last)
         epoch, position, state = self._restore(resume, init_from)
         dist.broadcast_module(task.model)
         self.params = [p for p in task.model.parameters() if p.requires_grad]
@@ -173,7 +177,7 @@ class _Run:
         return {
             "steps": self.step, "epoch": self.stream.epoch, "metric": cfg.metric, "best_metric": self.best,
             "best_step": self.best_step, "stopped_because": stopped, "elapsed": round(self._now(), 3),
-            "precision": self.precision,
+            "precision": self.precision, "memory_format": self.memory_format,
             "final_metrics": self.last_metrics, "skipped_steps": self.skipped_steps,
             "peak_rss_mb": round(memory.peak_rss_mb(), 1),
             "heap_trims": self.trimmer.trims if self.trimmer is not None else 0,

@@ -1,0 +1,120 @@
+"""Training images/s of each Fashion-MNIST recipe's model in NCHW vs channels-last memory.
+
+The rule `vision.memory_format: auto` follows (vision/memory_format.py) is
+whatever this prints on each CPU kind: every recipe's model, built as its
+config builds it (family, width, small-input stem, auxiliary heads), is
+trained on one fixed batch of the recipe's size by the engine's plain step
+(forward, summed cross-entropy plus GoogLeNet's auxiliary losses, backward,
+fused AdamW), once with the model and input as they come (NCHW) and once
+converted to channels-last. The two alternate round by round, so load on
+the machine hits both alike; each figure is the median round.
+
+    .venv/bin/python benchmarks/vision_memory_format.py [--rounds 3] [--threads 2] [--precision fp32|bf16]
+    .venv/bin/python benchmarks/vision_memory_format.py --recipe googlenet-fashion --recipe resnet18-fashion
+
+The last line is one JSON object with the CPU model, the torch paths, and
+per recipe both rates and "ratio" = channels-last / NCHW (> 1: channels-last faster).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "src"))
+
+RECIPES = ("lenet5-fashion", "alexnet-fashion", "zfnet-fashion", "vgg11_bn-fashion", "vgg16_bn-fashion",
+           "googlenet-fashion", "resnet18-fashion")
+
+
+def build(recipe: str, overrides: list[str]):
+    from triptych.vision.build import build_classifier
+    from triptych.vision.train import load_config
+
+    cfg = load_config(str(ROOT / "configs" / "vision" / f"{recipe}.yaml"), overrides)
+    return cfg, build_classifier(cfg, 10, 1)
+
+
+def step_rate(model, x, y, aux_weight: float, precision: str, steps: int, warmup: int) -> float:
+    """Images/s of the training step on one fixed batch."""
+    import torch
+    import torch.nn.functional as F
+
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-4, fused=True)
+    has_aux = getattr(model, "aux1", None) is not None
+    autocast = torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16")
+
+    def step():
+        opt.zero_grad(set_to_none=True)
+        with autocast:
+            if has_aux:
+                logits, aux = model.forward_with_aux(x)
+                loss = F.cross_entropy(logits.float(), y, reduction="sum")
+                for a in aux:
+                    loss = loss + aux_weight * F.cross_entropy(a.float(), y, reduction="sum")
+            else:
+                loss = F.cross_entropy(model(x).float(), y, reduction="sum")
+        loss.backward()
+        opt.step()
+
+    model.train()
+    for _ in range(warmup):
+        step()
+    t0 = time.perf_counter()
+    for _ in range(steps):
+        step()
+    return x.shape[0] * steps / (time.perf_counter() - t0)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--recipe", action="append", choices=RECIPES, help="default: all")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="a config override for every recipe")
+    p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--steps", type=int, default=6, help="timed steps a round")
+    p.add_argument("--warmup", type=int, default=2)
+    p.add_argument("--threads", type=int, default=min(2, os.cpu_count() or 1))
+    p.add_argument("--precision", choices=("fp32", "bf16"), default="fp32")
+    args = p.parse_args()
+
+    import torch
+
+    from triptych.hardware import describe, require_bf16_kernels
+
+    if args.precision == "bf16":
+        require_bf16_kernels("--precision bf16")
+    torch.set_num_threads(args.threads)
+    rows = []
+    for recipe in args.recipe or RECIPES:
+        cfg, model = build(recipe, args.set)
+        size, batch = cfg.data.image_size, cfg.data.batch_size
+        torch.manual_seed(0)
+        x, y = torch.randn(batch, 1, size, size), torch.randint(0, 10, (batch,))
+        _, cl_model = build(recipe, args.set)
+        cl_model.load_state_dict(model.state_dict())
+        cl_model = cl_model.to(memory_format=torch.channels_last)
+        cl_x = x.contiguous(memory_format=torch.channels_last)
+        nchw, cl = [], []
+        for r in range(args.rounds):
+            nchw.append(step_rate(model, x, y, cfg.aux_weight, args.precision, args.steps, args.warmup))
+            cl.append(step_rate(cl_model, cl_x, y, cfg.aux_weight, args.precision, args.steps, args.warmup))
+            print(f"{recipe} round {r + 1}/{args.rounds}: NCHW {nchw[-1]:.1f} img/s, channels-last {cl[-1]:.1f} img/s",
+                  file=sys.stderr)
+        a, b = statistics.median(nchw), statistics.median(cl)
+        rows.append({"recipe": recipe, "model": cfg.model.get("name"), "input": [batch, 1, size, size],
+                     "nchw_img_s": round(a, 1), "channels_last_img_s": round(b, 1), "ratio": round(b / a, 3),
+                     "ratio_rounds": [round(c / n, 3) for n, c in zip(nchw, cl)]})
+        print(f"{recipe}: channels-last / NCHW = {b / a:.3f}", file=sys.stderr)
+    print(json.dumps({"benchmark": "vision_memory_format", "precision": args.precision, "threads": args.threads,
+                      "rounds": args.rounds, "steps": args.steps, "overrides": args.set, **describe(),
+                      "torch": torch.__version__, "recipes": rows}))
+
+
+if __name__ == "__main__":
+    main()
