@@ -57,7 +57,7 @@ class TrainConfig:
     precision: str = bounded("fp32", choices=("fp32", "bf16", "auto"))  # bf16: autocast; auto: bf16 where the hardware has native bf16 products
     # How 4-D weights (convolutions) lie in memory: channels_last (NHWC), contiguous
     # (NCHW), or auto: the layout measured faster for the device and precision
-    # (hardware.training_memory_format).
+    # (hardware.conv_memory_format).
     memory_format: str = bounded("auto", choices=("auto", "channels_last", "contiguous"))
     threads: int | None = bounded(None, ge=1, le=4096)
     # Return freed heap memory to the OS when resident memory has grown this

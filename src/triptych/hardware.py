@@ -113,20 +113,23 @@ def training_precision(requested: str, device="cpu") -> str:
     return "bf16" if kind == "cpu" and has_native_bf16() and bf16_kernels() else "fp32"
 
 
-def training_memory_format(requested: str, device="cpu", precision: str = "fp32") -> str:
-    """The layout a run's convolution weights take: 'auto' becomes 'channels_last'
-    on a CPU training in fp32, else 'contiguous'. 'channels_last' and
-    'contiguous' are kept as asked.
+def conv_memory_format(requested: str = "auto", device="cpu", precision: str = "fp32") -> str:
+    """The layout a model's convolution weights take, for training in `precision`
+    ('fp32' | 'bf16') or inference: 'auto' becomes 'channels_last' on a CPU
+    computing in fp32, else 'contiguous'. 'channels_last' and 'contiguous'
+    are kept as asked.
 
     With channels-last weights oneDNN runs every convolution, pooling and
-    batch norm in NHWC, and torch's NCHW max pooling is the slow one:
-    GoogLeNet's stride-1 3x3 pools in every Inception block took a third
-    of its step. Measured with `benchmarks/vision_memory_format.py` (every
-    Fashion-MNIST recipe's model, fp32, 2 threads) on the AVX2-only AMD
-    EPYC: GoogLeNet 1.48x, LeNet-5 1.45x, AlexNet 1.10x, ResNet-18 1.08x,
-    VGG-11/16-BN and ZFNet 0.99-1.05x; on the AVX-512 EPYC ResNet-18 fp32
-    gained 1.21x but lost 7% under bf16 autocast, so bf16 (and CUDA, not
-    measured) keep NCHW until measured to gain."""
+    batch norm in NHWC whatever the input's layout, and torch's NCHW max
+    pooling is the slow one: GoogLeNet's stride-1 3x3 pools in every
+    Inception block took a third of its step. Measured on the AVX2-only AMD
+    EPYC, fp32, 2 threads, channels-last over NCHW: training steps
+    (`benchmarks/vision_memory_format.py`, every Fashion-MNIST recipe's
+    model) GoogLeNet 1.48x, LeNet-5 1.45x, AlexNet 1.10x, ResNet-18 1.08x,
+    VGG-11/16-BN and ZFNet 0.99-1.05x; evaluation GoogLeNet 1.88x, AlexNet
+    1.31x, ResNet-18 1.19x, LeNet-5 1.15x, VGG-16-BN 1.10x. On the AVX-512
+    EPYC ResNet-18 fp32 training gained 1.21x but lost 7% under bf16
+    autocast, so bf16 (and CUDA, not measured) keep NCHW until measured to gain."""
     import torch
 
     if requested != "auto":

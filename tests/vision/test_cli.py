@@ -158,3 +158,22 @@ def test_features_for_video_frames(digits_run):
     assert np.allclose(feats.numpy(), same.numpy(), atol=0.05)
     with pytest.raises(UserError, match="3-channel frames but the model takes 1"):
         clf.prepare_array(np.zeros((2, 8, 8, 3), dtype=np.uint8), source="v.npy")
+
+
+def test_inference_weights_take_the_measured_layout_and_give_the_same_logits(digits_run):
+    import torch
+
+    from triptych.engine.checkpoint import load_weights
+    from triptych.hardware import conv_memory_format, default_inference_dtype
+    from triptych.vision.predictor import Classifier
+
+    clf = Classifier(digits_run / "best")
+    expected = conv_memory_format("auto", "cpu", "bf16" if default_inference_dtype() == "bfloat16" else "fp32")
+    conv = clf.model.trunk[3].weight  # C3, 6 -> 16 channels (C1's one input channel fits either layout)
+    assert conv.is_contiguous(memory_format=torch.channels_last) == (expected == "channels_last") != conv.is_contiguous()
+    plain = Classifier(digits_run / "best").model.to(memory_format=torch.contiguous_format)
+    load_weights(digits_run / "best", plain)
+    assert plain.trunk[3].weight.is_contiguous()
+    x = torch.randn(16, 1, 8, 8)
+    assert torch.allclose(clf.model(x), plain(x), atol=1e-5)
+    assert torch.allclose(clf.model(x.contiguous(memory_format=torch.channels_last)), plain(x), atol=1e-5)

@@ -33,7 +33,7 @@ from triptych.engine.signals import StopSignal
 from triptych.engine.state import build_optimizer, match_param_layouts, rng_state, seed_everything, set_rng_state
 from triptych.errors import UserError
 from triptych.files import make_dirs
-from triptych.hardware import training_memory_format, training_precision
+from triptych.hardware import conv_memory_format, training_precision
 from triptych.schema import check_section
 
 
@@ -73,7 +73,7 @@ class _Run:
         self.main = info.rank == 0
         self.device = info.device
         self.precision = training_precision(cfg.precision, self.device)  # 'auto' decided here, once
-        self.memory_format = training_memory_format(cfg.memory_format, self.device, self.precision)
+        self.memory_format = conv_memory_format(cfg.memory_format, self.device, self.precision)
         self.progress_force = progress
         self.multiplier = schedule.from_config(cfg)
         self.step = 0
