@@ -115,6 +115,7 @@ def test_random_crop_flip_shifts_within_padding():
     assert y.shape == x.shape and y.sum() <= 64
     assert rows.min() >= 1 and rows.max() <= 5 and cols.min() >= 1 and cols.max() <= 5
     assert len(set(rows.tolist())) > 1  # it does move things
+    assert y.stride() == (64, 64, 8, 1)  # plain NCHW: the run's memory_format, not the gather, picks the layout
     f = random_crop_flip(x, padding=0, hflip=True)
     flipped = (f[:, 0, 3, 4] == 1).sum()
     assert 0 < flipped < 64 and torch.equal(f[:, 0, 3, 3] + f[:, 0, 3, 4], torch.ones(64))

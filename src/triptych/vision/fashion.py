@@ -91,7 +91,11 @@ def random_crop_flip(x: torch.Tensor, padding: int, hflip: bool) -> torch.Tensor
     if hflip:
         flip = torch.rand(b) < 0.5
         x = torch.where(flip[:, None, None, None], x.flip(-1), x)
-    return x.contiguous()
+    # Plain NCHW strides: the gather leaves channels-last ones, which `contiguous()`
+    # keeps for one channel (its memory is the same), and a convolution given a
+    # channels-last input runs channels-last whatever layout the weights have
+    # (engine: train.memory_format decides, not the augmentation).
+    return x.clone(memory_format=torch.contiguous_format)
 
 
 class FashionImages(ImageSet):
