@@ -123,11 +123,11 @@ def conv_memory_format(requested: str = "auto", device="cpu", precision: str = "
     batch norm in NHWC whatever the input's layout, and torch's NCHW max
     pooling is the slow one: GoogLeNet's stride-1 3x3 pools in every
     Inception block took a third of its step. Measured on the AVX2-only AMD
-    EPYC, fp32, 2 threads, channels-last over NCHW: training steps
+    EPYC, fp32, 2 threads, channels-last over NCHW
     (`benchmarks/vision_memory_format.py`, every Fashion-MNIST recipe's
-    model) GoogLeNet 1.48x, LeNet-5 1.45x, AlexNet 1.10x, ResNet-18 1.08x,
-    VGG-11/16-BN and ZFNet 0.99-1.05x; evaluation GoogLeNet 1.88x, AlexNet
-    1.31x, ResNet-18 1.19x, LeNet-5 1.15x, VGG-16-BN 1.10x. On the AVX-512
+    model): training steps GoogLeNet 1.39x, LeNet-5 1.26x, AlexNet 1.10x,
+    ResNet-18 1.09x, VGG-11/16-BN and ZFNet 1.02-1.05x; evaluation
+    GoogLeNet 1.90x, AlexNet 1.41x, the others 1.14-1.27x. On the AVX-512
     EPYC ResNet-18 fp32 training gained 1.21x but lost 7% under bf16
     autocast, so bf16 (and CUDA, not measured) keep NCHW until measured to gain."""
     import torch
