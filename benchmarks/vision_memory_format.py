@@ -4,8 +4,8 @@ The rule `train.memory_format: auto` and the inference loader follow
 (`hardware.conv_memory_format`) is whatever this prints on each CPU kind:
 every recipe's model, built as its config builds it (family, width,
 small-input stem, auxiliary heads), is trained on one fixed batch of the
-recipe's size by the engine's plain step (forward, summed cross-entropy
-plus GoogLeNet's auxiliary losses, backward, fused AdamW), and evaluated
+recipe's size by a plain step (the vision task's summed loss, with
+GoogLeNet's auxiliary losses, backward, fused AdamW), and evaluated
 (forward without gradients, batches of 256, as `vision eval`), once as it
 comes (NCHW) and once converted to channels-last. The input is NCHW both
 times: channels-last weights carry the network into NHWC. The two layouts
@@ -48,7 +48,8 @@ def build(recipe: str, overrides: list[str]):
 def step_rate(model, x, y, aux_weight: float, precision: str, steps: int, warmup: int) -> float:
     """Images/s of the training step on one fixed batch."""
     import torch
-    import torch.nn.functional as F
+
+    from triptych.vision.task import summed_loss
 
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4, fused=True)
     has_aux = getattr(model, "aux1", None) is not None
@@ -57,13 +58,7 @@ def step_rate(model, x, y, aux_weight: float, precision: str, steps: int, warmup
     def step():
         opt.zero_grad(set_to_none=True)
         with autocast:
-            if has_aux:
-                logits, aux = model.forward_with_aux(x)
-                loss = F.cross_entropy(logits.float(), y, reduction="sum")
-                for a in aux:
-                    loss = loss + aux_weight * F.cross_entropy(a.float(), y, reduction="sum")
-            else:
-                loss = F.cross_entropy(model(x).float(), y, reduction="sum")
+            loss, _ = summed_loss(model, x, y, has_aux, aux_weight)
         loss.backward()
         opt.step()
 

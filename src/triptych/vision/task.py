@@ -87,15 +87,8 @@ class VisionTask:
 
     def loss(self, model, batch):
         x, y = batch
-        smoothing = self.cfg.label_smoothing
-        if self.has_aux and model.training:
-            logits, aux = model.forward_with_aux(x)
-            loss = F.cross_entropy(logits.float(), y, reduction="sum", label_smoothing=smoothing)
-            for a in aux:  # GoogLeNet's extra gradient paths into the middle of the network
-                loss = loss + self.cfg.aux_weight * F.cross_entropy(a.float(), y, reduction="sum", label_smoothing=smoothing)
-        else:
-            logits = model(x)
-            loss = F.cross_entropy(logits.float(), y, reduction="sum", label_smoothing=smoothing)
+        loss, logits = summed_loss(model, x, y, self.has_aux and model.training, self.cfg.aux_weight,
+                                   self.cfg.label_smoothing)
         acc = (logits.argmax(1) == y).float().mean().item()
         return loss, {"train_acc": acc}
 
@@ -105,6 +98,22 @@ class VisionTask:
 
     def save_artifacts(self, directory: Path) -> None:
         (Path(directory) / CLASSES_FILE).write_text(json.dumps(self.classes) + "\n", encoding="utf-8")
+
+
+def summed_loss(model, x: torch.Tensor, y: torch.Tensor, with_aux: bool, aux_weight: float,
+                label_smoothing: float = 0.0) -> tuple[torch.Tensor, torch.Tensor]:
+    """The training loss summed over the batch (float32 even under autocast) and the main logits.
+
+    `with_aux`: GoogLeNet's auxiliary heads add their losses, weighted,
+    as extra gradient paths into the middle of the network."""
+    if with_aux:
+        logits, aux = model.forward_with_aux(x)
+    else:
+        logits, aux = model(x), []
+    loss = F.cross_entropy(logits.float(), y, reduction="sum", label_smoothing=label_smoothing)
+    for a in aux:
+        loss = loss + aux_weight * F.cross_entropy(a.float(), y, reduction="sum", label_smoothing=label_smoothing)
+    return loss, logits
 
 
 @torch.no_grad()
