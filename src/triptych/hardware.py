@@ -113,28 +113,29 @@ def training_precision(requested: str, device="cpu") -> str:
     return "bf16" if kind == "cpu" and has_native_bf16() and bf16_kernels() else "fp32"
 
 
-def conv_memory_format(requested: str = "auto", device="cpu", precision: str = "fp32") -> str:
-    """The layout a model's convolution weights take, for training in `precision`
-    ('fp32' | 'bf16') or inference: 'auto' becomes 'channels_last' on a CPU
-    computing in fp32, else 'contiguous'. 'channels_last' and 'contiguous'
-    are kept as asked.
+def conv_memory_format(requested: str = "auto", device="cpu") -> str:
+    """The layout a model's convolution weights take, for training or inference:
+    'auto' becomes 'channels_last' on a CPU, 'contiguous' elsewhere.
+    'channels_last' and 'contiguous' are kept as asked.
 
     With channels-last weights oneDNN runs every convolution, pooling and
     batch norm in NHWC whatever the input's layout, and torch's NCHW max
     pooling is the slow one: GoogLeNet's stride-1 3x3 pools in every
-    Inception block took a third of its step. Measured on the AVX2-only AMD
-    EPYC, fp32, 2 threads, channels-last over NCHW
-    (`benchmarks/vision_memory_format.py`, every Fashion-MNIST recipe's
-    model): training steps GoogLeNet 1.39x, LeNet-5 1.26x, AlexNet 1.10x,
-    ResNet-18 1.09x, VGG-11/16-BN and ZFNet 1.02-1.05x; evaluation
-    GoogLeNet 1.90x, AlexNet 1.41x, the others 1.14-1.27x. On the AVX-512
-    EPYC ResNet-18 fp32 training gained 1.21x but lost 7% under bf16
-    autocast, so bf16 (and CUDA, not measured) keep NCHW until measured to gain."""
+    Inception block took a third of its step. Measured channels-last over
+    NCHW, 2 threads, `benchmarks/vision_memory_format.py` (every
+    Fashion-MNIST recipe's model), training steps:
+    AVX2-only EPYC, fp32: GoogLeNet 1.39x, LeNet-5 1.26x, AlexNet 1.10x,
+    ResNet-18 1.09x, VGG-11/16-BN and ZFNet 1.02-1.05x;
+    AVX-512 EPYC (Zen 4), fp32: GoogLeNet 1.79x, LeNet-5 1.29x, the others
+    1.00-1.12x; bf16 autocast: GoogLeNet 1.98x, LeNet-5 1.37x, the others
+    1.04-1.20x (the ResNet-18 recipe end to end 1.10-1.12x); evaluation
+    1.07-2.3x on both. Not measured on AMX, where oneDNN's bf16 kernels are
+    NHWC-native too, nor on CUDA, which keeps torch's layout."""
     import torch
 
     if requested != "auto":
         return requested
-    return "channels_last" if torch.device(device).type == "cpu" and precision == "fp32" else "contiguous"
+    return "channels_last" if torch.device(device).type == "cpu" else "contiguous"
 
 
 def default_inference_dtype() -> str:

@@ -73,7 +73,7 @@ class _Run:
         self.main = info.rank == 0
         self.device = info.device
         self.precision = training_precision(cfg.precision, self.device)  # 'auto' decided here, once
-        self.memory_format = conv_memory_format(cfg.memory_format, self.device, self.precision)
+        self.memory_format = conv_memory_format(cfg.memory_format, self.device)
         self.progress_force = progress
         self.multiplier = schedule.from_config(cfg)
         self.step = 0
