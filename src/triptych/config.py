@@ -56,7 +56,7 @@ class TrainConfig:
     log_every: int = bounded(20, ge=0)
     precision: str = bounded("fp32", choices=("fp32", "bf16", "auto"))  # bf16: autocast; auto: bf16 where the hardware has native bf16 products
     # How 4-D weights (convolutions) lie in memory: channels_last (NHWC), contiguous
-    # (NCHW), or auto: the layout measured faster for the device and precision
+    # (NCHW), or auto: the layout measured faster for the device
     # (hardware.conv_memory_format).
     memory_format: str = bounded("auto", choices=("auto", "channels_last", "contiguous"))
     threads: int | None = bounded(None, ge=1, le=4096)
