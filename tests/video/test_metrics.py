@@ -56,7 +56,7 @@ def test_boundary_ties_pick_lowest_class():
 
 def test_large_chunks_equal_small():
     pred, labels = _case(7, 300, 50, tied=False)
-    a = metrics.topk_classes(pred, 20, chunk=7)
+    a = metrics.topk_classes(pred, 20, chunk_bytes=7 * 50 * 8)  # 7 rows
     b = metrics.topk_classes(pred, 20)
     assert np.array_equal(a[0], b[0])
 
@@ -66,7 +66,7 @@ def test_topk_fast_path_equals_full_sort(tied):
     rng = np.random.default_rng(3)
     pred = rng.integers(0, 30, (300, 500)).astype(np.float64) if tied else rng.random((300, 500))
     for k in (1, 5, 20):
-        idx, vals = metrics.topk_classes(pred, k, chunk=64)
+        idx, vals = metrics.topk_classes(pred, k, chunk_bytes=64 * 500 * 8)
         expected = np.lexsort((np.broadcast_to(np.arange(500), pred.shape), -pred), axis=1)[:, :k]
         assert np.array_equal(idx, expected)
         assert np.array_equal(vals, np.take_along_axis(pred, expected, 1))
@@ -83,7 +83,7 @@ def test_topk_cut_at_the_real_width(dtype):
     pred[79, 3000] = 0.5
     cols = np.broadcast_to(np.arange(3862), pred.shape)
     for k in (1, 20):
-        idx, vals = metrics.topk_classes(pred, k, chunk=32)
+        idx, vals = metrics.topk_classes(pred, k, chunk_bytes=32 * 3862 * pred.itemsize)
         expected = np.lexsort((cols, -pred.astype(np.float64)), axis=1)[:, :k]
         assert np.array_equal(idx, expected)
         assert vals.dtype == dtype and np.array_equal(vals, np.take_along_axis(pred, expected, 1))
