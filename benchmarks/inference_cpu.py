@@ -15,7 +15,7 @@ Prints a table on stderr and one JSON line on stdout, each case with its
 milliseconds and "ratio" = plain / fast (> 1: the fast path is faster).
 Linear cases also time the bf16 packed path ("bf16_ratio" = plain / bf16,
 with its largest absolute error), which `hardware` chooses where the CPU
-has AMX: run this on each CPU kind to see which path wins where.
+has AMX or AVX512-BF16: run this on each CPU kind to see which path wins where.
 
 Usage: python benchmarks/inference_cpu.py [--repeats N] [--batches N] [--threads N]
 """
@@ -59,7 +59,7 @@ def timed(fn, repeats: int) -> float:
 
 def linear_case(rows, n_in, n_out, bias, repeats) -> dict:
     """plain: F.linear (MKL sgemm); fast: oneDNN on a float32 weight packed once;
-    bf16: the same on a bf16 copy (the path chosen where the CPU has AMX)."""
+    bf16: the same on a bf16 copy (the path chosen where the CPU has AMX or AVX512-BF16)."""
     g = torch.Generator().manual_seed(0)
     x, w = torch.randn(rows, n_in, generator=g), torch.nn.Parameter(torch.randn(n_out, n_in, generator=g))
     b = torch.randn(n_out, generator=g) if bias else None

@@ -31,7 +31,7 @@ every call.
 
 Precision. "triptych" decodes in float32, as HF does: its ratio is the
 same-precision comparison the targets are about. Where this CPU's default
-inference dtype is bfloat16 (a CPU with AMX, or TRIPTYCH_INFERENCE_DTYPE=
+inference dtype is bfloat16 (a CPU with AMX or AVX512-BF16, or TRIPTYCH_INFERENCE_DTYPE=
 bfloat16), a fourth side, "triptych-default", decodes as `triptych text
 eval` would there, and its ratio is printed beside (`default_ratio`).
 

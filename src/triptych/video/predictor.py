@@ -31,7 +31,7 @@ class VideoPredictor:
         from triptych.hardware import inference_autocast
         from triptych.video.task import predict
 
-        with inference_autocast(self.device):  # bf16 products where the CPU has AMX (hardware.py)
+        with inference_autocast(self.device):  # bf16 products where the CPU has native bf16 (hardware.py)
             return predict(self.model, videos, self.cfg, self.device)
 
 

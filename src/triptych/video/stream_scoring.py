@@ -46,7 +46,7 @@ def _run(args, members, each=None) -> dict:
     from triptych.video.stream_eval import evaluate_stream
 
     cfg, files, counts, generation, stats = _setup(args, members)
-    with inference_autocast(args.device):  # as VideoPredictor.predict: bf16 products where the CPU has AMX
+    with inference_autocast(args.device):  # as VideoPredictor.predict: bf16 products where the CPU has native bf16
         result = evaluate_stream([m.model for m in members], files, counts, cfg, args.device, stats,
                                  segment_k=args.segment_k, each=each)
     result["generation"] = generation

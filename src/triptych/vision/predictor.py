@@ -95,7 +95,7 @@ class Classifier:
         return FolderImages(spec, data, classes=self.classes)
 
     def evaluate(self, images: ImageSet, flip: bool = False) -> dict:
-        with inference_autocast(self.device):  # bf16 products where the CPU has AMX (hardware.py)
+        with inference_autocast(self.device):  # bf16 products where the CPU has native bf16 (hardware.py)
             return evaluate_set(self, self.model, images, flip=flip)
 
     def log_probabilities(self, images: ImageSet, flip: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
