@@ -104,6 +104,21 @@ def test_latest_falls_back_to_the_highest_complete_step(tmp_path):
     assert [p.name for _, p in ckpt.list_step_dirs(ckpts)] == ["step-0000004"]
 
 
+def test_the_latest_pointer_and_a_run_directory_say_what_to_give(tmp_path):
+    """Users pass what they see in a run: RUN/checkpoints/latest or RUN itself.
+    Each is one line naming the checkpoint to give instead."""
+    ckpts = tmp_path / "run" / "checkpoints"
+    _save(ckpts / ckpt.step_dir_name(3), _model(3), trainer_state={"step": 3})
+    ckpt.write_latest(ckpts, ckpt.step_dir_name(3))
+    with pytest.raises(UserError, match=r"latest: the run's pointer to its newest checkpoint, not one; give .*run/checkpoints/step-0000003$"):
+        ckpt.load_checkpoint_meta(ckpts / "latest", "toy")
+    with pytest.raises(UserError, match=r"run: a run directory, not a checkpoint; give .*run/checkpoints/step-0000003$"):
+        ckpt.load_checkpoint_meta(tmp_path / "run", "toy")
+    _save(tmp_path / "run" / "best", _model(3))
+    with pytest.raises(UserError, match=r"run: a run directory, not a checkpoint; give .*run/best or .*run/checkpoints/step-0000003$"):
+        ckpt.load_checkpoint_meta(tmp_path / "run", "toy")
+
+
 def _corrupt_meta(d):
     (d / "meta.json").write_text("{not json")
 

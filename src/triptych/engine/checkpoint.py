@@ -159,9 +159,16 @@ def load_checkpoint_meta(directory: str | os.PathLike, expected_domain: str | No
     if not d.exists():
         raise UserError(f"{directory}: no such checkpoint directory")
     if not d.is_dir():
+        if d.name == LATEST:  # what users see in a run's checkpoints/: say where it points
+            name = d.read_text(encoding="utf-8", errors="replace").strip()
+            raise UserError(f"{directory}: the run's pointer to its newest checkpoint, not one; give {d.parent / name}")
         raise UserError(f"{directory}: not a directory, expected a checkpoint directory")
     meta_path = d / META
     if not meta_path.is_file():
+        given = [Path(directory) / "best"] if (d / "best" / META).is_file() else []
+        given += [p for _, p in list_step_dirs(d / "checkpoints")[-1:]]
+        if given:
+            raise UserError(f"{directory}: a run directory, not a checkpoint; give {' or '.join(map(str, given))}")
         raise UserError(f"{directory}: not a triptych checkpoint (no {META})")
     try:
         meta = json.loads(meta_path.read_text(encoding="utf-8"))
