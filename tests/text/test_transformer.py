@@ -189,6 +189,23 @@ def test_sequence_loss_is_the_summed_label_smoothed_cross_entropy():
         torch.testing.assert_close(loss, ref)
 
 
+@pytest.mark.parametrize("eps", [0.0, 0.1])
+def test_sequence_loss_gradient_is_cross_entropys(eps):
+    """Training follows this gradient: it must be that of torch's own
+    label-smoothed cross-entropy, padding ignored, whatever the upstream factor."""
+    torch.manual_seed(1)
+    logits = torch.randn(3, 7, V, requires_grad=True)
+    targets = torch.randint(3, V, (3, 7))
+    targets[1, 4:] = PAD
+    loss, _ = sequence_loss(logits.log_softmax(-1), targets, PAD, eps)
+    (2.5 * loss).backward()  # an upstream factor, as the engine's division by the step's tokens
+    ours = logits.grad.clone()
+    logits.grad = None
+    ref = F.cross_entropy(logits.view(-1, V), targets.view(-1), ignore_index=PAD, label_smoothing=eps, reduction="sum")
+    (2.5 * ref).backward()
+    torch.testing.assert_close(ours, logits.grad)
+
+
 @pytest.mark.parametrize("copy", [False, True, "cross"])
 def test_model_loss_skips_padding_and_equals_forward_plus_sequence_loss(copy):
     m = tiny(copy)
