@@ -11,9 +11,11 @@ against the first value given (`--sizes`; > 1: faster than it).
 The model and documents are `text_decode.py`'s (benchmark-size Transformer,
 random weights, the Debian descriptions validation split, byte-level BPE),
 decoded one sentence at a time (a server's single requests), 24 new tokens
-at most, one `packed_weights()` context a pass, greedy and beam 4.
+at most, one `packed_weights()` context a pass, greedy and beam 4, with
+float32 packed copies (`--dtype bfloat16`: bf16 copies, the default
+inference path where the CPU has native bf16 products).
 
-Usage: python benchmarks/decode_packing.py [--sizes 1048576,262144] [--documents 40] [--rounds 9] [--threads N]
+Usage: python benchmarks/decode_packing.py [--sizes 1048576,262144] [--documents 40] [--rounds 9] [--dtype float32|bfloat16] [--threads N]
 Prints a human line per search on stderr and one JSON line last on stdout.
 """
 
@@ -35,9 +37,9 @@ from triptych.nn import prepacked  # noqa: E402
 from triptych.text.models import build_model  # noqa: E402
 
 
-def one_pass(model, docs, beam: int) -> float:
+def one_pass(model, docs, beam: int, dtype: str) -> float:
     start = time.perf_counter()
-    with prepacked.packed_weights("float32"):
+    with prepacked.packed_weights(dtype):
         for doc in docs:
             ours(model, pad([doc]), beam)
     return time.perf_counter() - start
@@ -48,6 +50,7 @@ def main() -> None:
     ap.add_argument("--sizes", default=f"{1 << 20},{1 << 18}", help="BIG_WEIGHT values, comma-separated; the first is the baseline")
     ap.add_argument("--documents", type=int, default=40)
     ap.add_argument("--rounds", type=int, default=9)
+    ap.add_argument("--dtype", choices=("float32", "bfloat16"), default="float32", help="the packed copies' dtype")
     ap.add_argument("--threads", type=int, default=torch.get_num_threads())
     args = ap.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
@@ -60,15 +63,15 @@ def main() -> None:
     model = build_model("transformer", SIZE, VOCAB, PAD).eval()
     chosen = prepacked.BIG_WEIGHT
     result = {"benchmark": "decode_packing", "documents": len(docs), "rounds": args.rounds, "threads": args.threads,
-              "big_weight_here": chosen}  # fmt: skip
+              "dtype": args.dtype, "big_weight_here": chosen}  # fmt: skip
     try:
         for beam, label in ((1, "greedy"), (4, "beam4")):
-            one_pass(model, docs[:2], beam)  # warm-up
+            one_pass(model, docs[:2], beam, args.dtype)  # warm-up
             times: dict[int, list[float]] = {size: [] for size in sizes}
             for r in range(args.rounds):
                 for size in sizes if r % 2 == 0 else sizes[::-1]:
                     prepacked.BIG_WEIGHT = size
-                    times[size].append(one_pass(model, docs, beam))
+                    times[size].append(one_pass(model, docs, beam, args.dtype))
             medians = {size: statistics.median(t) for size, t in times.items()}
             result[label] = {str(size): {"median_s": round(m, 3), "ratio": round(medians[sizes[0]] / m, 3)}
                              for size, m in medians.items()}  # fmt: skip
