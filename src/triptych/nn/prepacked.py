@@ -17,7 +17,8 @@ Where that size starts depends on the CPU: on AVX-512 (the Zen 4 EPYC) the
 packed copy already wins for the FFN's 1,024 x 256 weights at two to four
 rows (2.0-2.7x), and one-sentence decoding gained from packing them (256K
 entries against 1M, 40 documents, 9 alternating rounds, medians: beam 4
-1.09x, greedy 1.06x); on the AVX2-only EPYC the FFN's weight lost packed
+1.09x, greedy 1.06x; with bf16 copies 1.23x and 1.13x:
+`benchmarks/decode_packing.py`); on the AVX2-only EPYC the FFN's weight lost packed
 even at 32 rows (0.71x), so there it stays 1M. Intel not measured.
 
 The packed path serves float32 CPU work under `torch.inference_mode()`
