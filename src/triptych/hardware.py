@@ -53,11 +53,6 @@ def cpu_flags() -> frozenset[str]:
     return frozenset(_cpuinfo().get("flags", "").split())
 
 
-def has_amx() -> bool:
-    """Intel's tile matrix unit with bf16 (Sapphire Rapids and later)."""
-    return "amx_bf16" in cpu_flags()
-
-
 def has_native_bf16() -> bool:
     """Any bf16 dot-product instruction: AMX, or AVX512-BF16 (AMD Zen 4+, Cooper Lake+)."""
     flags = cpu_flags()

@@ -160,8 +160,10 @@ def load_checkpoint_meta(directory: str | os.PathLike, expected_domain: str | No
         raise UserError(f"{directory}: no such checkpoint directory")
     if not d.is_dir():
         if d.name == LATEST:  # what users see in a run's checkpoints/: say where it points
-            name = d.read_text(encoding="utf-8", errors="replace").strip()
-            raise UserError(f"{directory}: the run's pointer to its newest checkpoint, not one; give {d.parent / name}")
+            with open(d, "rb") as f:
+                name = f.read(64).decode("utf-8", errors="replace").strip()
+            if _STEP_DIR.match(name):
+                raise UserError(f"{directory}: the run's pointer to its newest checkpoint, not one; give {d.parent / name}")
         raise UserError(f"{directory}: not a directory, expected a checkpoint directory")
     meta_path = d / META
     if not meta_path.is_file():
