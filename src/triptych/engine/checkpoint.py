@@ -159,11 +159,9 @@ def load_checkpoint_meta(directory: str | os.PathLike, expected_domain: str | No
     if not d.exists():
         raise UserError(f"{directory}: no such checkpoint directory")
     if not d.is_dir():
-        if d.name == LATEST:  # what users see in a run's checkpoints/: say where it points
-            with open(d, "rb") as f:
-                name = f.read(64).decode("utf-8", errors="replace").strip()
-            if _STEP_DIR.match(name):
-                raise UserError(f"{directory}: the run's pointer to its newest checkpoint, not one; give {d.parent / name}")
+        name = _pointed_step(d) if d.name == LATEST else None  # what users see in a run's checkpoints/
+        if name:
+            raise UserError(f"{directory}: the run's pointer to its newest checkpoint, not one; give {d.parent / name}")
         raise UserError(f"{directory}: not a directory, expected a checkpoint directory")
     meta_path = d / META
     if not meta_path.is_file():
@@ -305,16 +303,24 @@ def list_step_dirs(checkpoints_dir: Path) -> list[tuple[int, Path]]:
     return sorted(found.items())
 
 
+def _pointed_step(pointer: Path) -> str | None:
+    """The step-NNNNNNN a `latest` pointer file names, or None (no file, or not a step name)."""
+    try:
+        with open(pointer, "rb") as f:
+            name = f.read(64).decode("utf-8", errors="replace").strip()
+    except OSError:
+        return None
+    return name if _STEP_DIR.match(name) else None
+
+
 def latest_checkpoint(run_dir: str | os.PathLike) -> Path | None:
     """The newest complete checkpoint of a run: the `latest` pointer, else the highest step."""
     ckpts = Path(run_dir) / "checkpoints"
-    pointer = ckpts / LATEST
-    if pointer.is_file():
-        name = pointer.read_text(encoding="utf-8", errors="replace").strip()
-        if _STEP_DIR.match(name):
-            d = resolve(ckpts / name)
-            if (d / META).is_file() and (d / STATE).is_file():
-                return d
+    name = _pointed_step(ckpts / LATEST)
+    if name:
+        d = resolve(ckpts / name)
+        if (d / META).is_file() and (d / STATE).is_file():
+            return d
     resumable = [d for _, d in list_step_dirs(ckpts) if (d / STATE).is_file()]
     return resumable[-1] if resumable else None
 
