@@ -30,9 +30,13 @@ SCHEDULES = ("constant", "inverse_sqrt", "cosine", "linear", "step")
 class TrainConfig:
     """The engine's knobs; identical for every domain. Bounds: triptych/schema.py."""
 
+    # adamw (every recipe's default) | sgd: Nesterov momentum, what the ImageNet
+    # CNNs (and their CIFAR/Fashion-MNIST ports) were trained with.
+    optimizer: str = bounded("adamw", choices=("adamw", "sgd"))
     lr: float = bounded(1e-3, ge=0)
-    weight_decay: float = bounded(0.01, ge=0)
-    betas: tuple[float, float] = bounded((0.9, 0.98), ge=0, lt=1)
+    weight_decay: float = bounded(0.01, ge=0)  # decoupled (AdamW); L2 added to the gradient (SGD)
+    betas: tuple[float, float] = bounded((0.9, 0.98), ge=0, lt=1)  # AdamW
+    momentum: float = bounded(0.9, ge=0, lt=1)  # SGD (Nesterov when > 0)
     warmup_steps: int = bounded(200, ge=0)
     # constant | inverse_sqrt | cosine | linear; cosine and linear decay to
     # `min_lr_ratio * lr` at max_steps, or at max_minutes when that is set

@@ -59,3 +59,28 @@ def test_no_weight_decay_on_biases_norms_and_embeddings():
     m = task.model
     assert decayed == {id(m.conv.weight), id(m.mix.weight), id(m.pos)}  # the tied embedding/head is not decayed
     assert sum(len(g["params"]) for g in opt.param_groups) == len(list(m.parameters()))
+
+
+def test_sgd_is_nesterov_with_l2_on_the_decayed_group_only():
+    """Two steps of `train.optimizer: sgd` equal Nesterov momentum written out by hand."""
+    import torch
+
+    task, cfg = make({"optimizer": "sgd", "lr": 0.1, "momentum": 0.9, "weight_decay": 0.01})
+    opt = build_optimizer(task.model, cfg.train)
+    assert isinstance(opt, torch.optim.SGD) and all(g["nesterov"] for g in opt.param_groups)
+    decayed = {id(p) for g in opt.param_groups if g["weight_decay"] > 0 for p in g["params"]}
+    params = [p for p in task.model.parameters() if p.requires_grad]
+    expected, velocity = {}, {}
+    for p in params:
+        expected[p] = p.detach().clone()
+    torch.manual_seed(0)
+    for _ in range(2):
+        for p in params:
+            p.grad = torch.randn_like(p)
+            wd = 0.01 if id(p) in decayed else 0.0
+            g = p.grad + wd * expected[p]
+            velocity[p] = g if p not in velocity else 0.9 * velocity[p] + g
+            expected[p] = expected[p] - 0.1 * (g + 0.9 * velocity[p])
+        opt.step()
+    for p in params:
+        assert torch.allclose(p.detach(), expected[p], atol=1e-6)

@@ -25,8 +25,8 @@ ROOT = Path(__file__).resolve().parents[2]
 TRAIN = {"max_steps": 24, "eval_every": 5, "save_every": 7, "log_every": 4, "keep_checkpoints": 2}
 
 
-def _straight(tmp_path):
-    task, cfg = make(TRAIN)
+def _straight(tmp_path, settings: dict = TRAIN):
+    task, cfg = make(settings)
     summary = train(task, cfg.train, tmp_path / "straight", full_config=cfg, seed=3, progress=False)
     return task, summary
 
@@ -40,15 +40,17 @@ def _same_records(a: list[dict], b: list[dict]) -> None:
                 assert x[key] == pytest.approx(y[key], abs=1e-6), (x, y)
 
 
-def test_resume_after_sigterm_in_process_is_exact(tmp_path):
-    straight, s1 = _straight(tmp_path)
+@pytest.mark.parametrize("optimizer", ["adamw", "sgd"])
+def test_resume_after_sigterm_in_process_is_exact(tmp_path, optimizer):
+    train_cfg = {**TRAIN, "optimizer": optimizer}  # SGD: the momentum buffers must carry
+    straight, s1 = _straight(tmp_path, train_cfg)
     previous = signal.getsignal(signal.SIGTERM)
-    task, cfg = make(TRAIN, signal_after=11)  # SIGTERM arrives inside step 11
+    task, cfg = make(train_cfg, signal_after=11)  # SIGTERM arrives inside step 11
     s2 = train(task, cfg.train, tmp_path / "run", full_config=cfg, seed=3, progress=False)
     assert s2["stopped_because"] == "interrupted" and s2["steps"] == 11
     assert signal.getsignal(signal.SIGTERM) is previous  # handlers restored
     assert ckpt.latest_checkpoint(tmp_path / "run").name == "step-0000011"
-    task, cfg = make(TRAIN)
+    task, cfg = make(train_cfg)
     s3 = train(task, cfg.train, tmp_path / "run", full_config=cfg, seed=3, resume=True, progress=False)
     assert s3["steps"] == 24 and s3["stopped_because"] == "max_steps"
     assert max_diff(weights(straight.model), weights(task.model)) < 1e-6

@@ -14,8 +14,8 @@ import torch
 from torch import nn
 
 
-def build_optimizer(model: nn.Module, cfg) -> torch.optim.AdamW:
-    """AdamW with weight decay on matrices only: not on biases, norms or embeddings.
+def build_optimizer(model: nn.Module, cfg) -> torch.optim.Optimizer:
+    """AdamW (or Nesterov SGD) with weight decay on matrices only: not on biases, norms or embeddings.
 
     Decaying an embedding pulls rare tokens' vectors to zero, and decaying a
     norm's gain or a bias only fights the scale the model needs; the usual
@@ -30,6 +30,12 @@ def build_optimizer(model: nn.Module, cfg) -> torch.optim.AdamW:
         (decay if p.ndim >= 2 and id(p) not in embedding_ids else no_decay).append(p)
     groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
     groups = [g for g in groups if g["params"]]
+    if cfg.optimizer == "sgd":
+        nesterov = cfg.momentum > 0
+        try:
+            return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, nesterov=nesterov, fused=True)
+        except (RuntimeError, ValueError, TypeError):
+            return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, nesterov=nesterov)
     # The fused kernel is 3-5x faster than the per-tensor loop on CPU (one
     # pass over all parameters); older torch or odd devices fall back.
     try:
