@@ -153,3 +153,11 @@ def test_init_from_a_checkpoint_of_another_domain_is_refused(tmp_path):
     with pytest.raises(UserError, match=r"pre/best: a toy checkpoint, expected vision"):
         train(other, cfg.train, tmp_path / "b", full_config=cfg, seed=0, init_from=tmp_path / "pre" / "best",
               progress=False)
+
+
+def test_resume_with_another_optimizer_is_one_clear_error(tmp_path):
+    task, cfg = make({"max_steps": 4, "save_every": 4, "optimizer": "sgd"})
+    train(task, cfg.train, tmp_path / "run", full_config=cfg, seed=3, progress=False)
+    task, cfg = make({"max_steps": 8, "optimizer": "adamw"})
+    with pytest.raises(UserError, match="train.optimizer=sgd, not adamw"):
+        train(task, cfg.train, tmp_path / "run", full_config=cfg, seed=3, resume=True, progress=False)

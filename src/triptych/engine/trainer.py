@@ -106,6 +106,12 @@ class _Run:
         return 0, 0, None
 
     def _load_state(self, state: dict) -> None:
+        saved_groups = state.get("optimizer", {}).get("param_groups", [])
+        saved = "sgd" if saved_groups and "betas" not in saved_groups[0] else "adamw"
+        if saved_groups and saved != self.cfg.optimizer:
+            # torch would load one optimizer's state into the other and fail at the first step
+            raise UserError(f"{self.run_dir}: the checkpoint was trained with train.optimizer={saved}, "
+                            f"not {self.cfg.optimizer}; resume with the optimizer it was saved with")
         try:
             self.optimizer.load_state_dict(state["optimizer"])
         except (KeyError, ValueError) as e:
