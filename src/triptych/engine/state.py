@@ -31,17 +31,26 @@ def build_optimizer(model: nn.Module, cfg) -> torch.optim.Optimizer:
     groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
     groups = [g for g in groups if g["params"]]
     if cfg.optimizer == "sgd":
-        nesterov = cfg.momentum > 0
-        try:
-            return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, nesterov=nesterov, fused=True)
-        except (RuntimeError, ValueError, TypeError):
-            return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, nesterov=nesterov)
+        make, options = torch.optim.SGD, {"momentum": cfg.momentum, "nesterov": cfg.momentum > 0}
+    else:
+        make, options = torch.optim.AdamW, {"betas": tuple(cfg.betas)}
     # The fused kernel is 3-5x faster than the per-tensor loop on CPU (one
     # pass over all parameters); older torch or odd devices fall back.
     try:
-        return torch.optim.AdamW(groups, lr=cfg.lr, betas=tuple(cfg.betas), fused=True)
+        return make(groups, lr=cfg.lr, fused=True, **options)
     except (RuntimeError, ValueError, TypeError):
-        return torch.optim.AdamW(groups, lr=cfg.lr, betas=tuple(cfg.betas))
+        return make(groups, lr=cfg.lr, **options)
+
+
+def saved_optimizer_name(optimizer_state: dict) -> str | None:
+    """Which `train.optimizer` wrote a saved optimizer state (None: no groups saved).
+
+    torch loads one optimizer's state into the other without a word and fails
+    at the first step, so a resume checks this first."""
+    groups = optimizer_state.get("param_groups", [])
+    if not groups:
+        return None
+    return "adamw" if "betas" in groups[0] else "sgd"
 
 
 def match_param_layouts(optimizer: torch.optim.Optimizer) -> None:

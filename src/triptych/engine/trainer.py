@@ -30,7 +30,8 @@ from triptych.engine import schedule
 from triptych.engine.batches import BatchStream
 from triptych.engine.progress import MetricsLog, ProgressBar
 from triptych.engine.signals import StopSignal
-from triptych.engine.state import build_optimizer, match_param_layouts, rng_state, seed_everything, set_rng_state
+from triptych.engine.state import (build_optimizer, match_param_layouts, rng_state, saved_optimizer_name, seed_everything,
+                                    set_rng_state)
 from triptych.errors import UserError
 from triptych.files import make_dirs
 from triptych.hardware import conv_memory_format, training_precision
@@ -106,10 +107,8 @@ class _Run:
         return 0, 0, None
 
     def _load_state(self, state: dict) -> None:
-        saved_groups = state.get("optimizer", {}).get("param_groups", [])
-        saved = "sgd" if saved_groups and "betas" not in saved_groups[0] else "adamw"
-        if saved_groups and saved != self.cfg.optimizer:
-            # torch would load one optimizer's state into the other and fail at the first step
+        saved = saved_optimizer_name(state.get("optimizer", {}))
+        if saved is not None and saved != self.cfg.optimizer:
             raise UserError(f"{self.run_dir}: the checkpoint was trained with train.optimizer={saved}, "
                             f"not {self.cfg.optimizer}; resume with the optimizer it was saved with")
         try:
