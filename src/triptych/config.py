@@ -49,6 +49,10 @@ class TrainConfig:
     max_minutes: float | None = bounded(None, gt=0)
     max_epochs: int | None = bounded(None, ge=1)  # stop ("end") after this many passes over the task's batch plan
     clip_norm: float | None = bounded(1.0, ge=0)
+    # > 0: keep an exponential moving average of the weights with this decay
+    # (0.999 averages about the last 1,000 steps), validate it and write it
+    # to best/ (engine/averaging.py). 0: off.
+    ema_decay: float = bounded(0.0, ge=0, lt=1)
     accum_steps: int = bounded(1, ge=1)
     eval_every: int = bounded(500, ge=0)  # 0: only at the end
     eval_at_end: bool = True

@@ -127,6 +127,7 @@ def test_same_seed_same_numbers(tmp_path):
     ({"lr": -1.0}, "train.lr"),  # any field's bounds, not only those the trainer names
     ({"schedule": "staircase"}, "train.schedule"),
     ({"schedule": "step", "decay_steps": 0}, "train.decay_steps"),
+    ({"ema_decay": 1.0}, "train.ema_decay"),  # an average that never moves
     ({"metric": "bleu", "eval_every": 1}, "train.metric: 'bleu' is not among the validation metrics"),
 ])
 def test_bad_settings_are_user_errors(tmp_path, override, expect):

@@ -7,7 +7,8 @@ ranks, so gradient accumulation and DDP give exactly the gradient of one
 process on the global batch.
 
 The loop owns everything a run needs besides the model and data: AdamW, the
-lr schedule, clipping, budgets (steps, minutes, epochs), periodic validation
+lr schedule, clipping, budgets (steps, minutes, epochs), an optional moving
+average of the weights (`averaging.py`), periodic validation
 with keep-best and early stopping, periodic checkpoints that `resume=True`
 continues from exactly (same batches, RNG, optimizer state), and a clean
 stop on SIGINT/SIGTERM (finish the step, save, return).
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import math
 import signal
+import sys
 import time
 from contextlib import nullcontext
 from pathlib import Path
@@ -27,6 +29,7 @@ from triptych.engine import checkpoint as ckpt
 from triptych.engine import distributed as dist
 from triptych.engine import memory
 from triptych.engine import schedule
+from triptych.engine.averaging import WeightAverage
 from triptych.engine.batches import BatchStream
 from triptych.engine.progress import MetricsLog, ProgressBar
 from triptych.engine.signals import StopSignal
@@ -88,6 +91,7 @@ class _Run:
         self.skipped_steps = 0
         self.window = _new_window()  # training figures summed since the last log line
         self.trimmer = memory.HeapTrimmer(cfg.trim_memory_mb) if cfg.trim_memory_mb > 0 else None
+        self.average: WeightAverage | None = None  # train.ema_decay > 0: validation and best/ read it
 
     # --- set-up ---------------------------------------------------------------------------------
 
@@ -116,6 +120,12 @@ class _Run:
         except (KeyError, ValueError) as e:
             raise UserError(f"{self.run_dir}: the checkpoint's optimizer state does not fit this model ({e})") from None
         match_param_layouts(self.optimizer)
+        if self.average is not None:
+            if "weight_average" in state:
+                self.average.load_state_dict(state["weight_average"], str(self.run_dir))
+            elif self.main:  # a run that started without one: the average starts here
+                print(f"{self.run_dir}: the checkpoint holds no weight average; train.ema_decay starts one "
+                      f"at step {int(state['step'])}", file=sys.stderr, flush=True)
         self.step = int(state["step"])
         self.elapsed = float(state.get("elapsed", 0.0))
         best = state.get("best_metric")
@@ -147,6 +157,8 @@ class _Run:
         dist.broadcast_module(task.model)
         self.params = [p for p in task.model.parameters() if p.requires_grad]
         self.optimizer = build_optimizer(task.model, cfg)
+        if cfg.ema_decay > 0:
+            self.average = WeightAverage(task.model, cfg.ema_decay)
         if state is not None:
             self._load_state(state)
         if self.main:
@@ -268,6 +280,8 @@ class _Run:
         gnorm = float(torch.nn.utils.clip_grad_norm_(self.params, max_norm))
         if math.isfinite(gnorm):
             self.optimizer.step()
+            if self.average is not None:
+                self.average.update(task.model)
         else:  # same verdict on every rank: the gradients were summed first
             self.skipped_steps += 1
             if self.main:
@@ -303,7 +317,7 @@ class _Run:
             autocast = self._autocast()
             # Forked RNG: evaluating must not change the training stream, or a
             # run that evaluates at other steps (resumed, say) would diverge.
-            with torch.random.fork_rng(devices=devices):
+            with torch.random.fork_rng(devices=devices), self._averaged():
                 model.eval()
                 try:
                     with torch.no_grad(), autocast:
@@ -327,9 +341,10 @@ class _Run:
         if better:
             self.best, self.best_step, self.bad_evals = value, self.step, 0
             if self.main:
-                ckpt.save_checkpoint(self.run_dir / "best", model, domain=self.task.domain,
-                                     config=self.config_dict, trainer_state=None,
-                                     save_artifacts=self.task.save_artifacts, metrics=metrics, step=self.step)
+                with self._averaged():
+                    ckpt.save_checkpoint(self.run_dir / "best", model, domain=self.task.domain,
+                                         config=self.config_dict, trainer_state=None,
+                                         save_artifacts=self.task.save_artifacts, metrics=metrics, step=self.step)
         else:
             self.bad_evals += 1
         if self.trimmer is not None:
@@ -343,6 +358,10 @@ class _Run:
         dist.barrier()
         return cfg.patience is not None and self.bad_evals >= cfg.patience
 
+    def _averaged(self):
+        """The model with the moving average of its weights inside, where the run keeps one."""
+        return self.average.swapped_in(self.task.model) if self.average is not None else nullcontext()
+
     def _save_periodic(self) -> None:
         rngs = dist.all_gather_object(rng_state(self.device))
         if self.main:
@@ -355,6 +374,8 @@ class _Run:
                 "lr_multiplier": self.multiplier(self.step, self.elapsed),
                 "log_window": {k: v for k, v in self.window.items() if k != "t"},
             }
+            if self.average is not None:
+                state["weight_average"] = self.average.state_dict()
             directory = self.run_dir / "checkpoints" / ckpt.step_dir_name(self.step)
             ckpt.save_checkpoint(directory, self.task.model, domain=self.task.domain, config=self.config_dict,
                                  trainer_state=state, save_artifacts=self.task.save_artifacts,
