@@ -50,7 +50,8 @@ def test_two_processes_equal_one_on_the_global_batch(tmp_path):
     # Batches of 7 split 4/3 over the ranks, the last one (96 = 13*7 + 5) 3/2, and
     # two micro-batches a step: uneven shards, so the loss normalisation must be
     # by the units of the whole step, all ranks together.
-    train_cfg = {"max_steps": 10, "accum_steps": 2, "log_every": 5, "eval_every": 5, "lr": 1e-2}
+    # With a moving average of the weights: every rank keeps one, rank 0 validates it.
+    train_cfg = {"max_steps": 10, "accum_steps": 2, "log_every": 5, "eval_every": 5, "lr": 1e-2, "ema_decay": 0.8}
     spec = {"train": train_cfg, "dropout": 0.0, "batch_size": 7}
     procs = _launch(tmp_path / "ddp", spec, world=2)
     outs = []
@@ -70,6 +71,11 @@ def test_two_processes_equal_one_on_the_global_batch(tmp_path):
     task, cfg = make(train_cfg, dropout=0.0, batch_size=7)
     single = train(task, cfg.train, tmp_path / "single", full_config=cfg, seed=0, progress=False)
     assert max_diff(_final_weights(tmp_path / "ddp"), weights(task.model)) < 1e-5
+    best = {}
+    for run in ("ddp", "single"):
+        best[run], _ = make(dropout=0.0)
+        ckpt.load_weights(tmp_path / run / "best", best[run].model)
+    assert max_diff(weights(best["ddp"].model), weights(best["single"].model)) < 1e-5
     assert summary["best_metric"] == pytest.approx(single["best_metric"], abs=1e-5)
     # only rank 0 wrote: one record per log step and evaluation, as in one process
     ddp_log, one_log = read_metrics(tmp_path / "ddp"), read_metrics(tmp_path / "single")
