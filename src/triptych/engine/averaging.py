@@ -10,6 +10,8 @@ trained weights, swapped into the model for validation and for writing
 best/, so every checkpoint loader and inference path reads it as plain
 weights. The periodic checkpoints keep the trained weights (a resumed run
 continues from them) with the average beside them in the training state.
+It costs one more copy of the weights in memory (two while validating) and
+one pass over them a step.
 
 After update n the average weighs the step's weights by 1 - d with
 d = min(ema_decay, (1 + n) / (10 + n)): the warm-up keeps the first steps
