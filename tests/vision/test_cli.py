@@ -55,6 +55,16 @@ def test_resume_continues_the_run(digits_run, capsys, tmp_path):
     assert status == 2 and "already holds a run" in err
 
 
+def test_resume_with_a_weight_average_keeps_the_json_clean(digits_run, capsys, tmp_path):
+    copy = tmp_path / "copy"
+    shutil.copytree(digits_run, copy)
+    status, out, err = run(capsys, "vision", "train", "configs/vision/lenet5-digits.yaml", "--out", str(copy),
+                           "--resume", "--set", "train.max_steps=18", "--set", "train.ema_decay=0.99", "--json")
+    assert status == 0, err
+    assert "holds no weight average; train.ema_decay starts one at step 12" in err
+    assert json.loads(out)["steps"] == 18
+
+
 def test_predict_top5(digits_run, capsys, tmp_path):
     img = write_png(tmp_path / "three.png", size=(8, 8), mode="L")
     status, out, _ = run(capsys, "vision", "predict", "--checkpoint", str(digits_run / "best"), str(img), "--json")
