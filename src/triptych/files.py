@@ -9,6 +9,9 @@ command line, or read through `read_lines`/`require_file`) is noted by its
 inode, and `atomic_path` refuses a destination that is one of them -- the
 same file by (device, inode), however it is spelled -- or anything that is
 not a regular file (renaming onto /dev/full would turn it into one).
+An input that is gone by the time of writing (the training run's own old
+checkpoint, pruned) no longer guards its inode: the file system may have
+given that number to a new file, the very output, which is no input.
 """
 
 from __future__ import annotations
@@ -25,8 +28,8 @@ from typing import Iterator
 from triptych.errors import UserError, where
 
 
-# (st_dev, st_ino) -> how the input was named, of every input of this command.
-_INPUTS: dict[tuple[int, int], str] = {}
+# (st_dev, st_ino) -> (how the input was named, its absolute path), of every input of this command.
+_INPUTS: dict[tuple[int, int], tuple[str, str]] = {}
 
 
 def _identity(path: str | os.PathLike) -> tuple[int, int] | None:
@@ -46,7 +49,22 @@ def note_input(path: str | os.PathLike, name: str | None = None) -> None:
     """Remember `path` as an input of this command: no output may replace it."""
     ident = _identity(path)
     if ident is not None:
-        _INPUTS.setdefault(ident, name or str(path))
+        _INPUTS.setdefault(ident, (name or str(path), os.path.abspath(path)))
+
+
+def _input_named(ident: tuple[int, int] | None) -> str | None:
+    """How the input with this identity was named, if it is one and is still
+    there. A noted input whose path now leads elsewhere, or nowhere, was
+    deleted or replaced: its inode number may belong to another file now
+    (measured: a resumed training run's `checkpoints/latest` took the inode
+    of the checkpoint it had resumed from, pruned hours before)."""
+    entry = _INPUTS.get(ident) if ident is not None else None
+    if entry is None:
+        return None
+    if _identity(entry[1]) != ident:
+        del _INPUTS[ident]
+        return None
+    return entry[0]
 
 
 def check_output(path: str | os.PathLike, option: str | None = None) -> Path:
@@ -63,8 +81,9 @@ def check_output(path: str | os.PathLike, option: str | None = None) -> Path:
         return dest
     except OSError as e:
         raise UserError(f"{label}: cannot write here ({e.strerror or e})") from None
-    if (st.st_dev, st.st_ino) in _INPUTS:
-        raise UserError(f"{label}: is also an input of this command ({_INPUTS[st.st_dev, st.st_ino]}); "
+    named = _input_named((st.st_dev, st.st_ino))
+    if named is not None:
+        raise UserError(f"{label}: is also an input of this command ({named}); "
                         "refusing to overwrite it, pick another output")
     if not stat.S_ISREG(st.st_mode):
         kind = "a directory" if stat.S_ISDIR(st.st_mode) else "not a regular file"
@@ -208,9 +227,9 @@ def check_arguments(options: dict) -> None:
         if not isinstance(value, str):
             continue
         option = f"--{key.replace('_', '-')}"
-        ident = _identity(value)
-        if ident in _INPUTS:
-            raise UserError(f"{option} {value}: is also an input of this command ({_INPUTS[ident]}); "
+        named = _input_named(_identity(value))
+        if named is not None:
+            raise UserError(f"{option} {value}: is also an input of this command ({named}); "
                             "refusing to overwrite it, pick another output")
         try:
             st = os.stat(value)

@@ -139,6 +139,30 @@ def test_write_time_guard_protects_files_read_inside_the_library(tmp_path):
     files.forget_inputs()
 
 
+def test_an_input_that_is_gone_no_longer_guards_its_inode(tmp_path):
+    """A resumed training run prunes the checkpoint it resumed from; the file
+    system may give that inode number to a new file, here the run's own
+    `checkpoints/latest`, which must stay writable (a 3-hour run stopped on
+    it). The reuse itself cannot be forced, so the noted input is made to
+    look like it: same identity, a path that no longer leads to it."""
+    from triptych import files
+    from triptych.errors import UserError
+
+    files.forget_inputs()
+    latest = tmp_path / "latest"
+    latest.write_text("step-0000001\n")
+    st = os.stat(latest)
+    files._INPUTS[st.st_dev, st.st_ino] = ("step-0000001/model.safetensors", str(tmp_path / "pruned"))
+    files.atomic_write_text(latest, "step-0000002\n")
+    assert latest.read_text() == "step-0000002\n"
+    # an input still where it was keeps its guard
+    data = write_jsonl(tmp_path / "d.jsonl", PAIRS)
+    files.note_input(data)
+    with pytest.raises(UserError, match="is also an input"):
+        files.atomic_write_text(data, "gone\n")
+    files.forget_inputs()
+
+
 def test_the_guard_still_lets_commands_write(run_cli, inputs, tmp_path):
     out = tmp_path / "lead.txt"
     status, _, err = run_cli("text", "baseline", "lead", "--data", inputs["data"], "--output", out)
