@@ -42,6 +42,8 @@ def report_training(args, summary: dict, *extra: str) -> int:
         emit_json(summary)
         return 0
     print(f"run: {summary['run_dir']}  steps: {summary.get('steps')}  stopped: {summary.get('stopped_because')}")
+    if summary.get("elapsed") is not None and summary.get("cpu_s") is not None:
+        print(f"time: {summary['elapsed']:.0f} s wall-clock, {summary['cpu_s']:.0f} s CPU (all sessions of the run)")
     if summary.get("best_metric") is not None:
         print(f"best {summary.get('metric')}: {summary['best_metric']:.4f} at step {summary.get('best_step')}")
     for line in extra:

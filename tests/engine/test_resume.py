@@ -53,6 +53,11 @@ def test_resume_after_sigterm_in_process_is_exact(tmp_path, optimizer):
     task, cfg = make(train_cfg)
     s3 = train(task, cfg.train, tmp_path / "run", full_config=cfg, seed=3, resume=True, progress=False)
     assert s3["steps"] == 24 and s3["stopped_because"] == "max_steps"
+    # CPU time, like wall-clock, counts every session: the resumed total starts from the saved one
+    saved = ckpt.load_trainer_state(tmp_path / "run" / "checkpoints" / "step-0000021")
+    assert 0 < s2["cpu_s"] <= saved["cpu_s"] <= s3["cpu_s"]
+    logged = [r["cpu_s"] for r in read_metrics(tmp_path / "run") if r["kind"] == "train"]
+    assert logged == sorted(logged) and logged[-1] <= s3["cpu_s"]
     assert max_diff(weights(straight.model), weights(task.model)) < 1e-6
     assert s3["best_step"] == s1["best_step"] and s3["best_metric"] == pytest.approx(s1["best_metric"], abs=1e-6)
     _same_records(read_metrics(tmp_path / "run"), read_metrics(tmp_path / "straight"))

@@ -55,7 +55,10 @@ def train(task, train_cfg, run_dir, *, full_config=None, seed: int = 0, device: 
 
     The summary: steps, epoch, best_metric, best_step, metric, stopped_because
     ("max_steps" | "max_minutes" | "early_stopping" | "interrupted" | "end"),
-    elapsed (seconds, over all sessions of a resumed run), final_metrics (the
+    elapsed (seconds, over all sessions of a resumed run), cpu_s (CPU seconds
+    of this process, all its threads, over all sessions: what a run costs on a
+    shared machine, where wall-clock depends on the neighbours; DataLoader
+    worker processes not included), final_metrics (the
     last evaluation), run_dir and best_dir. `progress` forces the bar on/off.
     """
     _check(train_cfg)
@@ -82,6 +85,7 @@ class _Run:
         self.multiplier = schedule.from_config(cfg)
         self.step = 0
         self.elapsed = 0.0  # seconds, synced from rank 0 once per step
+        self.cpu0 = 0.0  # CPU seconds of the earlier sessions of a resumed run (this rank's)
         self.best: float | None = None
         self.best_step: int | None = None
         self.bad_evals = 0
@@ -128,6 +132,7 @@ class _Run:
                       f"at step {int(state['step'])}", file=sys.stderr, flush=True)
         self.step = int(state["step"])
         self.elapsed = float(state.get("elapsed", 0.0))
+        self.cpu0 = float(state.get("cpu_s", 0.0))  # 0 for checkpoints written before it was kept
         best = state.get("best_metric")
         self.best = None if best is None else float(best)
         self.best_step = state.get("best_step")
@@ -178,6 +183,7 @@ class _Run:
             f"{signal.Signals(s).name}: finishing this step and saving a checkpoint (again to abort)"))
         self.stop.install()
         self.t0, self.elapsed0 = time.monotonic(), self.elapsed
+        self.cpu_t0 = time.process_time()
         try:
             stopped = self._loop()
             if stopped != "interrupted" and cfg.eval_at_end and self.last_eval_step != self.step:
@@ -194,6 +200,7 @@ class _Run:
         return {
             "steps": self.step, "epoch": self.stream.epoch, "metric": cfg.metric, "best_metric": self.best,
             "best_step": self.best_step, "stopped_because": stopped, "elapsed": round(self._now(), 3),
+            "cpu_s": round(self._cpu_now(), 3),
             "precision": self.precision, "memory_format": self.memory_format,
             "final_metrics": self.last_metrics, "skipped_steps": self.skipped_steps,
             "peak_rss_mb": round(memory.peak_rss_mb(), 1),
@@ -207,6 +214,9 @@ class _Run:
 
     def _now(self) -> float:
         return self.elapsed0 + time.monotonic() - self.t0
+
+    def _cpu_now(self) -> float:
+        return self.cpu0 + time.process_time() - self.cpu_t0
 
     # --- the loop -------------------------------------------------------------------------------
 
@@ -298,6 +308,7 @@ class _Run:
         for k, v in window["extra"].items():
             values[k] = v / max(window["steps"], 1)
         values["epoch"] = self.stream.epoch
+        values["cpu_s"] = round(self._cpu_now(), 3)
         rss = memory.current_rss_mb()
         if rss is not None:
             values["rss_mb"] = round(rss, 1)
@@ -366,7 +377,7 @@ class _Run:
         rngs = dist.all_gather_object(rng_state(self.device))
         if self.main:
             state = {
-                "step": self.step, **self.stream.state(), "elapsed": self._now(),
+                "step": self.step, **self.stream.state(), "elapsed": self._now(), "cpu_s": self._cpu_now(),
                 "optimizer": self.optimizer.state_dict(), "rng": rngs,
                 "best_metric": self.best, "best_step": self.best_step, "bad_evals": self.bad_evals,
                 "last_eval_step": self.last_eval_step, "last_metrics": _plain(self.last_metrics),

@@ -17,7 +17,7 @@ from pathlib import Path
 from triptych.plots import _check_path, _pyplot, _save
 
 # Bookkeeping fields of a record, not curves.
-_NOT_CURVES = {"step", "kind", "elapsed", "best", "epoch", "rss_mb", "grad_norm"}
+_NOT_CURVES = {"step", "kind", "elapsed", "cpu_s", "best", "epoch", "rss_mb", "grad_norm"}
 
 
 def _number(v) -> float | None:
