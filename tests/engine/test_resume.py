@@ -124,6 +124,21 @@ def test_trainer_state_loads_with_weights_only(tmp_path):
     assert state["step"] == 3 and {"optimizer", "rng", "epoch", "position", "elapsed", "best_metric"} <= state.keys()
 
 
+def test_resume_from_a_checkpoint_without_cpu_time_reports_it_unknown(tmp_path):
+    """A run resumed from a checkpoint written before CPU time was kept must not report a short total."""
+    task, cfg = make({"max_steps": 3})
+    train(task, cfg.train, tmp_path, full_config=cfg, seed=0, progress=False)
+    path = ckpt.latest_checkpoint(tmp_path) / ckpt.STATE
+    state = torch.load(path, weights_only=True)
+    del state["cpu_s"]
+    torch.save(state, path)
+    task, cfg = make({"max_steps": 5})
+    summary = train(task, cfg.train, tmp_path, full_config=cfg, seed=0, resume=True, progress=False)
+    assert summary["steps"] == 5 and summary["cpu_s"] is None
+    assert all("cpu_s" not in r for r in read_metrics(tmp_path) if r["step"] > 3)
+    assert torch.load(ckpt.latest_checkpoint(tmp_path) / ckpt.STATE, weights_only=True)["cpu_s"] is None  # still unknown
+
+
 def test_resume_without_checkpoint_is_a_user_error(tmp_path):
     task, cfg = make()
     with pytest.raises(UserError, match="nothing to resume"):

@@ -58,7 +58,8 @@ def train(task, train_cfg, run_dir, *, full_config=None, seed: int = 0, device: 
     elapsed (seconds, over all sessions of a resumed run), cpu_s (CPU seconds
     of this process, all its threads, over all sessions: what a run costs on a
     shared machine, where wall-clock depends on the neighbours; DataLoader
-    worker processes not included), final_metrics (the
+    worker processes not included; None when resumed from a checkpoint that
+    predates it), final_metrics (the
     last evaluation), run_dir and best_dir. `progress` forces the bar on/off.
     """
     _check(train_cfg)
@@ -85,7 +86,9 @@ class _Run:
         self.multiplier = schedule.from_config(cfg)
         self.step = 0
         self.elapsed = 0.0  # seconds, synced from rank 0 once per step
-        self.cpu0 = 0.0  # CPU seconds of the earlier sessions of a resumed run (this rank's)
+        # CPU seconds of the earlier sessions of a resumed run (this rank's); None: unknown, a
+        # checkpoint written before they were kept, so the total is never reported short.
+        self.cpu0: float | None = 0.0
         self.best: float | None = None
         self.best_step: int | None = None
         self.bad_evals = 0
@@ -132,7 +135,8 @@ class _Run:
                       f"at step {int(state['step'])}", file=sys.stderr, flush=True)
         self.step = int(state["step"])
         self.elapsed = float(state.get("elapsed", 0.0))
-        self.cpu0 = float(state.get("cpu_s", 0.0))  # 0 for checkpoints written before it was kept
+        cpu = state.get("cpu_s")
+        self.cpu0 = None if cpu is None else float(cpu)
         best = state.get("best_metric")
         self.best = None if best is None else float(best)
         self.best_step = state.get("best_step")
@@ -200,7 +204,7 @@ class _Run:
         return {
             "steps": self.step, "epoch": self.stream.epoch, "metric": cfg.metric, "best_metric": self.best,
             "best_step": self.best_step, "stopped_because": stopped, "elapsed": round(self._now(), 3),
-            "cpu_s": round(self._cpu_now(), 3),
+            "cpu_s": _rounded(self._cpu_now()),
             "precision": self.precision, "memory_format": self.memory_format,
             "final_metrics": self.last_metrics, "skipped_steps": self.skipped_steps,
             "peak_rss_mb": round(memory.peak_rss_mb(), 1),
@@ -215,8 +219,8 @@ class _Run:
     def _now(self) -> float:
         return self.elapsed0 + time.monotonic() - self.t0
 
-    def _cpu_now(self) -> float:
-        return self.cpu0 + time.process_time() - self.cpu_t0
+    def _cpu_now(self) -> float | None:
+        return None if self.cpu0 is None else self.cpu0 + time.process_time() - self.cpu_t0
 
     # --- the loop -------------------------------------------------------------------------------
 
@@ -308,7 +312,8 @@ class _Run:
         for k, v in window["extra"].items():
             values[k] = v / max(window["steps"], 1)
         values["epoch"] = self.stream.epoch
-        values["cpu_s"] = round(self._cpu_now(), 3)
+        if self.cpu0 is not None:
+            values["cpu_s"] = _rounded(self._cpu_now())
         rss = memory.current_rss_mb()
         if rss is not None:
             values["rss_mb"] = round(rss, 1)
@@ -399,6 +404,10 @@ class _Run:
 
 def _new_window() -> dict:
     return {"loss": 0.0, "units": 0.0, "steps": 0, "t": time.monotonic(), "extra": {}, "gnorm": 0.0}
+
+
+def _rounded(seconds: float | None) -> float | None:
+    return None if seconds is None else round(seconds, 3)
 
 
 def _plain(metrics: dict) -> dict:
