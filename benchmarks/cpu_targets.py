@@ -29,6 +29,7 @@ line last on stdout with every run's figures and the machine.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import statistics
 import subprocess
@@ -55,23 +56,26 @@ class Bench:
     args: tuple[str, ...]
     targets: tuple[Target, ...]
     extras: tuple[str, ...] = ()  # further JSON figures worth quoting, when present
+    peers: tuple[str, ...] = ()  # the modules its peer needs in this venv (`make bench` installs them)
 
 
 BENCHES = (
     Bench("text_train", ("text_train.py", "--rounds", "5"),
-          (Target("training vs HF BART, fp32", "ratio", 1.5),), ("triptych_mfu", "bart_mfu", "bart_eager_mfu")),
+          (Target("training vs HF BART, fp32", "ratio", 1.5),), ("triptych_mfu", "bart_mfu", "bart_eager_mfu"),
+          ("transformers",)),
     Bench("text_train_bf16", ("text_train.py", "--rounds", "5", "--precision", "bf16"),
           (Target("training vs HF BART, bf16 autocast", "ratio", 1.5),),
-          ("triptych_mfu", "bart_mfu", "bart_eager_mfu")),
+          ("triptych_mfu", "bart_mfu", "bart_eager_mfu"), ("transformers",)),
     Bench("text_decode", ("text_decode.py", "--rounds", "5"),
           (Target("greedy vs HF generate, float32", "greedy_ratio", 2.5),
            Target("beam 4 vs HF generate, float32", "beam4_ratio", 3.0)),
-          ("greedy_default_ratio", "beam4_default_ratio")),
+          ("greedy_default_ratio", "beam4_default_ratio"), ("transformers",)),
     Bench("video_read", ("video_read.py",), (Target("TFRecord reading vs tfrecord", "ratio", 3.0),),
-          ("ratio_vs_tf_data",)),
+          ("ratio_vs_tf_data",), ("tfrecord", "google.protobuf")),
     Bench("video_metrics", ("video_metrics.py",), (Target("GAP@20 vs the reference", "ratio", 20.0),)),
     Bench("rouge", ("rouge.py",),
-          (Target("ROUGE vs rouge-score-rs, one thread", "rs_ratio", 1.0, or_when=("engine", "native")),), ("ratio",)),
+          (Target("ROUGE vs rouge-score-rs, one thread", "rs_ratio", 1.0, or_when=("engine", "native")),), ("ratio",),
+          ("rouge_score", "rouge_score_rs")),
 )
 
 
@@ -83,6 +87,17 @@ def last_json_line(text: str) -> dict | None:
             except json.JSONDecodeError:
                 return None
     return None
+
+
+def missing_peers(benches) -> list[str]:
+    """The peer modules the chosen benchmarks need that this interpreter cannot import."""
+    def importable(name: str) -> bool:
+        try:
+            return importlib.util.find_spec(name) is not None
+        except ModuleNotFoundError:  # a dotted name whose parent is missing
+            return False
+
+    return sorted({name for bench in benches for name in bench.peers if not importable(name)})
 
 
 def run_once(bench: Bench, extra_args: list[str]) -> dict:
@@ -139,6 +154,11 @@ def main(argv: list[str] | None = None) -> int:
             ap.error(f"--only: unknown benchmark {sorted(unknown)[0]!r}; known: {', '.join(b.name for b in BENCHES)}")
         chosen = tuple(b for b in BENCHES if b.name in names)
 
+    missing = missing_peers(chosen)
+    if missing:  # every run would fail alike: say so once, before half an hour of them
+        print(f"cpu_targets: the peers are not installed ({', '.join(missing)}); install them with "
+              f"`{sys.executable} -m pip install -e '.[bench]'` (make bench's install line)", file=sys.stderr)
+        return 2
     machine = describe()
     print(f"CPU: {machine['cpu']}", file=sys.stderr)
     rows, runs = [], {}
