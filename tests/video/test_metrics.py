@@ -65,7 +65,7 @@ def test_large_chunks_equal_small():
 def test_topk_fast_path_equals_full_sort(tied):
     rng = np.random.default_rng(3)
     pred = rng.integers(0, 30, (300, 500)).astype(np.float64) if tied else rng.random((300, 500))
-    for k in (1, 5, 20):
+    for k in (1, 5, 20, 100):
         idx, vals = metrics.topk_classes(pred, k, chunk_bytes=64 * 500 * 8)
         expected = np.lexsort((np.broadcast_to(np.arange(500), pred.shape), -pred), axis=1)[:, :k]
         assert np.array_equal(idx, expected)
@@ -87,3 +87,30 @@ def test_topk_cut_at_the_real_width(dtype):
         expected = np.lexsort((cols, -pred.astype(np.float64)), axis=1)[:, :k]
         assert np.array_equal(idx, expected)
         assert vals.dtype == dtype and np.array_equal(vals, np.take_along_axis(pred, expected, 1))
+
+
+@pytest.mark.parametrize("width", [7, 100, 3862])
+def test_topk_nan_ranks_last(width):
+    """NaN never takes a place from a number, -inf included; rows with fewer
+    numbers than k fill with NaN in class order."""
+    rng = np.random.default_rng(width)
+    pred = rng.random((60, width))
+    pred[rng.random(pred.shape) < 0.05] = -np.inf
+    for row, share in enumerate(np.linspace(0, 1, 60)):
+        pred[row, rng.random(width) < share] = np.nan
+    key, nan = np.where(np.isnan(pred), -np.inf, pred), np.isnan(pred)
+    cols = np.broadcast_to(np.arange(width), pred.shape)
+    for k in (1, 5, 20):
+        idx, vals = metrics.topk_classes(pred, k)
+        expected = np.lexsort((cols, nan, -key), axis=1)[:, : min(k, width)]
+        assert np.array_equal(idx, expected)
+        assert np.array_equal(vals, np.take_along_axis(pred, expected, 1), equal_nan=True)
+
+
+def test_topk_other_float_widths_keep_their_dtype():
+    rng = np.random.default_rng(4)
+    pred = rng.integers(0, 5, (30, 300)).astype(np.float16)
+    idx, vals = metrics.topk_classes(pred, 20)
+    expected = np.lexsort((np.broadcast_to(np.arange(300), pred.shape), -pred.astype(np.float64)), axis=1)[:, :20]
+    assert vals.dtype == np.float16 and np.array_equal(idx, expected)
+    assert np.array_equal(vals, np.take_along_axis(pred, expected, 1))

@@ -31,100 +31,27 @@ import numpy as np
 from triptych.errors import UserError
 
 
-def _top_k(x: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """Each row's k best values [B, k] and their columns, ordered by (value
-    descending, column ascending); exact, ties included. Needs k < W.
-
-    The maxima of groups of s columns (s a power of two <= 32, about 4k
-    groups or more; the leftover columns one more group) give a cut: the k-th largest
-    group maximum tau. k elements (one a group) are >= tau, so every
-    element of the top k is >= tau, and it lies in a group whose maximum
-    is >= tau. Only those groups (about k of them) are gathered and cut at
-    tau: for 3862 random scores, k = 20 and s = 32 about 21 candidates a
-    row remain, from ~700 values read after the one pass for the maxima.
-    Groups of 32 took 0.87x the time of 16 and 0.75x of 24 on Zen 4
-    (torch's max over a power-of-two row vectorises best).
-    Candidates come in column order, so a stable sort by value puts equal
-    values in column order.
-    """
-    import torch
-
-    x = np.ascontiguousarray(x)
-    B, W = x.shape
-    s = 1 << (max(1, min(32, W // (4 * k))).bit_length() - 1)
-    G = W // s
-    left = W - G * s  # the leftover columns: one more, shorter group
-    if s > 1:
-        t = torch.from_numpy(x)
-        m = torch.empty((B, G + (left > 0)), dtype=t.dtype)
-        threads = torch.get_num_threads()
-        torch.set_num_threads(1)  # small reductions: one thread beats two contended ones
-        try:
-            torch.amax(t[:, : G * s].view(B, G, s), 2, out=m[:, :G])
-            if left:
-                torch.amax(t[:, G * s :], 1, out=m[:, G])
-        finally:
-            torch.set_num_threads(threads)
-        m = m.numpy()
-    else:
-        m = x
-    groups = m.shape[1]
-    tau = np.partition(m, groups - k, axis=1)[:, groups - k]  # (B,)
-    r, g = np.divmod(np.flatnonzero(m >= tau[:, None]), groups)  # the (row, group) pairs that hold candidates
-    # Their values, (n, s), by fancy indexing a strided (B, G, s) view of
-    # the full groups: no index array is built (3.4x the flat `take` of
-    # s-column index rows that it replaced). The leftover group's rows are
-    # read as group G-1 and then overwritten with its columns, -inf after.
-    full = np.lib.stride_tricks.as_strided(x, (B, G, s), (x.strides[0], s * x.strides[1], x.strides[1]))
-    last = g == G
-    blocks = full[r, np.minimum(g, G - 1)]
-    if left and last.any():
-        blocks[last, :left] = x[r[last], G * s :]
-        blocks[last, left:] = -np.inf
-    f = np.flatnonzero(blocks >= tau[r][:, None])
-    q, j = np.divmod(f, s)
-    rows, cols, vals = r[q], g[q] * s + j, blocks.reshape(-1)[f]
-    if tau.min() == -np.inf:  # -inf padding passed the cut: drop it
-        keep = cols < W
-        rows, cols, vals = rows[keep], cols[keep], vals[keep]
-    counts = np.bincount(rows, minlength=B)
-    if counts.min() == k == counts.max():  # exactly the top k in every row
-        vals, cols = vals.reshape(B, k), cols.reshape(B, k)
-    else:  # pad every row's candidates to the longest, with -inf after them
-        place = np.arange(len(rows)) - (np.cumsum(counts) - counts)[rows]
-        padded = np.full((B, int(counts.max())), -np.inf, x.dtype)
-        padded[rows, place] = vals
-        where = np.zeros(padded.shape, np.int64)
-        where[rows, place] = cols
-        vals, cols = padded, where
-    order = np.argsort(-vals, axis=1, kind="stable")[:, :k]
-    return np.take_along_axis(vals, order, 1), np.take_along_axis(cols, order, 1)
-
-
 def topk_classes(predictions: np.ndarray, k: int, chunk_bytes: int = 8 << 20) -> tuple[np.ndarray, np.ndarray]:
     """Indices [N, k] and scores [N, k] of each row's k best classes,
-    ordered by (score descending, class index ascending). Rows go about
-    `chunk_bytes` at a time (256 x 3,862 float64): a chunk's candidate
-    groups are then gathered while the chunk is still in cache. On Zen 4,
-    100,000 x 3,862: 8 MB 1.09x 32 MB, 1.06x 16 MB, 1.06x 4 MB; smaller
-    chunks lose to the per-call overhead of numpy."""
+    ordered by (score descending, class index ascending); NaN ranks last.
+    Rows go to the compiled pass (`video.topk`) about `chunk_bytes` at a
+    time, so a memory-mapped or strided input is copied a chunk at a time,
+    never whole."""
+    from triptych.video.topk import rows_top_k
+
     if not np.issubdtype(predictions.dtype, np.floating):
         predictions = predictions.astype(np.float64)
     N, C = predictions.shape
     k = min(k, C)
-    chunk = max(1, chunk_bytes // max(1, C * predictions.itemsize))
+    work = predictions.dtype if predictions.dtype in (np.float32, np.float64) else np.dtype(np.float64)
+    chunk = max(1, chunk_bytes // max(1, C * work.itemsize))
     idx_out = np.empty((N, k), np.int64)
     val_out = np.empty((N, k), predictions.dtype)
     for lo in range(0, N, chunk):
-        rows = np.ascontiguousarray(predictions[lo : lo + chunk])
-        if k < C:
-            vals, idx = _top_k(rows, k)
-        else:
-            idx = np.broadcast_to(np.arange(C), rows.shape)
-            order = np.lexsort((idx, -rows.astype(np.float64)), axis=1)
-            idx, vals = np.take_along_axis(idx, order, 1), np.take_along_axis(rows, order, 1)
+        rows = predictions[lo : lo + chunk]
+        vals, idx = rows_top_k(np.ascontiguousarray(rows, dtype=work), k)
         idx_out[lo : lo + len(rows)] = idx
-        val_out[lo : lo + len(rows)] = vals
+        val_out[lo : lo + len(rows)] = vals if work == predictions.dtype else np.take_along_axis(rows, idx, 1)
     return idx_out, val_out
 
 
