@@ -24,19 +24,27 @@ def attend(q, k, v, bias, dropout: float, causal: bool, need_weights: bool):
     are faster with this model's sizes (`benchmarks/attention_cpu.py`): bf16,
     whose fused backward is slow (forward + backward 2-5x faster), and a
     few queries at a time (decoding steps, short summaries: 1.2-1.4x). The
-    softmax is taken in float32 at least, as the fused kernels accumulate.
+    softmax accumulates in float32, as the fused kernels do; under bf16 it
+    reads and writes bf16 (8-10% of a bf16 training step on the Intel Xeon,
+    docs/history/2026-12-07g-bf16-attention.md).
     The attention pictures need the weights, so they take this path anywhere.
     """
     cpu, many_queries = q.device.type == "cpu", q.size(-2) > 16
     if not need_weights and (not cpu or (q.dtype == torch.float32 and many_queries)):
         return F.scaled_dot_product_attention(q, k, v, attn_mask=bias, dropout_p=dropout, is_causal=causal), None
-    scores = q @ k.transpose(-2, -1) / math.sqrt(q.size(-1))  # (B, H, Tq, Tk)
+    scores = (q * (1 / math.sqrt(q.size(-1)))) @ k.transpose(-2, -1)  # (B, H, Tq, Tk); q is the smaller pass
     if causal:
         tq, tk = scores.shape[-2:]
-        scores = scores.masked_fill(torch.ones(tq, tk, dtype=torch.bool, device=q.device).triu(1), float("-inf"))
+        scores.masked_fill_(torch.ones(tq, tk, dtype=torch.bool, device=q.device).triu(1), float("-inf"))
     if bias is not None:
-        scores = scores + bias
-    weights = scores.softmax(-1, dtype=torch.promote_types(scores.dtype, torch.float32))  # bf16 -> float32
+        scores.add_(bias.to(scores.dtype))  # in place; 0 / -inf are exact in bf16, so the scores stay bf16
+    if scores.dtype == torch.bfloat16 and not need_weights:
+        # bf16 in and out, float32 inside (CPU's kernel, as the fused ones):
+        # the probabilities are rounded to bf16 for `@ v` either way, and no
+        # float32 (B, H, Tq, Tk) copy is written, cast and kept for backward.
+        weights = scores.softmax(-1)
+    else:
+        weights = scores.softmax(-1, dtype=torch.promote_types(scores.dtype, torch.float32))  # the pictures: float32
     y = F.dropout(weights, dropout).to(v.dtype) @ v
     return y, (weights if need_weights else None)
 
