@@ -189,3 +189,36 @@ def test_explicit_attention_equals_the_fused_kernel_with_gradients(causal):
     torch.testing.assert_close(y, ref, rtol=1e-10, atol=1e-10)
     for got, want in zip(grads, ref_grads):
         torch.testing.assert_close(got, want, rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize("causal", [False, True])
+def test_bf16_attention_stays_bf16_and_matches_float64(causal):
+    """Under bf16 the scores, the softmax and its backward stay bf16 (float32
+    inside the kernels); the float32 padding bias the encoder builds does not
+    promote them. Output and gradients agree with float64 on the same values
+    to bf16's precision; the weights for the attention pictures are float32."""
+    g = torch.Generator().manual_seed(1)
+    base = [torch.randn(2, 4, 9, 16, generator=g).to(torch.bfloat16) for _ in range(3)]
+    bias = None
+    if not causal:
+        keep = torch.ones(2, 9, dtype=torch.bool)
+        keep[1, 5:] = False
+        bias = torch.zeros(2, 9).masked_fill(~keep, float("-inf"))[:, None, None, :]  # float32, as built
+    q, k, v = (t.clone().requires_grad_() for t in base)
+    saved = []
+    with torch.autograd.graph.saved_tensors_hooks(lambda t: saved.append(t.dtype) or t, lambda t: t):
+        y, _ = _attend(q, k, v, bias, 0.0, causal, need_weights=False)
+    assert y.dtype == torch.bfloat16 and torch.bfloat16 in saved and torch.float32 not in saved  # no float32 copy kept
+    grads = torch.autograd.grad(y.float().square().sum(), (q, k, v))
+    q64, k64, v64 = (t.double().requires_grad_() for t in base)
+    ref = torch.nn.functional.scaled_dot_product_attention(
+        q64, k64, v64, attn_mask=None if bias is None else bias.double(), is_causal=causal
+    )
+    ref_grads = torch.autograd.grad(ref.square().sum(), (q64, k64, v64))
+    torch.testing.assert_close(y.double(), ref, rtol=0.02, atol=0.02)
+    for got, want in zip(grads, ref_grads):
+        assert got.dtype == torch.bfloat16
+        torch.testing.assert_close(got.double(), want, rtol=0.05, atol=0.05)
+    _, w = _attend(*base, bias, 0.0, causal, need_weights=True)
+    assert w.dtype == torch.float32
+    torch.testing.assert_close(w.sum(-1), torch.ones(2, 4, 9))
