@@ -115,6 +115,15 @@ def test_fast_dequantisers_equal_the_table():
     dequantize_into(q, out)
     assert np.array_equal(out, DEQUANT_LUT[q])
     assert np.array_equal(dequantize_tensor(q).numpy(), DEQUANT_LUT[q])
+    # a read-only record into a batch row (the compiled pass), and strided views (numpy's)
+    batch = np.zeros((3, 4, 128), np.float32)
+    dequantize_into(np.frombuffer(bytes(range(256)), np.uint8).reshape(2, 128), batch[1, :2])
+    assert np.array_equal(batch[1, :2], DEQUANT_LUT[q]) and not batch[0].any() and not batch[1, 2:].any()
+    wide = np.zeros((2, 256), np.float32)
+    dequantize_into(q[:, ::2], wide[:, ::4])
+    assert np.array_equal(wide[:, ::4], DEQUANT_LUT[q[:, ::2]]) and not wide[:, 1::4].any()
+    with pytest.raises(ValueError, match="values into"):
+        dequantize_into(q, np.empty((2, 127), np.float32))
 
 
 def test_dequantising_a_read_only_record_warns_nothing():

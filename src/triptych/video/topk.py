@@ -4,8 +4,8 @@ Why compiled: GAP over 100,000 videos x 3,862 classes is one read of 3.1 GB
 and a few thousand tiny decisions per row. Done as numpy calls on chunks,
 the calls' own work on small candidate arrays took two thirds of the time
 and ran at half speed on the Intel Xeon (issue 19); here the whole
-decision is made per row while the row is in cache (numba, compiled once
-per float width and cached on disk).
+decision is made per row while the row is in cache (numba through
+`triptych.compiled`: once per float width, cached on disk).
 
 Per row: the maxima of groups of 32 columns (eight running maxima a
 group, which the compiler turns into vector max instructions); tau, the
@@ -24,21 +24,12 @@ narrower than k groups, go through a stable sort instead (NaN last).
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
+from triptych.compiled import compiled
 
 _GROUP = 32
 
 
-def _compiled(fn):
-    """njit, cached on disk; where no cache directory can be written (a
-    read-only install and home), compiled once per process instead."""
-    try:
-        return njit(cache=True, boundscheck=False)(fn)
-    except RuntimeError:
-        return njit(boundscheck=False)(fn)
-
-
-@_compiled
+@compiled
 def _insert(vals, cols, n, k, v, c):
     """Put (v, c) in the sorted list of n (< k, or == k and v beats the last)."""
     p = n if n < k else k - 1
@@ -51,7 +42,7 @@ def _insert(vals, cols, n, k, v, c):
     return min(n + 1, k)
 
 
-@_compiled
+@compiled
 def _group_max(row, c):
     """Max of row[c:c+32] ignoring NaN (-inf when all are NaN). Eight running
     maxima, read at constant offsets of a slice: a variable index makes numba
@@ -78,7 +69,7 @@ def _group_max(row, c):
     return max(max(max(m0, m1), max(m2, m3)), max(max(m4, m5), max(m6, m7)))
 
 
-@_compiled
+@compiled
 def _rows_top_k(x, k, out_vals, out_cols):
     B, W = x.shape
     G = W // _GROUP
