@@ -7,8 +7,8 @@ and ran at half speed on the Intel Xeon (issue 19); here the whole
 decision is made per row while the row is in cache (numba through
 `triptych.compiled`: once per float width, cached on disk).
 
-Per row: the maxima of groups of 32 columns (eight running maxima a
-group, which the compiler turns into vector max instructions); tau, the
+Per row: the maxima of groups of 32 columns (eight independent running
+maxima a group, so the reads overlap; numba keeps them scalar); tau, the
 k-th largest of those maxima, bounds the top k from below (k elements, one
 a group, are >= tau); only groups whose maximum reaches tau are read again
 (about k of them), and each value >= tau is inserted into a sorted list of
@@ -24,6 +24,7 @@ narrower than k groups, go through a stable sort instead (NaN last).
 from __future__ import annotations
 
 import numpy as np
+
 from triptych.compiled import compiled
 
 _GROUP = 32
