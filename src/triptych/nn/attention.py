@@ -25,18 +25,14 @@ def attend(q, k, v, bias, dropout: float, causal: bool, need_weights: bool):
     whose fused backward is slow (forward + backward 2-5x faster), and a
     few queries at a time (decoding steps, short summaries: 1.2-1.4x). The
     softmax accumulates in float32, as the fused kernels do; under bf16 it
-    reads and writes bf16 (8-10% of a bf16 training step on the Intel Xeon,
-    docs/history/2026-12-07g-bf16-attention.md).
+    reads and writes bf16, with no float32 copy of the scores kept for
+    backward (docs/history/2026-12-07g-bf16-attention.md).
     The attention pictures need the weights, so they take this path anywhere.
     """
     cpu, many_queries = q.device.type == "cpu", q.size(-2) > 16
     if not need_weights and (not cpu or (q.dtype == torch.float32 and many_queries)):
         return F.scaled_dot_product_attention(q, k, v, attn_mask=bias, dropout_p=dropout, is_causal=causal), None
-    scale = 1 / math.sqrt(q.size(-1))
-    if q.size(-1) < k.size(-2):  # scale whichever is smaller: q (.., Tq, D) or the scores (.., Tq, Tk)
-        scores = (q * scale) @ k.transpose(-2, -1)  # (B, H, Tq, Tk)
-    else:  # short keys (a summary's self-attention): in place, as q would be a strided copy
-        scores = (q @ k.transpose(-2, -1)).mul_(scale)
+    scores = (q * (1 / math.sqrt(q.size(-1)))) @ k.transpose(-2, -1)  # (B, H, Tq, Tk); q is the smaller pass
     if causal:
         tq, tk = scores.shape[-2:]
         scores.masked_fill_(torch.ones(tq, tk, dtype=torch.bool, device=q.device).triu(1), float("-inf"))
