@@ -71,6 +71,45 @@ def _group_max(row, c):
 
 
 @compiled
+def _row_by_groups(row, k, maxima, best, unused, cand_vals, cand_cols, vals, cols):
+    """The row's top k into vals/cols through the group maxima and tau (the
+    module docstring); returns how many places numbers filled, fewer than k
+    only where NaN left too few."""
+    W = row.shape[0]
+    G = W // _GROUP
+    groups = maxima.shape[0]
+    for g in range(G):
+        maxima[g] = _group_max(row, g * _GROUP)
+    if groups > G:
+        m = -np.inf
+        for c in range(G * _GROUP, W):
+            v = row[c]
+            m = v if v > m else m
+        maxima[G] = m
+    nb = 0
+    for g in range(groups):
+        if nb < k or maxima[g] > best[k - 1]:
+            nb = _insert(best, unused, nb, k, maxima[g], g)
+    tau = best[k - 1]
+    m = 0  # the candidates >= tau, in column order (written always, kept when they pass)
+    for g in range(groups):
+        if maxima[g] >= tau:
+            start = g * _GROUP
+            r = row[start : min(W, start + _GROUP)]
+            for j in range(r.shape[0]):
+                v = r[j]
+                cand_vals[m] = v
+                cand_cols[m] = start + j
+                m += v >= tau
+    n = 0
+    for i in range(m):
+        v = cand_vals[i]
+        if n < k or v > vals[k - 1]:
+            n = _insert(vals, cols, n, k, v, cand_cols[i])
+    return n
+
+
+@compiled
 def _rows_top_k(x, k, out_vals, out_cols):
     B, W = x.shape
     G = W // _GROUP
@@ -84,41 +123,10 @@ def _rows_top_k(x, k, out_vals, out_cols):
     cols = np.empty(k, np.int64)
     for b in range(B):
         row = x[b]
-        if G == 0 or groups < k:  # narrow rows: a stable sort, NaN last
-            order = np.argsort(-row, kind="mergesort")
-            for j in range(k):
-                out_vals[b, j] = row[order[j]]
-                out_cols[b, j] = order[j]
-            continue
-        for g in range(G):
-            maxima[g] = _group_max(row, g * _GROUP)
-        if groups > G:
-            m = -np.inf
-            for c in range(G * _GROUP, W):
-                v = row[c]
-                m = v if v > m else m
-            maxima[G] = m
-        nb = 0
-        for g in range(groups):
-            if nb < k or maxima[g] > best[k - 1]:
-                nb = _insert(best, unused, nb, k, maxima[g], g)
-        tau = best[k - 1]
-        m = 0  # the candidates >= tau, in column order (written always, kept when they pass)
-        for g in range(groups):
-            if maxima[g] >= tau:
-                start = g * _GROUP
-                r = row[start : min(W, start + _GROUP)]
-                for j in range(r.shape[0]):
-                    v = r[j]
-                    cand_vals[m] = v
-                    cand_cols[m] = start + j
-                    m += v >= tau
         n = 0
-        for i in range(m):
-            v = cand_vals[i]
-            if n < k or v > vals[k - 1]:
-                n = _insert(vals, cols, n, k, v, cand_cols[i])
-        if n < k:  # NaN took places: a stable sort ranks it last
+        if G > 0 and groups >= k:
+            n = _row_by_groups(row, k, maxima, best, unused, cand_vals, cand_cols, vals, cols)
+        if n < k:  # narrow rows, or NaN took places: a stable sort, NaN last
             order = np.argsort(-row, kind="mergesort")
             for j in range(k):
                 vals[j] = row[order[j]]
