@@ -15,17 +15,16 @@ import numpy as np
 
 from triptych.compiled import compiled
 
-_SCALE = np.float32(4.0 / 255.0)
-_BIAS = np.float32(4.0 / 512.0 - 2.0)
-
 
 @compiled
-def dequantize_rows(q, out):
-    """out[i, j] = float32(q[i, j]) * 4/255 + (4/512 - 2), [T, D] both. A
-    record's frames are a strided view (each frame's bytes follow their own
-    protobuf header): the rows may lie anywhere, each row's values are
-    adjacent, and the compiled loop checks that at run time and vectorises."""
+def dequantize_rows(q, out, scale, bias):
+    """out[i, j] = float32(q[i, j]) * scale + bias, [T, D] both; scale and
+    bias are `yt8m.DEQUANT_SCALE` and `DEQUANT_BIAS` (np.float32, so the
+    arithmetic is float32). A record's frames are a strided view (each
+    frame's bytes follow their own protobuf header): the rows may lie
+    anywhere, each row's values are adjacent, and the compiled loop checks
+    that at run time and vectorises."""
     for i in range(q.shape[0]):
         qi, oi = q[i], out[i]
         for j in range(qi.shape[0]):
-            oi[j] = np.float32(qi[j]) * _SCALE + _BIAS
+            oi[j] = np.float32(qi[j]) * scale + bias

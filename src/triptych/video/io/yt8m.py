@@ -37,8 +37,9 @@ RGB_DIM, AUDIO_DIM, MAX_FRAMES = 1024, 128, 300
 FRAME_FEATURES = (("rgb", RGB_DIM), ("audio", AUDIO_DIM))
 VIDEO_FEATURES = (("mean_rgb", RGB_DIM), ("mean_audio", AUDIO_DIM))
 
-# q * scalar + bias in float32, each operation rounded as TensorFlow does.
-DEQUANT_LUT = np.arange(256, dtype=np.float32) * np.float32(4.0 / 255.0) + np.float32(4.0 / 512.0 - 2.0)
+# q * scale + bias in float32, each operation rounded as TensorFlow does.
+DEQUANT_SCALE, DEQUANT_BIAS = np.float32(4.0 / 255.0), np.float32(4.0 / 512.0 - 2.0)
+DEQUANT_LUT = np.arange(256, dtype=np.float32) * DEQUANT_SCALE + DEQUANT_BIAS
 
 
 def dequantize(q: np.ndarray) -> np.ndarray:
@@ -56,10 +57,10 @@ def dequantize_into(q: np.ndarray, out: np.ndarray) -> None:
     if q.ndim == 2 and q.dtype == np.uint8 and out.dtype == np.float32:
         from triptych.video.io.dequant import dequantize_rows
 
-        dequantize_rows(q, out)
+        dequantize_rows(q, out, DEQUANT_SCALE, DEQUANT_BIAS)
         return
-    np.multiply(q, np.float32(4.0 / 255.0), out=out, dtype=np.float32)
-    out += np.float32(4.0 / 512.0 - 2.0)
+    np.multiply(q, DEQUANT_SCALE, out=out, dtype=np.float32)
+    out += DEQUANT_BIAS
 
 
 def dequantize_tensor(q: np.ndarray):
