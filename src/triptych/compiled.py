@@ -1,5 +1,5 @@
 """numba's `njit` as the project uses it, for the few loops that numpy
-cannot do in one pass (video top-k, dequantisation).
+cannot do in one pass (video top-k, dequantisation, dropout masks).
 
 Compiled on first call for the argument types and the CPU at hand, and
 cached on disk (next to the source, or in the user's cache directory);

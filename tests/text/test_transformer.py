@@ -293,3 +293,41 @@ def test_fast_dropout_keeps_one_minus_p_scales_and_backpropagates_through_the_ma
     assert dropout(x, 0.1, False) is x
     with torch.autocast("cpu", dtype=torch.bfloat16):
         assert dropout(x.bfloat16(), 0.5, True).dtype == torch.bfloat16
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16, torch.float64])
+def test_fast_dropout_in_other_float_widths_scales_in_their_own_dtype(dtype):
+    from triptych.text.models.dropout import dropout
+
+    torch.manual_seed(1)
+    y = dropout(torch.ones(3, 5, 7, dtype=dtype), 0.1, True)
+    assert y.dtype == dtype and y.shape == (3, 5, 7)
+    assert set(y.unique().tolist()) <= {0.0, torch.tensor(1 / 0.9, dtype=dtype).item()}
+
+
+def test_dropout_mask_stream_is_uniform_and_decided_by_the_seed():
+    """The counter-based words behind the masks: every 16-bit lane uniform (a chi-square
+    over 64 bins of each lane position), a seed's stream reproducible, another seed's different."""
+    import numpy as np
+
+    from triptych.text.models.dropout_mask import fill_mask
+
+    n = 1 << 20
+    lanes = np.empty(n, np.uint16)  # threshold 0 with keep = identity would hide the lanes: read them as the mask's bits
+    for threshold, expect_kept in ((0, 1.0), (32768, 0.5), (6554, 0.9)):
+        fill_mask(lanes, np.uint64(7), np.uint16(threshold), np.uint16(1))
+        assert abs(lanes.mean() - expect_kept) < 0.003
+    edges = np.arange(0, 65537, 1024)
+    kept_per_bin = []
+    for lo in edges[:-1]:
+        fill_mask(lanes, np.uint64(7), np.uint16(lo), np.uint16(1))
+        kept_per_bin.append(lanes.reshape(-1, 4).sum(0))  # kept at or above lo, per lane position
+    counts = -np.diff(np.array(kept_per_bin + [np.zeros(4)]), axis=0)  # [64 bins, 4 lane positions]
+    chi2 = ((counts - n / 4 / 64) ** 2 / (n / 4 / 64)).sum(0)
+    assert (chi2 < 120).all(), chi2  # 63 degrees of freedom: p < 1e-5 beyond 120
+    again = np.empty(n, np.uint16)
+    fill_mask(again, np.uint64(7), np.uint16(32768), np.uint16(1))
+    fill_mask(lanes, np.uint64(7), np.uint16(32768), np.uint16(1))
+    assert np.array_equal(again, lanes)
+    fill_mask(again, np.uint64(8), np.uint16(32768), np.uint16(1))
+    assert 0.45 < (again == lanes).mean() < 0.55
