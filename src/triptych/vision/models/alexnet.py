@@ -16,24 +16,25 @@ from __future__ import annotations
 from torch import nn
 
 from .common import ConvMLPClassifier, init_conv_mlp
+from .conv import Conv2d
 from .registry import register_model
 
 
 def alexnet_trunk(in_channels: int, small_input: bool) -> nn.Sequential:
     if small_input:
-        stem = [nn.Conv2d(in_channels, 64, 3, padding=1)]
+        stem = [Conv2d(in_channels, 64, 3, padding=1)]
         pool = lambda: nn.MaxPool2d(2, ceil_mode=True)  # noqa: E731
-        conv2 = nn.Conv2d(64, 192, 3, padding=1)
+        conv2 = Conv2d(64, 192, 3, padding=1)
     else:
-        stem = [nn.Conv2d(in_channels, 64, 11, stride=4, padding=2)]  # (B, 64, 55, 55)
+        stem = [Conv2d(in_channels, 64, 11, stride=4, padding=2)]  # (B, 64, 55, 55)
         pool = lambda: nn.MaxPool2d(3, stride=2)  # noqa: E731  overlapping pooling
-        conv2 = nn.Conv2d(64, 192, 5, padding=2)
+        conv2 = Conv2d(64, 192, 5, padding=2)
     return nn.Sequential(
         *stem, nn.ReLU(inplace=True), pool(),  # (B, 64, 27, 27)
         conv2, nn.ReLU(inplace=True), pool(),  # (B, 192, 13, 13)
-        nn.Conv2d(192, 384, 3, padding=1), nn.ReLU(inplace=True),
-        nn.Conv2d(384, 256, 3, padding=1), nn.ReLU(inplace=True),
-        nn.Conv2d(256, 256, 3, padding=1), nn.ReLU(inplace=True),
+        Conv2d(192, 384, 3, padding=1), nn.ReLU(inplace=True),
+        Conv2d(384, 256, 3, padding=1), nn.ReLU(inplace=True),
+        Conv2d(256, 256, 3, padding=1), nn.ReLU(inplace=True),
         pool(),  # (B, 256, 6, 6)
     )
 

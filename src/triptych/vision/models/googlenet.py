@@ -24,12 +24,13 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from .conv import Conv2d
 from .registry import ImageClassifier, register_model, scaled_channels
 
 
 def conv_bn_relu(cin: int, cout: int, kernel: int, stride: int = 1) -> nn.Sequential:
     return nn.Sequential(
-        nn.Conv2d(cin, cout, kernel, stride=stride, padding=kernel // 2, bias=False),
+        Conv2d(cin, cout, kernel, stride=stride, padding=kernel // 2, bias=False),
         nn.BatchNorm2d(cout, eps=0.001),
         nn.ReLU(inplace=True),
     )

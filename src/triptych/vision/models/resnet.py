@@ -19,13 +19,14 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from .conv import Conv2d
 from .registry import ImageClassifier, register_model, scaled_channels
 
 
 def conv_bn(cin: int, cout: int, kernel: int, stride: int = 1) -> nn.Sequential:
     """conv (no bias: BN's shift replaces it) + batch norm."""
     return nn.Sequential(
-        nn.Conv2d(cin, cout, kernel, stride=stride, padding=kernel // 2, bias=False),
+        Conv2d(cin, cout, kernel, stride=stride, padding=kernel // 2, bias=False),
         nn.BatchNorm2d(cout),
     )
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 from torch import nn
 
 from .common import ConvMLPClassifier, init_conv_mlp
+from .conv import Conv2d
 from .registry import register_model, scaled_channels
 
 # The paper's Table 1 columns: A (11 layers), B (13), D (16), E (19).
@@ -32,7 +33,7 @@ def vgg_trunk(cfg: list[int | str], in_channels: int, batch_norm: bool, small_in
             # ceil_mode lets an 8x8 image survive five halvings (8, 4, 2, 1, 1, 1).
             layers.append(nn.MaxPool2d(2, ceil_mode=small_input))
             continue
-        layers.append(nn.Conv2d(channels, item, 3, padding=1))
+        layers.append(Conv2d(channels, item, 3, padding=1))
         if batch_norm:
             layers.append(nn.BatchNorm2d(item))
         layers.append(nn.ReLU(inplace=True))

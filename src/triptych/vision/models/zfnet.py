@@ -20,24 +20,25 @@ from __future__ import annotations
 from torch import nn
 
 from .common import ConvMLPClassifier, init_conv_mlp
+from .conv import Conv2d
 from .registry import register_model
 
 
 def zfnet_trunk(in_channels: int, small_input: bool) -> nn.Sequential:
     if small_input:
-        conv1 = nn.Conv2d(in_channels, 96, 3, padding=1)
-        conv2 = nn.Conv2d(96, 256, 5, padding=2)
+        conv1 = Conv2d(in_channels, 96, 3, padding=1)
+        conv2 = Conv2d(96, 256, 5, padding=2)
         pool = lambda: nn.MaxPool2d(2, ceil_mode=True)  # noqa: E731
     else:
-        conv1 = nn.Conv2d(in_channels, 96, 7, stride=2, padding=1)  # (B, 96, 110, 110)
-        conv2 = nn.Conv2d(96, 256, 5, stride=2)  # (B, 256, 26, 26)
+        conv1 = Conv2d(in_channels, 96, 7, stride=2, padding=1)  # (B, 96, 110, 110)
+        conv2 = Conv2d(96, 256, 5, stride=2)  # (B, 256, 26, 26)
         pool = lambda: nn.MaxPool2d(3, stride=2, padding=1)  # noqa: E731  110->55, 26->13
     return nn.Sequential(
         conv1, nn.ReLU(inplace=True), pool(), nn.LocalResponseNorm(5),  # (B, 96, 55, 55)
         conv2, nn.ReLU(inplace=True), pool(), nn.LocalResponseNorm(5),  # (B, 256, 13, 13)
-        nn.Conv2d(256, 384, 3, padding=1), nn.ReLU(inplace=True),
-        nn.Conv2d(384, 384, 3, padding=1), nn.ReLU(inplace=True),
-        nn.Conv2d(384, 256, 3, padding=1), nn.ReLU(inplace=True),
+        Conv2d(256, 384, 3, padding=1), nn.ReLU(inplace=True),
+        Conv2d(384, 384, 3, padding=1), nn.ReLU(inplace=True),
+        Conv2d(384, 256, 3, padding=1), nn.ReLU(inplace=True),
         nn.MaxPool2d(2, ceil_mode=True) if small_input else nn.MaxPool2d(3, stride=2),  # (B, 256, 6, 6)
     )
 
