@@ -59,6 +59,7 @@ def test_the_rule_takes_the_measured_winners_and_leaves_the_losers():
 @pytest.mark.parametrize("amx", [True, False])
 def test_resnet_under_bf16_autocast_takes_the_path_only_with_amx_and_trains_alike(monkeypatch, amx):
     monkeypatch.setattr(conv_module, "_amx", lambda: amx)
+    assert conv_module.FORCE is None  # the CPU decides
     calls = []
     real_apply = _PatchProductConv.apply
     monkeypatch.setattr(_PatchProductConv, "apply", lambda *a: calls.append(1) or real_apply(*a))

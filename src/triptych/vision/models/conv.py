@@ -32,6 +32,10 @@ from torch import nn
 from triptych.hardware import cpu_flags
 
 
+# None: the path where the CPU has AMX; True/False: force it on or off (benchmarks, tests).
+FORCE: bool | None = None
+
+
 @functools.lru_cache(maxsize=None)
 def _amx() -> bool:
     return "amx_bf16" in cpu_flags()
@@ -106,7 +110,7 @@ class Conv2d(nn.Conv2d):
             and self.dilation == (1, 1)
             and self.padding_mode == "zeros"
             and not isinstance(self.padding, str)
-            and _amx()
+            and (_amx() if FORCE is None else FORCE)
         ):
             return False
         (kh, kw), (sh, sw), (ph, pw) = self.kernel_size, self.stride, self.padding
