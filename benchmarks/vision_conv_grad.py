@@ -4,7 +4,9 @@ patch-product weight gradient (`triptych.vision.models.conv`), same process.
 Each model as its recipe trains it: 1x28x28 inputs, batch 64, channels-last,
 bf16 autocast, Nesterov SGD, random data (the step's cost does not depend on
 it). Rounds of `--steps` steps alternate the two paths; each side's median
-round is reported, and the ratio of the medians. The path is forced on for
+round is reported, the ratio of the medians, and each side's MFU: the model
+FLOPs of a step (counted once, by torch's FLOP counter, on the oneDNN path)
+per second over the bf16 GEMM peak measured in the same run. The path is forced on for
 the measure whatever the CPU (on a CPU without AMX it is off by default:
 this is how to measure whether it should be on there).
 
@@ -25,7 +27,7 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
-from triptych.hardware import describe  # noqa: E402
+from triptych.hardware import counted_flops, describe, gemm_peak_gflops  # noqa: E402
 from triptych.vision.models import conv, get_model  # noqa: E402
 
 RECIPES = {  # the `model` sections of configs/vision/*-fashion.yaml
@@ -37,7 +39,8 @@ RECIPES = {  # the `model` sections of configs/vision/*-fashion.yaml
 }
 
 
-def rounds_for(name: str, rounds: int, steps: int) -> dict[bool, list[float]]:
+def rounds_for(name: str, rounds: int, steps: int) -> tuple[dict[bool, list[float]], int]:
+    """({patch product on: [img/s a round]}, model FLOPs of one step)."""
     torch.manual_seed(0)
     model = get_model(name, num_classes=10, in_channels=1, **RECIPES[name]).to(memory_format=torch.channels_last)
     model.train()
@@ -62,12 +65,14 @@ def rounds_for(name: str, rounds: int, steps: int) -> dict[bool, list[float]]:
 
     for on in (True, False):
         images_per_second(on, 3)  # warm-up of each path
+    conv.FORCE = False
+    step_flops = counted_flops(lambda: images_per_second(False, 1))
     speeds: dict[bool, list[float]] = {True: [], False: []}
     for r in range(rounds):
         for on in (True, False) if r % 2 == 0 else (False, True):
             speeds[on].append(images_per_second(on, steps))
     conv.FORCE = None
-    return speeds
+    return speeds, step_flops
 
 
 def main() -> None:
@@ -79,15 +84,20 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     result = {"benchmark": "vision_conv_grad", "threads": args.threads, "batch": 64, "precision": "bf16"}
+    peak = gemm_peak_gflops("bfloat16")
+    result["peak_gflop_per_s"] = round(peak, 1)
     for name in args.models.split(","):
         if name not in RECIPES:
             sys.exit(f"vision_conv_grad.py: --models: unknown model {name!r} (one of {', '.join(RECIPES)})")
-        speeds = rounds_for(name, args.rounds, args.steps)
+        speeds, step_flops = rounds_for(name, args.rounds, args.steps)
         on, off = statistics.median(speeds[True]), statistics.median(speeds[False])
+        mfu = {side: step_flops * speed / 64 / 1e9 / peak for side, speed in (("on", on), ("off", off))}
         result[name] = {"patch_product_img_per_s": round(on, 1), "onednn_img_per_s": round(off, 1),
-                        "ratio": round(on / off, 3)}  # fmt: skip
+                        "ratio": round(on / off, 3), "step_gflop": round(step_flops / 1e9, 2),
+                        "patch_product_mfu": round(mfu["on"], 4), "onednn_mfu": round(mfu["off"], 4)}  # fmt: skip
         print(f"{name:10s} patch product {on:7.1f} img/s  oneDNN {off:7.1f} img/s  ratio {on / off:.3f}"
-              f"  (medians of {args.rounds})", file=sys.stderr)  # fmt: skip
+              f"  (medians of {args.rounds}); MFU {mfu['on']:.3f} vs {mfu['off']:.3f} of {peak:.0f} GFLOP/s",
+              file=sys.stderr)  # fmt: skip
     result["machine"] = describe()
     print(json.dumps(result))
 
