@@ -30,6 +30,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from triptych.hardware import cpu_flags
+from triptych.vision.layers import conv_output_size
 
 
 # None: the path where the CPU has AMX; True/False: force it on or off (benchmarks, tests).
@@ -53,7 +54,7 @@ def patches(x: torch.Tensor, kernel, stride, padding) -> torch.Tensor:
     (kh, kw), (sh, sw), (ph, pw) = kernel, stride, padding
     batch, channels, height, width = x.shape
     padded = F.pad(x.permute(0, 2, 3, 1), (0, 0, pw, pw, ph, ph)).contiguous()  # (B, H+2ph, W+2pw, C)
-    out_h, out_w = (height + 2 * ph - kh) // sh + 1, (width + 2 * pw - kw) // sw + 1
+    out_h, out_w = conv_output_size(height, kh, sh, ph), conv_output_size(width, kw, sw, pw)
     s_b, s_h, s_w, s_c = padded.stride()
     windows = padded.as_strided((batch, out_h, out_w, kh, kw, channels), (s_b, s_h * sh, s_w * sw, s_h, s_w, s_c))
     return windows.reshape(batch * out_h * out_w, kh * kw * channels)
@@ -114,6 +115,5 @@ class Conv2d(nn.Conv2d):
         ):
             return False
         (kh, kw), (sh, sw), (ph, pw) = self.kernel_size, self.stride, self.padding
-        out_h = (x.shape[2] + 2 * ph - kh) // sh + 1
-        out_w = (x.shape[3] + 2 * pw - kw) // sw + 1
-        return uses_patch_product(self.in_channels, self.kernel_size, out_h * out_w)
+        positions = conv_output_size(x.shape[2], kh, sh, ph) * conv_output_size(x.shape[3], kw, sw, pw)
+        return uses_patch_product(self.in_channels, self.kernel_size, positions)
