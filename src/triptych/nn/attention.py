@@ -14,6 +14,8 @@ import math
 import torch
 import torch.nn.functional as F
 
+from triptych.nn import attention_steps
+
 
 def attend(q, k, v, bias, dropout: float, causal: bool, need_weights: bool):
     """Scaled dot-product attention over (B,H,*,D) tensors -> (B,H,Tq,D)[, weights].
@@ -32,6 +34,8 @@ def attend(q, k, v, bias, dropout: float, causal: bool, need_weights: bool):
     cpu, many_queries = q.device.type == "cpu", q.size(-2) > 16
     if not need_weights and (not cpu or (q.dtype == torch.float32 and many_queries)):
         return F.scaled_dot_product_attention(q, k, v, attn_mask=bias, dropout_p=dropout, is_causal=causal), None
+    if attention_steps.serves(q, k, v, bias, dropout, causal, need_weights):
+        return attention_steps.attend_steps(q, k, v, bias), None
     scores = (q * (1 / math.sqrt(q.size(-1)))) @ k.transpose(-2, -1)  # (B, H, Tq, Tk); q is the smaller pass
     if causal:
         tq, tk = scores.shape[-2:]

@@ -1,0 +1,94 @@
+"""The decoding steps' compiled attention (`nn/attention_steps.py`) against
+the explicit matmul path it replaces, and where it does and does not serve."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from triptych.nn import attention_steps
+from triptych.nn.attention import attend
+from triptych.nn.attention_steps import attend_steps, serves
+
+
+def reference(q, k, v, bias):
+    """softmax(q k^T / sqrt(D) + bias) v in float64."""
+    scores = q.double() @ k.double().transpose(-2, -1) / math.sqrt(q.size(-1))
+    if bias is not None:
+        scores = scores + bias.double()
+    return scores.softmax(-1) @ v.double()
+
+
+def case(B=5, H=3, T=1, S=23, D=16, seed=0, lengths=None, holes=False):
+    g = torch.Generator().manual_seed(seed)
+    q, k, v = (torch.randn(B, H, n, D, generator=g) for n in (T, S, S))
+    if lengths is None:
+        return q, k, v, None
+    bias = torch.zeros(B, 1, 1, S)
+    for b, n in enumerate(lengths):
+        bias[b, ..., n:] = -math.inf
+    if holes:  # masked positions inside a row, not only its tail
+        bias[:, ..., 1] = -math.inf
+    return q, k, v, bias
+
+
+@pytest.mark.parametrize(
+    "shape, lengths, holes",
+    [
+        (dict(), (23, 1, 7, 16, 23), False),  # right-padded sources of very different lengths
+        (dict(T=4), (3, 23, 9, 2, 11), False),  # beam search's grouped hypotheses: G queries a row
+        (dict(), (23, 20, 7, 16, 5), True),
+        (dict(S=1, B=2), (1, 1), False),
+        (dict(D=64, S=40, T=2), None, False),  # self-attention over the cache: no mask
+    ],
+)
+def test_equals_softmax_attention_in_float64(shape, lengths, holes):
+    q, k, v, bias = case(**shape, lengths=lengths, holes=holes)
+    got = attend_steps(q, k, v, bias)
+    assert got.dtype == torch.float32 and got.shape == q.shape
+    torch.testing.assert_close(got.double(), reference(q, k, v, bias), atol=2e-6, rtol=1e-5)
+
+
+def test_non_contiguous_inputs_as_the_decoder_passes_them():
+    q, k, v, bias = case(T=2, lengths=(23, 4, 9, 1, 17))
+    q_strided = q.transpose(1, 2).contiguous().transpose(1, 2)  # (B, H, T, D) view of a (B, T, H, D) tensor
+    assert not q_strided.is_contiguous()
+    torch.testing.assert_close(attend_steps(q_strided, k, v, bias), attend_steps(q, k, v, bias))
+
+
+def test_attend_takes_it_for_float32_inference_steps_only(monkeypatch):
+    calls = []
+    monkeypatch.setattr(attention_steps, "attend_steps", lambda *a: calls.append(1) or reference(*a).float())
+    q, k, v, bias = case(lengths=(23, 1, 7, 16, 23))
+    with torch.no_grad():
+        attend(q, k, v, bias, 0.0, False, need_weights=False)
+        assert len(calls) == 1
+        attend(q, k, v, bias, 0.0, False, need_weights=True)  # the pictures need the weights
+        attend(q.bfloat16(), k.bfloat16(), v.bfloat16(), bias, 0.0, False, need_weights=False)
+        attend(*case(T=17, lengths=(23,) * 5)[:3], bias, 0.0, False, need_weights=False)  # many queries: fused
+        attend(q, k, v, bias, 0.0, True, need_weights=False)  # causal
+    attend(q, k, v, bias, 0.0, False, need_weights=False)  # gradients on: training
+    assert len(calls) == 1
+    assert not serves(q, k, v, bias, 0.1, False, False)  # dropout
+
+
+def test_greedy_and_beam_tokens_unchanged_by_the_kernel(monkeypatch):
+    """A small Transformer decodes a ragged batch alike with and without it."""
+    from tests.text.test_transformer_fast_paths import BOS, EOS, ragged, tiny
+    from triptych.text.generation.search import beam_search, greedy
+
+    m, src = tiny(), ragged()
+    calls, kernel = [], attention_steps.attend_steps
+    monkeypatch.setattr(attention_steps, "attend_steps", lambda *a: calls.append(1) or kernel(*a))
+    runs = []
+    for on in (True, False):
+        if not on:
+            monkeypatch.setattr(attention_steps, "serves", lambda *a: False)
+        with torch.inference_mode():
+            beams = beam_search(m, src, beam=3, bos=BOS, eos=EOS, max_len=12)
+            runs.append((greedy(m, src, bos=BOS, eos=EOS, max_len=12), [h[0].tokens for h in beams]))
+        if on:
+            assert len(calls) >= 2 * 12  # the steps' self- and cross-attention went through it
+    assert runs[0] == runs[1]
