@@ -29,6 +29,13 @@ once per round, as `triptych text eval` does once per file: one
 with them (about 20 ms a round). Called bare, `greedy` reorders them at
 every call.
 
+Memory. The process keeps glibc's malloc defaults. The triptych commands
+change them (`hardware.keep_freed_memory`: large tensors reuse freed pages,
+our greedy 1.08x faster); in one process that speeds HF up as well, more
+than us (docs/history/2026-12-07i-vocab-loss-step-attention.md), so both
+run on the defaults here: the ratio is the library's, and `triptych text
+eval` decodes about 8% faster than this side does.
+
 Precision. "triptych" decodes in float32, as HF does: its ratio is the
 same-precision comparison the targets are about. Where this CPU's default
 inference dtype is bfloat16 (a CPU with AMX or AVX512-BF16, or TRIPTYCH_INFERENCE_DTYPE=

@@ -101,3 +101,47 @@ def test_auto_memory_format_follows_the_measurements(device, expected):
     assert hardware.conv_memory_format("auto", device) == expected
     for asked in ("channels_last", "contiguous"):  # what is asked is kept
         assert hardware.conv_memory_format(asked, device) == asked
+
+
+_FAULTS = """
+import ctypes, resource
+from triptych import hardware
+state = hardware.keep_freed_memory()
+libc = ctypes.CDLL(None)
+libc.malloc.restype, libc.malloc.argtypes, libc.free.argtypes = ctypes.c_void_p, [ctypes.c_size_t], [ctypes.c_void_p]
+size = 20 << 20  # over glibc's default mmap threshold
+block = libc.malloc(size); ctypes.memset(block, 1, size); libc.free(block)
+before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+block = libc.malloc(size); ctypes.memset(block, 1, size)
+print(state, resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before, hardware.describe()["allocator"])
+"""
+
+
+def _run_faults(env_extra):
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_") and k != "LD_PRELOAD"}
+    out = subprocess.run([sys.executable, "-c", _FAULTS], env={**env, **env_extra}, capture_output=True, text=True, check=True)
+    state, faults, described = out.stdout.split()
+    return state, int(faults), described
+
+
+@pytest.mark.skipif(__import__("platform").libc_ver()[0] != "glibc", reason="glibc's mallopt")
+def test_freed_large_blocks_are_reused_without_page_faults():
+    state, faults, described = _run_faults({})
+    assert state == described == "glibc-kept"
+    user_state, default_faults, _ = _run_faults({"MALLOC_ARENA_MAX": "4"})
+    assert user_state == "user"  # the user's own settings win, and glibc's defaults then stand
+    assert faults * 10 < default_faults  # the freed block's pages reused, not faulted in afresh
+
+
+def test_every_command_asks_for_it(monkeypatch):
+    from triptych import cli
+
+    calls = []
+    monkeypatch.setattr(hardware, "keep_freed_memory", lambda: calls.append(1) or "default")
+    with pytest.raises(SystemExit):
+        cli.main(["--version"])
+    assert calls == [1]

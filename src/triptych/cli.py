@@ -63,8 +63,9 @@ def _engine(name: str, call: str):
 
 
 def main(argv: list[str] | None = None) -> int:
-    from triptych import files, schema
+    from triptych import files, hardware, schema
 
+    hardware.keep_freed_memory()  # large tensors reuse freed pages instead of faulting fresh ones
     parser = build_parser()
     args = parser.parse_args(argv)
     files.forget_inputs()

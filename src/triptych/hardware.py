@@ -190,6 +190,43 @@ def torch_paths() -> dict:
     }
 
 
+# glibc's defaults hand every freed block over 128 KB back to the kernel (the
+# threshold creeps up to 32 MB as such blocks are freed, but the trim below
+# it undoes that), so each new large tensor faults its pages in afresh:
+# greedy decoding of the benchmark's 96 documents took 34-40k page faults a
+# run, 2 with these settings, and ran 1.08x faster (Intel Xeon, 2 threads).
+# Peak memory is the same (593 against 590 MB); freed memory up to the trim
+# threshold stays with the process for its next tensors.
+MMAP_THRESHOLD, TRIM_THRESHOLD = 32 << 20, 256 << 20
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # mallopt's parameter numbers (malloc.h)
+_allocator = "default"
+
+
+def keep_freed_memory() -> str:
+    """Ask glibc's malloc to serve blocks up to 32 MB from its heap and to keep
+    up to 256 MB freed at the heap's top; the commands call it at start.
+    Left alone where the user chose (MALLOC_*_ environment settings, an
+    allocator in LD_PRELOAD) or the C library is not glibc. Returns what the
+    process now has: "glibc-kept", "default" or "user"."""
+    global _allocator
+    if _allocator != "default":
+        return _allocator
+    if any(k.startswith("MALLOC_") for k in os.environ) or "malloc" in os.environ.get("LD_PRELOAD", ""):
+        _allocator = "user"
+        return _allocator
+    if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
+        return _allocator
+    import ctypes
+
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError):
+        return _allocator
+    if mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD) == 1 and mallopt(_M_TRIM_THRESHOLD, TRIM_THRESHOLD) == 1:
+        _allocator = "glibc-kept"
+    return _allocator
+
+
 def describe() -> dict:
     """Everything a benchmark line needs to say where it ran and which paths it took."""
     flags = cpu_flags()
@@ -199,6 +236,7 @@ def describe() -> dict:
         "isa": [f for f in _INTERESTING if f in flags],
         **torch_paths(),
         "inference_dtype": default_inference_dtype(),
+        "allocator": _allocator,
     }
 
 
