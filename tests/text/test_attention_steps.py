@@ -72,6 +72,10 @@ def test_attend_takes_it_for_float32_inference_steps_only(monkeypatch):
     attend(q, k, v, bias, 0.0, False, need_weights=False)  # gradients on: training
     assert len(calls) == 1
     assert not serves(q, k, v, bias, 0.1, False, False)  # dropout
+    with torch.no_grad():
+        assert serves(q, k, v, bias, 0.0, False, False)
+        monkeypatch.setattr(torch.onnx, "is_in_onnx_export", lambda: True)  # a trace cannot see into the kernel
+        assert not serves(q, k, v, bias, 0.0, False, False)
 
 
 def test_greedy_and_beam_tokens_unchanged_by_the_kernel(monkeypatch):

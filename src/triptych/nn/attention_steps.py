@@ -73,9 +73,12 @@ MAX_QUERIES = 16
 
 
 def serves(q, k, v, bias, dropout: float, causal: bool, need_weights: bool) -> bool:
-    """Whether `attend_steps` takes this call: float32 CPU inference, a few queries."""
+    """Whether `attend_steps` takes this call: float32 CPU inference, a few
+    queries; never while a graph is being traced (ONNX export, TorchScript,
+    torch.compile), which cannot see inside the compiled kernel."""
     return (
         not need_weights
+        and not _tracing()
         and not causal
         and dropout == 0.0
         and not torch.is_grad_enabled()
@@ -86,6 +89,10 @@ def serves(q, k, v, bias, dropout: float, causal: bool, need_weights: bool) -> b
         and k.size(0) == q.size(0)
         and (bias is None or (bias.dim() == 4 and bias.shape[1:3] == (1, 1) and bias.size(0) == q.size(0)))
     )
+
+
+def _tracing() -> bool:
+    return torch.jit.is_tracing() or torch.onnx.is_in_onnx_export() or torch.compiler.is_compiling()
 
 
 def attend_steps(q, k, v, bias):
