@@ -134,10 +134,13 @@ class CrossAttention(nn.Module):
         (the projection then skips the pads; their keys/values are zeros,
         masked out by the bias) -> keys, values (B,H,S,D)."""
         kv = self.kv(memory)  # (B, S, 2C) or (N, 2C)
-        if packing is not None:
-            kv = packing.unpack(kv)  # (B, S, 2C)
-        B, S, C = kv.shape[0], kv.shape[1], kv.shape[2] // 2
-        k, v = kv.view(B, S, 2, self.heads, C // self.heads).permute(2, 0, 3, 1, 4)  # 2 x (B,H,S,D)
+        H, D = self.heads, kv.size(-1) // (2 * self.heads)
+        if packing is not None:  # written once, straight into the layout the steps read
+            grid = kv.new_zeros(2, packing.B, H, packing.S, D)
+            grid.permute(1, 3, 0, 2, 4)[packing.keep] = kv.view(-1, 2, H, D)  # (B, S, 2, H, D) view
+            return grid[0], grid[1]  # (B, H, S, D) each, contiguous
+        B, S = kv.shape[:2]
+        k, v = kv.view(B, S, 2, H, D).permute(2, 0, 3, 1, 4)  # 2 x (B,H,S,D)
         # Contiguous once here, or every decoding step's matmul would copy them.
         return k.contiguous(), v.contiguous()
 
