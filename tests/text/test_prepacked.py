@@ -196,3 +196,23 @@ def test_bf16_packing_is_refused_where_the_cpu_has_no_bf16_kernels(monkeypatch):
         with prepacked.packed_weights("bfloat16"):
             pass
     assert prepacked._packed.get() is None
+
+
+@needs_onednn
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
+@pytest.mark.parametrize("shape", [(1, 64), (32, 64), (4, 3, 64)])
+def test_relu_mlp_fused_equals_the_three_calls_apart(dtype, shape, request):
+    if dtype == "bfloat16":
+        request.getfixturevalue("bf16_kernels")
+    first, x = layer(64, 200), torch.randn(shape)
+    torch.manual_seed(1)
+    second = prepacked.Linear(200, 64)
+    with torch.inference_mode(), prepacked.packed_weights(dtype):
+        apart = second(F.relu(first(x)))
+        fused = prepacked.relu_mlp(x, first, second)
+        assert packed_ids() == {id(first.weight), id(second.weight)}
+    assert fused.dtype == torch.float32 and fused.shape == apart.shape
+    torch.testing.assert_close(fused, apart, rtol=0, atol=0)  # a ReLU commutes with rounding: bit for bit
+    with torch.inference_mode():  # no packing context: plain F.linear, the same function
+        plain = F.linear(F.relu(F.linear(x, first.weight, first.bias)), second.weight, second.bias)
+        torch.testing.assert_close(prepacked.relu_mlp(x, first, second), plain)

@@ -116,9 +116,9 @@ def _resolve(dtype: str | None) -> str:
     return dtype
 
 
-def linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
-    """`F.linear(x, weight, bias)`, through the packed weight where it is faster (equal to float32 rounding).
-    Only parameters are packed: the copies are found by the weight's identity."""
+def _packed_entry(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None):
+    """(weight, its packed copy, the bias in the copy's dtype) where the packed
+    product serves `x @ weight^T` here, else None (F.linear serves)."""
     cache = _packed.get()
     if (
         cache is None
@@ -130,14 +130,41 @@ def linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = No
         or torch.is_autocast_enabled("cpu")
         or not _onednn_available()
     ):
-        return F.linear(x, weight, bias)
+        return None
     entry = cache.get(id(weight))
     if entry is None:  # the weight is kept in the entry, so its id cannot be reused while the context lasts
         entry = cache[id(weight)] = _pack(weight, bias, _dtype.get())
+    return entry
+
+
+def linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
+    """`F.linear(x, weight, bias)`, through the packed weight where it is faster (equal to float32 rounding).
+    Only parameters are packed: the copies are found by the weight's identity."""
+    entry = _packed_entry(x, weight, bias)
+    if entry is None:
+        return F.linear(x, weight, bias)
     _, packed, packed_bias = entry
     if packed.dtype == torch.float32:
         return torch.ops.mkldnn._linear_pointwise(x, packed, bias, "none", [], "")
     y = torch.ops.mkldnn._linear_pointwise(x.to(packed.dtype), packed, packed_bias, "none", [], "")
+    return y.to(x.dtype)
+
+
+def relu_mlp(x: torch.Tensor, first: nn.Linear, second: nn.Linear) -> torch.Tensor:
+    """`second(relu(first(x)))`, the Transformer's feed-forward block at inference.
+
+    With both weights packed, the ReLU runs inside the first product (a
+    oneDNN post-op on its accumulator) and the hidden activations go to the
+    second product in the products' dtype: under bf16 copies, no cast of the
+    (rows, 4C) hidden layer to float32 and back (exact either way: a ReLU
+    commutes with rounding), and no separate ReLU pass. Same numbers as the
+    three calls apart."""
+    one = _packed_entry(x, first.weight, first.bias)
+    two = _packed_entry(x, second.weight, second.bias) if one is not None else None
+    if one is None or two is None:
+        return linear(F.relu(linear(x, first.weight, first.bias)), second.weight, second.bias)
+    hidden = torch.ops.mkldnn._linear_pointwise(x.to(one[1].dtype), one[1], one[2], "relu", [], "")
+    y = torch.ops.mkldnn._linear_pointwise(hidden.to(two[1].dtype), two[1], two[2], "none", [], "")
     return y.to(x.dtype)
 
 

@@ -41,7 +41,7 @@ from triptych.text.models.dropout import dropout
 from triptych.text.models.vocab_loss import projected_nll
 from triptych.nn.attention import attend, attend_rows
 from triptych.nn.packing import Packing
-from triptych.nn.prepacked import Linear, linear
+from triptych.nn.prepacked import Linear, linear, relu_mlp
 
 
 @dataclass
@@ -166,6 +166,8 @@ class FeedForward(nn.Module):
         self.dropout = cfg.dropout
 
     def forward(self, x):
+        if not self.training:  # no dropout between: the packed products can fuse the ReLU (`relu_mlp`)
+            return relu_mlp(x, self.fc1, self.fc2)
         return self.fc2(dropout(F.relu(self.fc1(x), inplace=True), self.dropout, self.training))
 
 
