@@ -13,6 +13,8 @@ threads torch uses. At 32 rows x 4 heads x 256 positions (37% real), float32,
 
 Same numbers as the matmul path to float32 rounding (sums reassociated);
 positions masked with -inf in the middle of a row get zero weight as there.
+A row with no unmasked position at all (which no decoding makes: sources
+are never empty) gets zeros, where the matmul path gives NaN.
 """
 
 from __future__ import annotations
