@@ -96,3 +96,14 @@ def test_greedy_and_beam_tokens_unchanged_by_the_kernel(monkeypatch):
         if on:
             assert len(calls) >= 2 * 12  # the steps' self- and cross-attention went through it
     assert runs[0] == runs[1]
+
+
+def test_decoding_threads_side_by_side_get_their_own_answers():
+    """Two threads (a server's, say) calling at once each get their own rows back."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    cases = [case(seed=s, lengths=(23, 1 + s, 7, 16, 23)) for s in range(8)]
+    with ThreadPoolExecutor(4) as pool:
+        outs = list(pool.map(lambda c: attend_steps(*c), cases * 4))
+    for c, got in zip(cases * 4, outs):
+        torch.testing.assert_close(got.double(), reference(*c), atol=2e-6, rtol=1e-5)

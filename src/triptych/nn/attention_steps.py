@@ -20,6 +20,7 @@ are never empty) gets zeros, where the matmul path gives NaN.
 from __future__ import annotations
 
 import math
+import threading
 
 import numba
 import numpy as np
@@ -72,6 +73,7 @@ def _attend(q, k, v, bias, scale, out):
 
 
 MAX_QUERIES = 16
+_launch = threading.Lock()
 
 
 def serves(q, k, v, bias, dropout: float, causal: bool, need_weights: bool) -> bool:
@@ -103,11 +105,14 @@ def attend_steps(q, k, v, bias):
     S = k.size(2)
     mask = torch.zeros(B, S) if bias is None else bias.reshape(B, S).float().contiguous()
     out = torch.empty(B, H, T, D)
-    threads = numba.get_num_threads()
-    numba.set_num_threads(max(1, min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS)))
-    try:
-        _attend(*(t.detach().contiguous().numpy() for t in (q, k, v, mask)),
-                np.float32(1.0 / math.sqrt(D)), out.numpy())  # fmt: skip
-    finally:
-        numba.set_num_threads(threads)
+    arrays = [t.detach().contiguous().numpy() for t in (q, k, v, mask)]
+    # One parallel launch at a time: numba's fallback thread pool (where neither
+    # OpenMP nor TBB is found) aborts the process on concurrent launches.
+    with _launch:
+        threads = numba.get_num_threads()
+        numba.set_num_threads(max(1, min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS)))
+        try:
+            _attend(*arrays, np.float32(1.0 / math.sqrt(D)), out.numpy())
+        finally:
+            numba.set_num_threads(threads)
     return out
