@@ -74,6 +74,10 @@ def test_attend_takes_it_for_float32_inference_steps_only(monkeypatch):
     assert not serves(q, k, v, bias, 0.1, False, False)  # dropout
     with torch.no_grad():
         assert serves(q, k, v, bias, 0.0, False, False)
+        full = case(lengths=(23,) * 5)  # no padding to skip: the matmuls are as fast
+        assert not serves(*full, 0.0, False, False)
+        assert not serves(*case(T=4, lengths=(23, 1, 7, 16, 23)), 0.0, False, False)  # 4 queries: 61% > 50%
+        assert not serves(q, k, v, None, 0.0, False, False)  # the self-attention's cache: no mask
         monkeypatch.setattr(torch.onnx, "is_in_onnx_export", lambda: True)  # a trace cannot see into the kernel
         assert not serves(q, k, v, bias, 0.0, False, False)
 

@@ -11,6 +11,12 @@ threads torch uses. At 32 rows x 4 heads x 256 positions (37% real), float32,
 2 threads, Intel Xeon: 443 against 1,410 us with the cache cold, 215 against
 617 us hot; at full length 1,085 against 1,366 (docs/results.md).
 
+Over full rows the matmuls are as fast or faster (one query: 0.96-1.54x
+the time, hot, rows of 200; four: 1.3-1.9x), so the kernel takes a call
+only where at least a quarter of the keys are masked (half, with several
+queries a row): the cross-attention over a batch of uneven sources, not the
+self-attention's cache, not one sentence at a time.
+
 Same numbers as the matmul path to float32 rounding (sums reassociated);
 positions masked with -inf in the middle of a row get zero weight as there.
 A row with no unmasked position at all (which no decoding makes: sources
@@ -21,6 +27,7 @@ from __future__ import annotations
 
 import math
 import threading
+import weakref
 
 import numba
 import numpy as np
@@ -33,29 +40,38 @@ _FAST = {"reassoc", "contract", "arcp", "nsz"}  # no "nnan"/"ninf": the masks ar
 
 
 @compiled(fastmath=_FAST)
-def _one_query(q, k, v, bias, n, scale, scores, out):
-    """q (D,), k and v (S, D), bias (S,): softmax(q k^T scale + bias) v over the first n positions."""
-    top = -np.inf
+def _one_pair(q, k, v, bias, n, scale, scores, out):
+    """q (T, D), k and v (S, D), bias (S,): softmax(q k^T scale + bias) v over
+    the first n positions, each key and value row read once for all T queries."""
+    T, D = q.shape
     for s in range(n):
         ks = k[s]
-        acc = np.float32(0.0)
-        for d in range(q.shape[0]):
-            acc += q[d] * ks[d]
-        x = acc * scale + bias[s]
-        scores[s] = x
-        top = max(top, x)
-    total = np.float32(0.0)
+        for t in range(T):
+            qt = q[t]
+            acc = np.float32(0.0)
+            for d in range(D):
+                acc += qt[d] * ks[d]
+            scores[t, s] = acc * scale + bias[s]
+    for t in range(T):
+        top = -np.inf
+        for s in range(n):
+            top = max(top, scores[t, s])
+        total = np.float32(0.0)
+        for s in range(n):
+            e = np.float32(np.exp(scores[t, s] - top))
+            scores[t, s] = e
+            total += e
+        inv = np.float32(1.0) / total
+        for s in range(n):
+            scores[t, s] *= inv
+        out[t, :] = 0.0
     for s in range(n):
-        e = np.float32(np.exp(scores[s] - top))
-        scores[s] = e
-        total += e
-    inv = np.float32(1.0) / total
-    out[:] = 0.0
-    for s in range(n):
-        w = scores[s] * inv
         vs = v[s]
-        for d in range(out.shape[0]):
-            out[d] += w * vs[d]
+        for t in range(T):
+            w = scores[t, s]
+            ot = out[t]
+            for d in range(D):
+                ot[d] += w * vs[d]
 
 
 @compiled(parallel=True, fastmath=_FAST)
@@ -67,13 +83,14 @@ def _attend(q, k, v, bias, scale, out):
         n = S  # positions past the last unmasked one cost nothing
         while n > 0 and bias[b, n - 1] == -np.inf:
             n -= 1
-        scores = np.empty(S, np.float32)
-        for t in range(T):
-            _one_query(q[b, h, t], k[b, h], v[b, h], bias[b], n, scale, scores, out[b, h, t])
+        scores = np.empty((T, S), np.float32)
+        _one_pair(q[b, h], k[b, h], v[b, h], bias[b], n, scale, scores, out[b, h])
 
 
 MAX_QUERIES = 16
+MAX_SHARE_ONE_QUERY, MAX_SHARE_QUERIES = 0.75, 0.5  # of the keys unmasked, at most (module docstring)
 _launch = threading.Lock()
+_last_share: list = [None, 0.0]  # (weak reference to a mask, its unmasked share)
 
 
 def serves(q, k, v, bias, dropout: float, causal: bool, need_weights: bool) -> bool:
@@ -81,18 +98,33 @@ def serves(q, k, v, bias, dropout: float, causal: bool, need_weights: bool) -> b
     queries; never while a graph is being traced (ONNX export, TorchScript,
     torch.compile), which cannot see inside the compiled kernel."""
     return (
-        not need_weights
-        and not _tracing()
+        bias is not None  # cheapest first: this runs for every attention call of a decoding
+        and not need_weights
         and not causal
         and dropout == 0.0
-        and not torch.is_grad_enabled()
-        and q.device.type == "cpu"
-        and q.dtype == k.dtype == v.dtype == torch.float32
         and q.dim() == 4
         and q.size(-2) <= MAX_QUERIES
+        and q.dtype == k.dtype == v.dtype == torch.float32
+        and q.device.type == "cpu"
+        and not torch.is_grad_enabled()
         and k.size(0) == q.size(0)
-        and (bias is None or (bias.dim() == 4 and bias.shape[1:3] == (1, 1) and bias.size(0) == q.size(0)))
+        and bias.dim() == 4
+        and bias.shape[1:3] == (1, 1)
+        and bias.size(0) == q.size(0)
+        and not _tracing()
+        and _unmasked_share(bias) <= (MAX_SHARE_ONE_QUERY if q.size(-2) == 1 else MAX_SHARE_QUERIES)
     )
+
+
+def _unmasked_share(bias) -> float:
+    """The share of positions the mask leaves; a decoding passes the same mask
+    at every step and layer, so the last one's answer is kept."""
+    last, share = _last_share
+    if last is not None and last() is bias:
+        return share
+    share = float((bias > float("-inf")).float().mean())
+    _last_share[:] = [weakref.ref(bias), share]
+    return share
 
 
 def _tracing() -> bool:
