@@ -37,6 +37,7 @@ from torch import nn
 
 from triptych.errors import UserError
 from triptych.registry import Registry
+from triptych.text.models.vocab_loss import projected_nll
 
 __all__ = [
     "Seq2Seq",
@@ -124,6 +125,15 @@ class Seq2Seq(nn.Module):
         label_smoothing: float = 0.0,
     ) -> tuple[torch.Tensor, int]:
         return sequence_loss(self(src, tgt_in), tgt_out, self.pad_id, label_smoothing)
+
+    def projected_loss(
+        self, h: torch.Tensor, targets: torch.Tensor, label_smoothing: float
+    ) -> tuple[torch.Tensor, int]:
+        """`loss` for a family whose output is the plain projection (no copy
+        attention) of h (N, C): through its `output` layer, or the tied
+        `embed` table where it has none, in one chunked pass (`vocab_loss`)."""
+        weight, bias = (self.embed.weight, None) if self.output is None else (self.output.weight, self.output.bias)
+        return projected_nll(h, weight, bias, targets, label_smoothing), int(targets.numel())
 
 
 # name -> (config dataclass, model class); filled by @register_model in each family's file.

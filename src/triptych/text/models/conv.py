@@ -60,7 +60,6 @@ from triptych.schema import bounded
 from triptych.text.models import Seq2Seq, register_model, sequence_loss
 from triptych.text.models.copy import output_log_probs
 from triptych.text.models.dropout import dropout
-from triptych.text.models.vocab_loss import projected_nll
 from triptych.nn.prepacked import linear as prepacked_linear
 
 IntOrList = Union[int, list]
@@ -326,9 +325,6 @@ class ConvS2S(Seq2Seq):
     def _logits(self, h):
         return prepacked_linear(h, self.embed.weight) if self.output is None else self.output(h)
 
-    def _projection(self):
-        """`_logits` as (weight, bias), the weight-normalised one computed afresh (with its graph)."""
-        return (self.embed.weight, None) if self.output is None else (self.output.weight, self.output.bias)
 
     def forward(self, src, tgt_in, return_attention: bool = False):
         """src (B,S), tgt_in (B,T) -> log_probs (B,T,V) [, {"cross": [L x (B,1,T,S)], "copy": (B,T,S)}]."""
@@ -349,7 +345,7 @@ class ConvS2S(Seq2Seq):
         h, g, weights, ctx, _ = self._decode(tgt_in, enc)
         keep = tgt_out != self.pad_id  # (B, T)
         if not self.cfg.copy:  # the plain projection: loss and gradient in one chunked pass
-            return projected_nll(h[keep], *self._projection(), tgt_out[keep], label_smoothing), int(keep.sum())
+            return self.projected_loss(h[keep], tgt_out[keep], label_smoothing)
         log_p = self._log_probs(h, g, weights[-1], ctx, enc, keep)  # (N, V)
         return sequence_loss(log_p, tgt_out[keep], self.pad_id, label_smoothing)
 

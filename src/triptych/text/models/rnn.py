@@ -43,7 +43,6 @@ from triptych.schema import bounded
 from triptych.text.models.attention import build_attention, check_attention_type
 from triptych.text.models import Seq2Seq, register_model, sequence_loss
 from triptych.text.models.copy import output_log_probs
-from triptych.text.models.vocab_loss import projected_nll
 from triptych.text.models.dropout import dropout
 from triptych.nn.prepacked import Linear, linear
 
@@ -245,9 +244,6 @@ class RNNSeq2Seq(Seq2Seq):
         h = out if self.to_embed is None else self.to_embed(out)
         return linear(h, self.embed.weight) if self.output is None else self.output(h)
 
-    def _projection(self):
-        """The last layer of `_logits` as (weight, bias): h W^T + b."""
-        return (self.embed.weight, None) if self.output is None else (self.output.weight, self.output.bias)
 
     def forward(self, src, tgt_in, return_attention: bool = False):
         """src (B,S), tgt_in (B,T) -> log_probs (B,T,V) [, {"cross": [(B,1,T,S)], "copy": (B,T,S)}]."""
@@ -268,7 +264,7 @@ class RNNSeq2Seq(Seq2Seq):
         keep = tgt_out != self.pad_id  # (B, T)
         if not self.cfg.copy:  # the plain projection: loss and gradient in one chunked pass
             h = out[keep] if self.to_embed is None else self.to_embed(out[keep])  # (M, E or H)
-            return projected_nll(h, *self._projection(), tgt_out[keep], label_smoothing), int(keep.sum())
+            return self.projected_loss(h, tgt_out[keep], label_smoothing)
         log_p = self._log_probs(out, ctx, w, emb, src, keep)  # (M, V)
         return sequence_loss(log_p, tgt_out[keep], self.pad_id, label_smoothing)
 

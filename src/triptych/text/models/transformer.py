@@ -38,7 +38,6 @@ from triptych.schema import bounded
 from triptych.text.models import Seq2Seq, register_model, sequence_loss
 from triptych.text.models.copy import output_log_probs
 from triptych.text.models.dropout import dropout
-from triptych.text.models.vocab_loss import projected_nll
 from triptych.nn.attention import attend, attend_rows
 from triptych.nn.packing import Packing
 from triptych.nn.prepacked import Linear, linear, relu_mlp
@@ -347,9 +346,6 @@ class Transformer(Seq2Seq):
     def _logits(self, h):
         return linear(h, self.embed.weight) if self.output is None else self.output(h)
 
-    def _projection(self):
-        """The output layer's (weight, bias): `_logits` is h W^T + b."""
-        return (self.embed.weight, None) if self.output is None else (self.output.weight, self.output.bias)
 
     def forward(self, src, tgt_in, return_attention: bool = False):
         """src (B,S), tgt_in (B,T) -> log_probs (B,T,V) [, {"cross": [L x (B,H,T,S)], "copy": (B,T,S)}]."""
@@ -380,7 +376,7 @@ class Transformer(Seq2Seq):
             h, x0 = packing.unpack(h), packing.unpack(x0)
         if not self.cfg.copy:  # the plain projection: loss and gradient in one chunked pass
             h = h if keep is None else h[keep]  # (N, C)
-            return projected_nll(h, *self._projection(), tgt_out[real], label_smoothing), int(real.sum())
+            return self.projected_loss(h, tgt_out[real], label_smoothing)
         log_p = self._log_probs(h, x0, enc, cross, keep)  # (N, V)
         return sequence_loss(log_p, tgt_out[real], self.pad_id, label_smoothing)
 
