@@ -56,3 +56,154 @@ def fill_mask(out, seed, threshold, keep):
         m = min(_CHUNK, n - start)
         _words_into(words, seed, start // 4)
         _select_into(lanes[:m], threshold, keep, out[start : start + m])
+
+
+# ---------------------------------------------------------------- fused passes
+#
+# The same stream, applied where it is drawn, so that no mask tensor is
+# written, kept for backward or read again (`dropout.relu_dropout`,
+# `dropout.add_dropout`). Each kernel takes flat arrays: float32 ones, or
+# bf16 ones as their uint16 bits, widened to float32 and rounded back to
+# nearest-even, the rounding torch's bf16 arithmetic does. `k` is the scale
+# 1/(1-p) already rounded to the activation's dtype, so every product equals
+# torch's `x * mask` bit for bit. (Every integer step is cast back to 32 bits:
+# numba widens uint32 arithmetic to 64, which stops the loops vectorising.)
+
+
+@compiled
+def _from_bf16(bits):
+    return np.uint32(np.uint32(bits) << np.uint32(16)).view(np.float32)
+
+
+@compiled
+def _to_bf16(value):
+    u = np.float32(value).view(np.uint32)
+    odd = np.uint32(np.uint32(u >> np.uint32(16)) & np.uint32(1))
+    return np.uint16(np.uint32(u + np.uint32(0x7FFF) + odd) >> np.uint32(16))
+
+
+@compiled
+def _relu_drop_f32(x, lanes, threshold, k, out):
+    zero = np.float32(0.0)
+    for t in range(out.size):
+        v = x[t]
+        out[t] = zero if v <= zero else v * (k if lanes[t] >= threshold else zero)  # NaN stays NaN, as relu
+
+
+@compiled
+def _relu_drop_bf16(x, lanes, threshold, k, out):
+    zero = np.float32(0.0)
+    for t in range(out.size):
+        v = _from_bf16(x[t])
+        out[t] = _to_bf16(zero if v <= zero else v * (k if lanes[t] >= threshold else zero))
+
+
+@compiled
+def _add_drop_f32(x, y, lanes, threshold, k, out):
+    zero = np.float32(0.0)
+    for t in range(out.size):
+        out[t] = x[t] + y[t] * (k if lanes[t] >= threshold else zero)
+
+
+@compiled
+def _add_drop_bf16(x, y, lanes, threshold, k, out):
+    zero = np.float32(0.0)
+    for t in range(out.size):
+        out[t] = x[t] + _from_bf16(_to_bf16(_from_bf16(y[t]) * (k if lanes[t] >= threshold else zero)))
+
+
+@compiled
+def _drop_grad_f32(grad, lanes, threshold, k, out):
+    zero = np.float32(0.0)
+    for t in range(out.size):
+        out[t] = grad[t] * (k if lanes[t] >= threshold else zero)
+
+
+@compiled
+def _drop_grad_bf16(grad, lanes, threshold, k, out):
+    zero = np.float32(0.0)
+    for t in range(out.size):
+        out[t] = _to_bf16(_from_bf16(_to_bf16(grad[t])) * (k if lanes[t] >= threshold else zero))
+
+
+@compiled
+def relu_dropout_f32(x, out, seed, threshold, k):
+    """out = relu(x) * mask, float32."""
+    words = np.empty(_CHUNK // 4, np.uint64)
+    lanes = words.view(np.uint16)
+    for start in range(0, x.size, _CHUNK):
+        end = min(start + _CHUNK, x.size)
+        _words_into(words, seed, start // 4)
+        _relu_drop_f32(x[start:end], lanes, threshold, k, out[start:end])
+
+
+@compiled
+def relu_dropout_bf16(x, out, seed, threshold, k):
+    """out = relu(x) * mask, on bf16 bits."""
+    words = np.empty(_CHUNK // 4, np.uint64)
+    lanes = words.view(np.uint16)
+    for start in range(0, x.size, _CHUNK):
+        end = min(start + _CHUNK, x.size)
+        _words_into(words, seed, start // 4)
+        _relu_drop_bf16(x[start:end], lanes, threshold, k, out[start:end])
+
+
+@compiled
+def relu_dropout_grad_f32(grad, y, out, k):
+    """out = grad * k where the forward's output y > 0, else 0 (dropped or not positive)."""
+    zero = np.float32(0.0)
+    for i in range(out.size):
+        out[i] = grad[i] * k if y[i] > zero else zero
+
+
+@compiled
+def relu_dropout_grad_bf16(grad, y, out, k):
+    """relu_dropout_grad_f32 on bf16 bits."""
+    zero = np.float32(0.0)
+    for i in range(out.size):
+        out[i] = _to_bf16(_from_bf16(grad[i]) * k if _from_bf16(y[i]) > zero else zero)
+
+
+@compiled
+def add_dropout_f32(x, y, out, seed, threshold, k):
+    """out = x + y * mask, all float32."""
+    words = np.empty(_CHUNK // 4, np.uint64)
+    lanes = words.view(np.uint16)
+    for start in range(0, x.size, _CHUNK):
+        end = min(start + _CHUNK, x.size)
+        _words_into(words, seed, start // 4)
+        _add_drop_f32(x[start:end], y[start:end], lanes, threshold, k, out[start:end])
+
+
+@compiled
+def add_dropout_bf16(x, y, out, seed, threshold, k):
+    """out = x + bf16(y * mask): x and out float32, y bf16 bits (autocast's residual sum)."""
+    words = np.empty(_CHUNK // 4, np.uint64)
+    lanes = words.view(np.uint16)
+    for start in range(0, x.size, _CHUNK):
+        end = min(start + _CHUNK, x.size)
+        _words_into(words, seed, start // 4)
+        _add_drop_bf16(x[start:end], y[start:end], lanes, threshold, k, out[start:end])
+
+
+@compiled
+def dropout_grad_f32(grad, out, seed, threshold, k):
+    """out = grad * mask, float32: the mask drawn again from its seed."""
+    words = np.empty(_CHUNK // 4, np.uint64)
+    lanes = words.view(np.uint16)
+    for start in range(0, grad.size, _CHUNK):
+        end = min(start + _CHUNK, grad.size)
+        _words_into(words, seed, start // 4)
+        _drop_grad_f32(grad[start:end], lanes, threshold, k, out[start:end])
+
+
+@compiled
+def dropout_grad_bf16(grad, out, seed, threshold, k):
+    """out = bf16(bf16(grad) * mask) from a float32 gradient: cast to the bf16
+    input's dtype, then masked, the two roundings torch's backward does."""
+    words = np.empty(_CHUNK // 4, np.uint64)
+    lanes = words.view(np.uint16)
+    for start in range(0, grad.size, _CHUNK):
+        end = min(start + _CHUNK, grad.size)
+        _words_into(words, seed, start // 4)
+        _drop_grad_bf16(grad[start:end], lanes, threshold, k, out[start:end])

@@ -37,7 +37,7 @@ from triptych.errors import UserError
 from triptych.schema import bounded
 from triptych.text.models import Seq2Seq, register_model, sequence_loss
 from triptych.text.models.copy import output_log_probs
-from triptych.text.models.dropout import dropout
+from triptych.text.models.dropout import add_dropout, dropout, relu_dropout
 from triptych.nn.attention import attend, attend_rows
 from triptych.nn.packing import Packing
 from triptych.nn.prepacked import Linear, linear, relu_mlp
@@ -167,7 +167,7 @@ class FeedForward(nn.Module):
     def forward(self, x):
         if not self.training:  # no dropout between: the packed products can fuse the ReLU (`relu_mlp`)
             return relu_mlp(x, self.fc1, self.fc2)
-        return self.fc2(dropout(F.relu(self.fc1(x), inplace=True), self.dropout, self.training))
+        return self.fc2(relu_dropout(self.fc1(x), self.dropout, self.training))
 
 
 class EncoderLayer(nn.Module):
@@ -178,12 +178,12 @@ class EncoderLayer(nn.Module):
         self.ln1, self.ln2 = nn.LayerNorm(cfg.d_model), nn.LayerNorm(cfg.d_model)
 
     def forward(self, x, bias, packing=None):  # (B, S, C) -> (B, S, C), or (N, C) -> (N, C) packed
-        drop = lambda y: dropout(y, self.dropout, self.training)  # noqa: E731
+        res = lambda x, y: add_dropout(x, y, self.dropout, self.training)  # x + dropout(y)  # noqa: E731
         if self.pre:  # x + f(LN(x)): the residual stream stays un-normalised
-            x = x + drop(self.attn(self.ln1(x), bias, packing=packing)[0])
-            return x + drop(self.ffn(self.ln2(x)))
-        x = self.ln1(x + drop(self.attn(x, bias, packing=packing)[0]))  # LN(x + f(x)): the 2017 paper
-        return self.ln2(x + drop(self.ffn(x)))
+            x = res(x, self.attn(self.ln1(x), bias, packing=packing)[0])
+            return res(x, self.ffn(self.ln2(x)))
+        x = self.ln1(res(x, self.attn(x, bias, packing=packing)[0]))  # LN(x + f(x)): the 2017 paper
+        return self.ln2(res(x, self.ffn(x)))
 
 
 class DecoderLayer(nn.Module):
@@ -207,19 +207,19 @@ class DecoderLayer(nn.Module):
         self-attention over all T at once (right padding means no real position
         ever sees a pad, so no padding mask). Decoding: T=1 and `cache` holds
         the earlier positions."""
-        drop = lambda y: dropout(y, self.dropout, self.training)  # noqa: E731
+        res = lambda x, y: add_dropout(x, y, self.dropout, self.training)  # x + dropout(y)  # noqa: E731
         causal = cache is None and (packing is not None or x.size(1) > 1)
         if self.pre:
             y, cache, _ = self.self_attn(self.ln1(x), causal=causal, cache=cache, packing=packing)
-            x = x + drop(y)
+            x = res(x, y)
             y, w = self._cross(self.ln2(x), kv, bias, need_weights, group, packing)
-            x = x + drop(y)
-            return x + drop(self.ffn(self.ln3(x))), cache, w
+            x = res(x, y)
+            return res(x, self.ffn(self.ln3(x))), cache, w
         y, cache, _ = self.self_attn(x, causal=causal, cache=cache, packing=packing)
-        x = self.ln1(x + drop(y))
+        x = self.ln1(res(x, y))
         y, w = self._cross(x, kv, bias, need_weights, group, packing)
-        x = self.ln2(x + drop(y))
-        return self.ln3(x + drop(self.ffn(x))), cache, w
+        x = self.ln2(res(x, y))
+        return self.ln3(res(x, self.ffn(x))), cache, w
 
 
 @register_model("transformer", TransformerConfig)
