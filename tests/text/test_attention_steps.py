@@ -111,3 +111,51 @@ def test_decoding_threads_side_by_side_get_their_own_answers():
         outs = list(pool.map(lambda c: attend_steps(*c), cases * 4))
     for c, got in zip(cases * 4, outs):
         torch.testing.assert_close(got.double(), reference(*c), atol=2e-6, rtol=1e-5)
+
+
+# ------------------------------------------------------- keys and values kept in bf16
+
+
+@pytest.mark.parametrize("T, lengths, holes", [(1, (23, 1, 7, 16, 23), False), (4, (3, 23, 9, 2, 11), True)])
+def test_bf16_keys_values_give_the_numbers_of_their_float32_copies(T, lengths, holes):
+    """Widened as they are read: bit for bit the kernel's result on the float32 values."""
+    q, k, v, bias = case(T=T, lengths=lengths, holes=holes)
+    k16, v16 = k.bfloat16(), v.bfloat16()
+    assert torch.equal(attend_steps(q, k16, v16, bias), attend_steps(q, k16.float(), v16.float(), bias))
+
+
+def test_bf16_keys_values_are_taken_at_any_share_and_read_in_float32_elsewhere():
+    q, k, v, bias = case(T=4, lengths=(23,) * 5)  # no padding: float32 ones would go to the matmuls
+    k16, v16 = k.bfloat16(), v.bfloat16()
+    with torch.no_grad():
+        assert not serves(q, k, v, bias, 0.0, False, False)
+        assert serves(q, k16, v16, bias, 0.0, False, False)
+        y, w = attend(q, k16, v16, bias, 0.0, False, need_weights=True)  # the pictures: the matmul path
+        want, want_w = attend(q, k16.float(), v16.float(), bias, 0.0, False, need_weights=True)
+    assert y.dtype == w.dtype == torch.float32
+    assert torch.equal(y, want) and torch.equal(w, want_w)
+
+
+@pytest.mark.parametrize("copy", [False, "cross"])
+def test_decoding_keeps_cross_keys_values_in_the_bf16_products_dtype(copy, bf16_kernels, monkeypatch):
+    """Under bf16 copies the cross-attention's keys/values stay bf16 (the
+    values the float32 cast held), except the layer whose head copies: its
+    weights are read at every step, through the float32 matmuls."""
+    from tests.text.conftest import copy_keys
+    from tests.text.test_transformer_fast_paths import BOS, ragged
+    from triptych.nn.prepacked import packed_weights
+    from triptych.text.models import build_model
+
+    torch.manual_seed(0)
+    cfg = dict(d_model=256, heads=4, encoder_layers=1, decoder_layers=2, ffn=256, **copy_keys(copy))  # packed: big enough
+    m, src = build_model("transformer", cfg, 50, 0).eval(), ragged()
+    with torch.inference_mode(), packed_weights("bfloat16"):
+        enc = m.encode(src)
+        kinds = [kv[0].dtype for kv in enc["cross"]]
+        assert kinds == ([torch.bfloat16, torch.float32] if copy else [torch.bfloat16, torch.bfloat16])
+        tokens = torch.full((src.size(0),), BOS)
+        got, _ = m.step(tokens, enc, m.init_state(enc))
+        widened = {**enc, "cross": [(k.float(), v.float()) for k, v in enc["cross"]]}
+        monkeypatch.setattr(attention_steps, "MAX_SHARE_ONE_QUERY", 1.0)  # float32 copies through the same kernel
+        want, _ = m.step(tokens, widened, m.init_state(widened))
+    assert torch.equal(got, want)

@@ -36,6 +36,8 @@ def attend(q, k, v, bias, dropout: float, causal: bool, need_weights: bool):
         return F.scaled_dot_product_attention(q, k, v, attn_mask=bias, dropout_p=dropout, is_causal=causal), None
     if attention_steps.serves(q, k, v, bias, dropout, causal, need_weights):
         return attention_steps.attend_steps(q, k, v, bias), None
+    if k.dtype != q.dtype:  # bf16 keys/values kept by the decoding (`attention_steps`), read here in float32
+        k, v = k.to(q.dtype), v.to(q.dtype)
     scores = (q * (1 / math.sqrt(q.size(-1)))) @ k.transpose(-2, -1)  # (B, H, Tq, Tk); q is the smaller pass
     if causal:
         tq, tk = scores.shape[-2:]

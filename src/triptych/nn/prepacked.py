@@ -141,13 +141,22 @@ def linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = No
     """`F.linear(x, weight, bias)`, through the packed weight where it is faster (equal to float32 rounding).
     Only parameters are packed: the copies are found by the weight's identity."""
     entry = _packed_entry(x, weight, bias)
-    if entry is None:
-        return F.linear(x, weight, bias)
+    return F.linear(x, weight, bias) if entry is None else _product(x, entry).to(x.dtype)
+
+
+def linear_kept(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
+    """`linear`, its result left in the products' dtype: bf16 under bf16
+    copies (exactly the values `linear` widens to float32, in half the bytes),
+    for a result that is stored and read many times (decoding's cross-attention
+    keys and values)."""
+    entry = _packed_entry(x, weight, bias)
+    return F.linear(x, weight, bias) if entry is None else _product(x, entry)
+
+
+def _product(x: torch.Tensor, entry: tuple) -> torch.Tensor:
+    """x @ weight^T + bias through the packed copy, in the copy's dtype."""
     _, packed, packed_bias = entry
-    if packed.dtype == torch.float32:
-        return torch.ops.mkldnn._linear_pointwise(x, packed, bias, "none", [], "")
-    y = torch.ops.mkldnn._linear_pointwise(x.to(packed.dtype), packed, packed_bias, "none", [], "")
-    return y.to(x.dtype)
+    return torch.ops.mkldnn._linear_pointwise(x.to(packed.dtype), packed, packed_bias, "none", [], "")
 
 
 def relu_mlp(x: torch.Tensor, first: nn.Linear, second: nn.Linear) -> torch.Tensor:

@@ -40,7 +40,7 @@ from triptych.text.models.copy import output_log_probs
 from triptych.text.models.dropout import add_dropout, dropout, relu_dropout
 from triptych.nn.attention import attend, attend_rows
 from triptych.nn.packing import Packing
-from triptych.nn.prepacked import Linear, linear, relu_mlp
+from triptych.nn.prepacked import Linear, linear, linear_kept, relu_mlp
 
 
 @dataclass
@@ -128,11 +128,15 @@ class CrossAttention(nn.Module):
         self.kv = Linear(cfg.d_model, 2 * cfg.d_model)
         self.out = Linear(cfg.d_model, cfg.d_model)
 
-    def keys_values(self, memory, packing=None):
+    def keys_values(self, memory, packing=None, kept=True):
         """memory (B,S,C), or (N,C) packed real tokens with their `packing`
         (the projection then skips the pads; their keys/values are zeros,
-        masked out by the bias) -> keys, values (B,H,S,D)."""
-        kv = self.kv(memory)  # (B, S, 2C) or (N, 2C)
+        masked out by the bias) -> keys, values (B,H,S,D). `kept`: in the
+        products' dtype (`prepacked.linear_kept`: bf16 under bf16 copies, the
+        same values in half the bytes that every step reads); False where the
+        attention weights are wanted at every step (copy attention), which
+        the float32 matmuls compute."""
+        kv = (linear_kept if kept else linear)(memory, self.kv.weight, self.kv.bias)  # (B, S, 2C) or (N, 2C)
         H, D = self.heads, kv.size(-1) // (2 * self.heads)
         if packing is not None:  # written once, straight into the layout the steps read
             grid = kv.new_zeros(2, packing.B, H, packing.S, D)
@@ -291,7 +295,9 @@ class Transformer(Seq2Seq):
             x = layer(x, bias, packing)
         memory = self.enc_norm(x)  # (B, S, C) or (N, C)
         # Computed once per source, and on the real tokens alone when packed.
-        cross = [layer.cross.keys_values(memory, packing) for layer in self.decoder]
+        last = len(self.decoder) - 1
+        cross = [layer.cross.keys_values(memory, packing, kept=not (self.copy_from_cross and i == last))
+                 for i, layer in enumerate(self.decoder)]  # fmt: skip
         copy_k = self.copy_k(memory) if self.cfg.copy and not self.copy_from_cross else None  # (B, S, C) or (N, C)
         if packing is not None:
             memory = packing.unpack(memory)  # (B, S, C), zeros at the pads
