@@ -331,3 +331,34 @@ def test_dropout_mask_stream_is_uniform_and_decided_by_the_seed():
     assert np.array_equal(again, lanes)
     fill_mask(again, np.uint64(8), np.uint16(32768), np.uint16(1))
     assert 0.45 < (again == lanes).mean() < 0.55
+
+
+@pytest.mark.parametrize("copy", [False, "cross"])
+def test_step_scores_rank_as_the_log_probabilities(copy):
+    """Greedy's step: the logits (their log-softmax is step's answer); with
+    copy attention, the log-probabilities themselves."""
+    m = tiny(copy)
+    src = torch.randint(3, V, (3, 7))
+    src[1, 4:] = PAD
+    with torch.inference_mode():
+        enc = m.encode(src)
+        tokens = torch.full((3,), BOS)
+        log_p, state = m.step(tokens, enc, m.init_state(enc))
+        scores, state2 = m.step_scores(tokens, enc, m.init_state(enc))
+    assert state2["pos"] == state["pos"] == 1
+    if copy:
+        assert torch.equal(scores, log_p)
+    else:
+        torch.testing.assert_close(scores.float().log_softmax(-1), log_p)
+        assert torch.equal(scores.argmax(-1), log_p.argmax(-1))
+
+
+def test_greedy_from_the_scores_equals_greedy_from_the_log_probabilities(monkeypatch):
+    from triptych.text.generation.search import greedy
+
+    m = tiny()
+    src = torch.randint(3, V, (4, 9))
+    src[2, 3:] = PAD
+    fast = greedy(m, src, bos=BOS, eos=EOS, max_len=15, no_repeat_ngram=2, min_len=3)
+    monkeypatch.setattr(m, "step_scores", m.step)
+    assert fast == greedy(m, src, bos=BOS, eos=EOS, max_len=15, no_repeat_ngram=2, min_len=3)

@@ -71,9 +71,12 @@ class _Stepper:
             self.src = src
             self.prefix = src.new_empty(src.size(0), 0, dtype=torch.long)  # (N, t): tokens fed so far; src may be images
 
-    def step(self, tokens: torch.Tensor) -> torch.Tensor:  # (N,) -> (N, V)
+    def step(self, tokens: torch.Tensor, ranking: bool = False) -> torch.Tensor:  # (N,) -> (N, V)
+        """The next token's log-probabilities; with `ranking`, any scores in
+        their order (`Seq2Seq.step_scores`), all that an argmax needs."""
         if self.use_cache:
-            log_p, self.state = self.model.step(tokens, self.enc, self.state)
+            step = getattr(self.model, "step_scores", self.model.step) if ranking else self.model.step
+            log_p, self.state = step(tokens, self.enc, self.state)
             return log_p
         self.prefix = torch.cat([self.prefix, tokens[:, None]], 1)
         return self.model(self.src, self.prefix)[:, -1]
@@ -146,7 +149,7 @@ def _generate(model, src, choose, *, bos, eos, max_len, min_len, no_repeat_ngram
         last = torch.full((B,), bos, dtype=torch.long, device=device)
         hist = torch.empty(B, 0, dtype=torch.long, device=device)
         for t in range(max_len):
-            log_p = stepper.step(last)  # (N, V)
+            log_p = stepper.step(last, ranking=choose is None)  # (N, V); greedy: scores in their order
             _constrain(log_p, hist, t, never, eos, min_len, no_repeat_ngram)
             best, tok = log_p.max(-1)  # (N,), (N,): the argmax, first of equals
             dead = best == NEG_INF  # nothing allowed is left: the row stops there

@@ -15,7 +15,9 @@ target positions and V vocabulary entries:
 - ``encode(src) -> enc``: a dict of batch-first tensors (the source mask and
   ids among them, so copy attention can scatter onto the vocabulary).
 - ``init_state(enc) -> state`` and ``step(tokens (B,), enc, state) ->
-  (log_probs (B,V), state)``: incremental decoding, one token at a time.
+  (log_probs (B,V), state)``: incremental decoding, one token at a time;
+  ``step_scores``, the same for greedy search, may return unnormalised
+  scores in the same order (the Transformer's logits).
 - ``reorder(enc, state, index (N,)) -> (enc, state)``: keep/duplicate/permute
   rows; beam search expands B to B*K once with it and then, every step, calls
   only ``reorder_state`` because hypotheses never change sentence.
@@ -107,6 +109,12 @@ class Seq2Seq(nn.Module):
 
     def step(self, tokens: torch.Tensor, enc: dict, state: dict) -> tuple[torch.Tensor, dict]:
         raise NotImplementedError
+
+    def step_scores(self, tokens: torch.Tensor, enc: dict, state: dict) -> tuple[torch.Tensor, dict]:
+        """`step` for a search that only ranks each row's next tokens (greedy):
+        scores (N, V) in the log-probabilities' order, in any float dtype. A
+        family may skip the normalisation; by default, the log-probabilities."""
+        return self.step(tokens, enc, state)
 
     def reorder_encoder(self, enc: dict, index: torch.Tensor) -> dict:
         return select_rows(enc, index)
