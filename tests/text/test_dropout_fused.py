@@ -89,3 +89,19 @@ def test_outside_the_fused_cases_the_plain_ops_serve():
         a = fused()
         torch.manual_seed(5)
         assert torch.equal(a, plain())
+
+
+def test_the_masks_do_not_depend_on_the_threads():
+    """The kernels split their chunks over torch's threads; each chunk draws its own words."""
+    x = _values((3, 20000), torch.float32, 0)
+    outs = []
+    threads = torch.get_num_threads()
+    try:
+        for n in (1, 2):
+            torch.set_num_threads(n)
+            torch.manual_seed(9)
+            outs.append((relu_dropout(x, 0.2, True), add_dropout(x, x, 0.2, True), dropout(x, 0.2, True)))
+    finally:
+        torch.set_num_threads(threads)
+    for one, two in zip(*outs):
+        _same(one, two)

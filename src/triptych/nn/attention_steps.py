@@ -33,16 +33,14 @@ are never empty) gets zeros, where the matmul path gives NaN.
 from __future__ import annotations
 
 import math
-import threading
 import weakref
 
-import numba
 import numpy as np
 import torch
 from numba import prange, types
 from numba.extending import overload
 
-from triptych.compiled import compiled
+from triptych.compiled import compiled, parallel_launch
 
 _FAST = {"reassoc", "contract", "arcp", "nsz"}  # no "nnan"/"ninf": the masks are -inf
 
@@ -110,7 +108,6 @@ def _attend(q, k, v, bias, scale, out):
 
 MAX_QUERIES = 16
 MAX_SHARE_ONE_QUERY, MAX_SHARE_QUERIES = 0.75, 0.5  # of the keys unmasked, at most (module docstring)
-_launch = threading.Lock()
 _last_share: list = [None, 0.0]  # (weak reference to a mask, its unmasked share)
 
 
@@ -166,15 +163,8 @@ def attend_steps(q, k, v, bias):
     mask = torch.zeros(B, S) if bias is None else bias.reshape(B, S).float().contiguous()
     out = torch.empty(B, H, T, D)
     arrays = [_array(t) for t in (q, k, v, mask)]
-    # One parallel launch at a time: numba's fallback thread pool (where neither
-    # OpenMP nor TBB is found) aborts the process on concurrent launches.
-    with _launch:
-        threads = numba.get_num_threads()
-        numba.set_num_threads(max(1, min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS)))
-        try:
-            _attend(*arrays, np.float32(1.0 / math.sqrt(D)), out.numpy())
-        finally:
-            numba.set_num_threads(threads)
+    with parallel_launch():
+        _attend(*arrays, np.float32(1.0 / math.sqrt(D)), out.numpy())
     return out
 
 

@@ -27,6 +27,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from triptych.compiled import parallel_launch
 from triptych.text.models import dropout_mask as kernels
 from triptych.text.models.dropout_mask import fill_mask
 
@@ -44,7 +45,8 @@ def _mask(shape: torch.Size, dtype: torch.dtype, p: float) -> torch.Tensor:
     mask = torch.empty(shape, dtype=keep.dtype)
     seed, threshold = _draw(p)
     keep_bits = keep.view(signed).numpy().view(unsigned)[()]
-    fill_mask(mask.view(signed).numpy().reshape(-1).view(unsigned), seed, threshold, keep_bits)
+    with parallel_launch():
+        fill_mask(mask.view(signed).numpy().reshape(-1).view(unsigned), seed, threshold, keep_bits)
     return mask if direct else mask.to(dtype).mul_(scale)
 
 
@@ -99,8 +101,10 @@ def _flat(t: torch.Tensor) -> np.ndarray:
     return t.numpy().reshape(-1)
 
 
-def _kernel(name: str, dtype: torch.dtype):
-    return getattr(kernels, f"{name}_{'bf16' if dtype == torch.bfloat16 else 'f32'}")
+def _run(name: str, dtype: torch.dtype, *args) -> None:
+    """The kernel `name` for `dtype`'s elements, on torch's threads."""
+    with parallel_launch():
+        getattr(kernels, f"{name}_{'bf16' if dtype == torch.bfloat16 else 'f32'}")(*args)
 
 
 def _fusable(*tensors: torch.Tensor) -> bool:
@@ -112,7 +116,7 @@ class _ReluDropout(torch.autograd.Function):
     def forward(ctx, x: torch.Tensor, p: float) -> torch.Tensor:
         seed, threshold, k = _scaled(x.dtype, p)
         y = torch.empty_like(x)
-        _kernel("relu_dropout", x.dtype)(_flat(x), _flat(y), seed, threshold, k)
+        _run("relu_dropout", x.dtype, _flat(x), _flat(y), seed, threshold, k)
         ctx.save_for_backward(y)  # the next product keeps it too: no memory of its own
         ctx.k = k
         return y
@@ -122,7 +126,7 @@ class _ReluDropout(torch.autograd.Function):
         (y,) = ctx.saved_tensors
         grad = grad.to(y.dtype).contiguous()
         out = torch.empty_like(y)
-        _kernel("relu_dropout_grad", y.dtype)(_flat(grad), _flat(y), _flat(out), ctx.k)
+        _run("relu_dropout_grad", y.dtype, _flat(grad), _flat(y), _flat(out), ctx.k)
         return out, None
 
 
@@ -132,14 +136,14 @@ class _AddDropout(torch.autograd.Function):
         ctx.draw = _scaled(y.dtype, p)
         ctx.y_dtype = y.dtype
         out = torch.empty_like(x)
-        _kernel("add_dropout", y.dtype)(_flat(x), _flat(y), _flat(out), *ctx.draw)
+        _run("add_dropout", y.dtype, _flat(x), _flat(y), _flat(out), *ctx.draw)
         return out
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor):
         grad = grad.float().contiguous()
         out = torch.empty(grad.shape, dtype=ctx.y_dtype)
-        _kernel("dropout_grad", ctx.y_dtype)(_flat(grad), _flat(out), *ctx.draw)
+        _run("dropout_grad", ctx.y_dtype, _flat(grad), _flat(out), *ctx.draw)
         return grad, out, None
 
 
