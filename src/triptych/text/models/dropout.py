@@ -17,8 +17,9 @@ Elsewhere (CUDA's fused kernel) and in eval mode it is plain `F.dropout`.
 
 The Transformer's own dropouts go further (`relu_dropout`, `add_dropout`):
 the mask is drawn inside the pass that applies it, fused with the ReLU
-before it or the residual sum after it, and never stored (training step
-1.06x faster in float32, 1.12x in bf16: docs/results.md).
+before it or the residual sum after it, and never stored, on torch's
+threads (the training step 1.10x faster in float32, 1.19x in bf16:
+docs/results.md).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torch.autograd.function import once_differentiable
 
 from triptych.compiled import parallel_launch
 from triptych.text.models import dropout_mask as kernels
@@ -122,6 +124,7 @@ class _ReluDropout(torch.autograd.Function):
         return y
 
     @staticmethod
+    @once_differentiable  # the kernel's gradient has no graph of its own
     def backward(ctx, grad: torch.Tensor):
         (y,) = ctx.saved_tensors
         grad = grad.to(y.dtype).contiguous()
@@ -140,10 +143,13 @@ class _AddDropout(torch.autograd.Function):
         return out
 
     @staticmethod
+    @once_differentiable
     def backward(ctx, grad: torch.Tensor):
         grad = grad.float().contiguous()
-        out = torch.empty(grad.shape, dtype=ctx.y_dtype)
-        _run("dropout_grad", ctx.y_dtype, _flat(grad), _flat(out), *ctx.draw)
+        out = None
+        if ctx.needs_input_grad[1]:
+            out = torch.empty(grad.shape, dtype=ctx.y_dtype)
+            _run("dropout_grad", ctx.y_dtype, _flat(grad), _flat(out), *ctx.draw)
         return grad, out, None
 
 

@@ -411,7 +411,7 @@ class Transformer(Seq2Seq):
         themselves, in the products' dtype (`linear_kept`): their order is
         the log-probabilities', and neither the normalisation nor the cast
         of the (N, V) scores to float32 is paid (greedy 1.01x faster at either dtype)."""
-        if self.cfg.copy:
+        if self.cfg.copy or tokens.size(0) != enc["src"].size(0):  # (or grouped rows: step's own path)
             return self.step(tokens, enc, state)
         h, _, caches, _ = self._decode(tokens[:, None], enc, state["self"], state["pos"])
         weight, bias = (self.embed.weight, None) if self.output is None else (self.output.weight, self.output.bias)
