@@ -325,7 +325,6 @@ class ConvS2S(Seq2Seq):
     def _logits(self, h):
         return prepacked_linear(h, self.embed.weight) if self.output is None else self.output(h)
 
-
     def forward(self, src, tgt_in, return_attention: bool = False):
         """src (B,S), tgt_in (B,T) -> log_probs (B,T,V) [, {"cross": [L x (B,1,T,S)], "copy": (B,T,S)}]."""
         enc = self.encode(src)

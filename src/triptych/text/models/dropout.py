@@ -103,10 +103,10 @@ def _flat(t: torch.Tensor) -> np.ndarray:
     return t.numpy().reshape(-1)
 
 
-def _run(name: str, dtype: torch.dtype, *args) -> None:
-    """The kernel `name` for `dtype`'s elements, on torch's threads."""
+def _run(kernel, *args) -> None:
+    """A fused kernel on torch's threads."""
     with parallel_launch():
-        getattr(kernels, f"{name}_{'bf16' if dtype == torch.bfloat16 else 'f32'}")(*args)
+        kernel(*args)
 
 
 def _fusable(*tensors: torch.Tensor) -> bool:
@@ -118,7 +118,7 @@ class _ReluDropout(torch.autograd.Function):
     def forward(ctx, x: torch.Tensor, p: float) -> torch.Tensor:
         seed, threshold, k = _scaled(x.dtype, p)
         y = torch.empty_like(x)
-        _run("relu_dropout", x.dtype, _flat(x), _flat(y), seed, threshold, k)
+        _run(kernels.relu_dropout, _flat(x), _flat(y), seed, threshold, k)
         ctx.save_for_backward(y)  # the next product keeps it too: no memory of its own
         ctx.k = k
         return y
@@ -129,7 +129,7 @@ class _ReluDropout(torch.autograd.Function):
         (y,) = ctx.saved_tensors
         grad = grad.to(y.dtype).contiguous()
         out = torch.empty_like(y)
-        _run("relu_dropout_grad", y.dtype, _flat(grad), _flat(y), _flat(out), ctx.k)
+        _run(kernels.relu_dropout_grad, _flat(grad), _flat(y), _flat(out), ctx.k)
         return out, None
 
 
@@ -139,7 +139,7 @@ class _AddDropout(torch.autograd.Function):
         ctx.draw = _scaled(y.dtype, p)
         ctx.y_dtype = y.dtype
         out = torch.empty_like(x)
-        _run("add_dropout", y.dtype, _flat(x), _flat(y), _flat(out), *ctx.draw)
+        _run(kernels.add_dropout, _flat(x), _flat(y), _flat(out), *ctx.draw)
         return out
 
     @staticmethod
@@ -149,7 +149,7 @@ class _AddDropout(torch.autograd.Function):
         out = None
         if ctx.needs_input_grad[1]:
             out = torch.empty(grad.shape, dtype=ctx.y_dtype)
-            _run("dropout_grad", ctx.y_dtype, _flat(grad), _flat(out), *ctx.draw)
+            _run(kernels.dropout_grad, _flat(grad), _flat(out), *ctx.draw)
         return grad, out, None
 
 

@@ -20,7 +20,8 @@ decide every mask.
 from __future__ import annotations
 
 import numpy as np
-from numba import prange
+from numba import prange, types
+from numba.extending import overload
 
 from triptych.compiled import compiled
 
@@ -46,20 +47,23 @@ def _select_into(lanes, threshold, keep, out):
         out[t] = keep if lanes[t] >= threshold else keep - keep  # (a zero of keep's type)
 
 
+@compiled
+def _chunk_lanes(chunk, seed):
+    """The 16-bit lanes of chunk number `chunk` of the stream from `seed`."""
+    words = np.empty(_CHUNK // 4, np.uint64)
+    _words_into(words, seed, chunk * (_CHUNK // 4))
+    return words.view(np.uint16)
+
+
 @compiled(parallel=True)
 def fill_mask(out, seed, threshold, keep):
     """out[i] = `keep` where 16-bit lane i of the stream from `seed` is at least
     `threshold`, else 0. `out` is a 1-D unsigned-integer view of the mask
     (uint16 for bf16, uint32 for float32); `keep` is the bit pattern of the
     scale 1/(1-p) in that dtype, so the mask is ready to multiply."""
-    n = out.size
-    for chunk in prange((n + _CHUNK - 1) // _CHUNK):
-        start = chunk * _CHUNK
-        m = min(_CHUNK, n - start)
-        words = np.empty(_CHUNK // 4, np.uint64)
-        lanes = words.view(np.uint16)
-        _words_into(words, seed, start // 4)
-        _select_into(lanes[:m], threshold, keep, out[start : start + m])
+    for chunk in prange((out.size + _CHUNK - 1) // _CHUNK):
+        start, end = chunk * _CHUNK, min((chunk + 1) * _CHUNK, out.size)
+        _select_into(_chunk_lanes(chunk, seed)[: end - start], threshold, keep, out[start:end])
 
 
 # ---------------------------------------------------------------- fused passes
@@ -88,134 +92,89 @@ def _to_bf16(value):
     return np.uint16(np.uint32(u + np.uint32(0x7FFF) + odd) >> np.uint32(16))
 
 
-@compiled
-def _relu_drop_f32(x, lanes, threshold, k, out):
-    zero = np.float32(0.0)
-    for t in range(out.size):
-        v = x[t]
-        out[t] = zero if v <= zero else v * (k if lanes[t] >= threshold else zero)  # NaN stays NaN, as relu
+def _get(a, i):
+    """a[i] as float32 (a float32 array, or bf16 bits)."""
+
+
+def _put(a, i, value):
+    """a[i] = value rounded to a's dtype (float32, or bf16 bits)."""
+
+
+def _rounded(a, value):
+    """value rounded to a's dtype, as float32."""
+
+
+@overload(_get)
+def _get_for(a, i):
+    return (lambda a, i: _from_bf16(a[i])) if a.dtype == types.uint16 else (lambda a, i: a[i])
+
+
+@overload(_put)
+def _put_for(a, i, value):
+    if a.dtype == types.uint16:
+        def put(a, i, value):
+            a[i] = _to_bf16(value)
+        return put
+
+    def put_float(a, i, value):
+        a[i] = value
+    return put_float
+
+
+@overload(_rounded)
+def _rounded_for(a, value):
+    return (lambda a, value: _from_bf16(_to_bf16(value))) if a.dtype == types.uint16 else (lambda a, value: value)
 
 
 @compiled
-def _relu_drop_bf16(x, lanes, threshold, k, out):
+def _relu_drop(x, lanes, threshold, k, out):
     zero = np.float32(0.0)
     for t in range(out.size):
-        v = _from_bf16(x[t])
-        out[t] = _to_bf16(zero if v <= zero else v * (k if lanes[t] >= threshold else zero))
+        v = _get(x, t)
+        _put(out, t, zero if v <= zero else v * (k if lanes[t] >= threshold else zero))  # NaN stays NaN, as relu
 
 
 @compiled
-def _add_drop_f32(x, y, lanes, threshold, k, out):
+def _add_drop(x, y, lanes, threshold, k, out):
     zero = np.float32(0.0)
-    for t in range(out.size):
-        out[t] = x[t] + y[t] * (k if lanes[t] >= threshold else zero)
+    for t in range(out.size):  # the dropped y rounded to y's dtype, as torch leaves it, then summed in float32
+        out[t] = x[t] + _rounded(y, _get(y, t) * (k if lanes[t] >= threshold else zero))
 
 
 @compiled
-def _add_drop_bf16(x, y, lanes, threshold, k, out):
+def _drop_grad(grad, lanes, threshold, k, out):
     zero = np.float32(0.0)
-    for t in range(out.size):
-        out[t] = x[t] + _from_bf16(_to_bf16(_from_bf16(y[t]) * (k if lanes[t] >= threshold else zero)))
-
-
-@compiled
-def _drop_grad_f32(grad, lanes, threshold, k, out):
-    zero = np.float32(0.0)
-    for t in range(out.size):
-        out[t] = grad[t] * (k if lanes[t] >= threshold else zero)
-
-
-@compiled
-def _drop_grad_bf16(grad, lanes, threshold, k, out):
-    zero = np.float32(0.0)
-    for t in range(out.size):
-        out[t] = _to_bf16(_from_bf16(_to_bf16(grad[t])) * (k if lanes[t] >= threshold else zero))
+    for t in range(out.size):  # cast to out's dtype first, then masked: torch's two roundings
+        _put(out, t, _rounded(out, grad[t]) * (k if lanes[t] >= threshold else zero))
 
 
 @compiled(parallel=True)
-def relu_dropout_f32(x, out, seed, threshold, k):
-    """out = relu(x) * mask, float32."""
+def relu_dropout(x, out, seed, threshold, k):
+    """out = relu(x) * mask; x and out float32 or bf16 bits."""
     for chunk in prange((x.size + _CHUNK - 1) // _CHUNK):
-        start = chunk * _CHUNK
-        end = min(start + _CHUNK, x.size)
-        words = np.empty(_CHUNK // 4, np.uint64)
-        lanes = words.view(np.uint16)
-        _words_into(words, seed, start // 4)
-        _relu_drop_f32(x[start:end], lanes, threshold, k, out[start:end])
+        start, end = chunk * _CHUNK, min((chunk + 1) * _CHUNK, x.size)
+        _relu_drop(x[start:end], _chunk_lanes(chunk, seed), threshold, k, out[start:end])
 
 
 @compiled(parallel=True)
-def relu_dropout_bf16(x, out, seed, threshold, k):
-    """out = relu(x) * mask, on bf16 bits."""
-    for chunk in prange((x.size + _CHUNK - 1) // _CHUNK):
-        start = chunk * _CHUNK
-        end = min(start + _CHUNK, x.size)
-        words = np.empty(_CHUNK // 4, np.uint64)
-        lanes = words.view(np.uint16)
-        _words_into(words, seed, start // 4)
-        _relu_drop_bf16(x[start:end], lanes, threshold, k, out[start:end])
-
-
-@compiled(parallel=True)
-def relu_dropout_grad_f32(grad, y, out, k):
+def relu_dropout_grad(grad, y, out, k):
     """out = grad * k where the forward's output y > 0, else 0 (dropped or not positive)."""
     zero = np.float32(0.0)
     for i in prange(out.size):
-        out[i] = grad[i] * k if y[i] > zero else zero
+        _put(out, i, _get(grad, i) * k if _get(y, i) > zero else zero)
 
 
 @compiled(parallel=True)
-def relu_dropout_grad_bf16(grad, y, out, k):
-    """relu_dropout_grad_f32 on bf16 bits."""
-    zero = np.float32(0.0)
-    for i in prange(out.size):
-        out[i] = _to_bf16(_from_bf16(grad[i]) * k if _from_bf16(y[i]) > zero else zero)
-
-
-@compiled(parallel=True)
-def add_dropout_f32(x, y, out, seed, threshold, k):
-    """out = x + y * mask, all float32."""
+def add_dropout(x, y, out, seed, threshold, k):
+    """out = x + y * mask: x and out float32, y float32 or bf16 bits (autocast's residual sum)."""
     for chunk in prange((x.size + _CHUNK - 1) // _CHUNK):
-        start = chunk * _CHUNK
-        end = min(start + _CHUNK, x.size)
-        words = np.empty(_CHUNK // 4, np.uint64)
-        lanes = words.view(np.uint16)
-        _words_into(words, seed, start // 4)
-        _add_drop_f32(x[start:end], y[start:end], lanes, threshold, k, out[start:end])
+        start, end = chunk * _CHUNK, min((chunk + 1) * _CHUNK, x.size)
+        _add_drop(x[start:end], y[start:end], _chunk_lanes(chunk, seed), threshold, k, out[start:end])
 
 
 @compiled(parallel=True)
-def add_dropout_bf16(x, y, out, seed, threshold, k):
-    """out = x + bf16(y * mask): x and out float32, y bf16 bits (autocast's residual sum)."""
-    for chunk in prange((x.size + _CHUNK - 1) // _CHUNK):
-        start = chunk * _CHUNK
-        end = min(start + _CHUNK, x.size)
-        words = np.empty(_CHUNK // 4, np.uint64)
-        lanes = words.view(np.uint16)
-        _words_into(words, seed, start // 4)
-        _add_drop_bf16(x[start:end], y[start:end], lanes, threshold, k, out[start:end])
-
-
-@compiled(parallel=True)
-def dropout_grad_f32(grad, out, seed, threshold, k):
-    """out = grad * mask, float32: the mask drawn again from its seed."""
+def dropout_grad(grad, out, seed, threshold, k):
+    """out = grad * mask from a float32 gradient, out float32 or bf16 bits: the mask drawn again from its seed."""
     for chunk in prange((grad.size + _CHUNK - 1) // _CHUNK):
-        start = chunk * _CHUNK
-        end = min(start + _CHUNK, grad.size)
-        words = np.empty(_CHUNK // 4, np.uint64)
-        lanes = words.view(np.uint16)
-        _words_into(words, seed, start // 4)
-        _drop_grad_f32(grad[start:end], lanes, threshold, k, out[start:end])
-
-
-@compiled(parallel=True)
-def dropout_grad_bf16(grad, out, seed, threshold, k):
-    """out = bf16(bf16(grad) * mask) from a float32 gradient: cast to the bf16
-    input's dtype, then masked, the two roundings torch's backward does."""
-    for chunk in prange((grad.size + _CHUNK - 1) // _CHUNK):
-        start = chunk * _CHUNK
-        end = min(start + _CHUNK, grad.size)
-        words = np.empty(_CHUNK // 4, np.uint64)
-        lanes = words.view(np.uint16)
-        _words_into(words, seed, start // 4)
-        _drop_grad_bf16(grad[start:end], lanes, threshold, k, out[start:end])
+        start, end = chunk * _CHUNK, min((chunk + 1) * _CHUNK, grad.size)
+        _drop_grad(grad[start:end], _chunk_lanes(chunk, seed), threshold, k, out[start:end])
